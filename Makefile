@@ -1,0 +1,30 @@
+# `make test` and `make benchmark` create .venv on first use; nothing but Python 3.10+ is needed.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: test test-large benchmark clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+## The default suite: everything but the `large` marker.
+test: $(STAMP)
+	$(PY) -m pytest -m "not large" -n 2 $(PYTEST_ARGS)
+
+## The slow checks, opt-in.
+test-large: $(STAMP)
+	$(PY) -m pytest -m large $(PYTEST_ARGS)
+
+## Block overhead benchmark; writes benchmarks/results/block_overhead.json.
+benchmark: $(STAMP)
+	$(PY) benchmarks/block_overhead.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

@@ -1,0 +1,455 @@
+"""The Contextual Convolution (CC) block."""
+
+import numpy as np
+import keras
+from keras import ops
+
+from keras_memblocks.layers import argument_checks
+from keras_memblocks.layers import excitation_maps
+from keras_memblocks.layers.initializers import fan_in_uniform
+
+# variant -> (coefficients per channel, CH layers, MIX layer, input-dependent)
+_VARIANTS = {
+    "reduced": (4, False, False, True),
+    "full": (4, True, True, True),
+    "full_no_mix": (4, True, False, True),
+    "full_no_ch": (4, False, True, True),
+    "scalar": (1, False, False, True),
+    "input_independent": (4, False, False, False),
+    "input_independent_scalar": (1, False, False, False),
+}
+VARIANT_NAMES = tuple(_VARIANTS)
+
+
+def nearest_indices(length, grid_size):
+    """Source indices of a nearest-neighbour resize of `length` to `grid_size`.
+
+    Half-pixel centres, the convention of `tf.image.resize(method="nearest")`:
+    output i samples floor((i + 0.5) * length / grid_size). An axis already
+    no longer than the grid is kept whole. Computed once in integers, so the
+    same pixels are sampled by TF, TFLite, ONNX and JAX (their resize ops
+    disagree on rounding).
+    """
+    if length <= grid_size:
+        return np.arange(length, dtype="int32")
+    i = np.arange(grid_size, dtype="int64")
+    return ((2 * i + 1) * length // (2 * grid_size)).astype("int32")
+
+
+@keras.saving.register_keras_serializable(package="keras_memblocks")
+class ContextualConvBlock2D(keras.layers.Layer):
+    """Contextual Convolution block: a spatial Squeeze-and-Excitation.
+
+    Every channel of the input `X` is multiplied by a smooth excitation map
+    `S` built from a few coefficients per channel, so a filter can matter
+    more in one region of the image than in another:
+    `CC(X) = S(X) * X` with `S = EMP(MIX(CH(downsample(X))))`.
+
+    Each channel is first resized to `grid_size x grid_size` by
+    nearest-neighbour sampling (an axis shorter than the grid is kept).
+    The variant decides how the coefficients are produced:
+
+    - `"reduced"` (default, best in the paper): per-channel linear map of the
+      downsampled channel to its 4 coefficients (`grid^2 * 4 + 4` weights
+      per channel).
+    - `"full"`: CH (per-channel hidden FC layers, `ch_units`) then MIX (one
+      FC layer over all channels, emitting 4 coefficients per channel).
+    - `"full_no_mix"`: CH, then a per-channel linear head to 4 coefficients.
+    - `"full_no_ch"`: MIX directly on all downsampled channels.
+    - `"scalar"`: like `"reduced"` with one coefficient per channel, used as
+      a plain channel scale (SE-like, no spatial selectivity).
+    - `"input_independent"`: 4 learned constants per channel; `S` does not
+      depend on the input ("a spatially dependent bias").
+    - `"input_independent_scalar"`: a learned constant scale per channel.
+
+    Input-dependent coefficients `p` pass through `tanh(p)/2 + 1`, so they
+    lie in [0.5, 1.5], centred on 1 (pass-through). The EMP (`"bilinear"`,
+    `"gaussian"` or `"sine"`, see `keras_memblocks.layers.excitation_maps`)
+    turns the 4 coefficients of a channel into its (H, W) map. Every EMP is
+    the outer product of a row profile and a column profile, so the block
+    stores no (H, W, C) tensor and its cost is a few element-wise passes.
+
+    Args:
+        variant: one of the variant names above.
+        emp: excitation map producer, `"bilinear"` (default), `"gaussian"` or
+            `"sine"`. Scalar variants have no map; they accept only the
+            default.
+        grid_size: int >= 1, side of the downsampled grid (paper: 11).
+        ch_units: hidden sizes of the per-channel CH layers of the `"full"`
+            and `"full_no_mix"` variants (the paper uses two layers and does
+            not publish sizes). Default `(16, 4)`.
+        ch_activation: activation of the CH layers. Default `"relu"`.
+        use_bias: whether the coefficient layers have biases.
+        coefficient_initializer: initialiser of the last layer producing
+            the raw coefficients. The default `"zeros"` makes every
+            input-dependent variant start as the identity (S = 1), so blocks
+            inserted into a trained network leave its outputs unchanged.
+            Input-independent variants start from the EMP's flat
+            coefficients (exactly 1 for bilinear and sine).
+        data_format: `"channels_last"` or `"channels_first"`. Defaults to
+            `keras.config.image_data_format()`.
+        **kwargs: standard `keras.layers.Layer` arguments.
+
+    Call arguments:
+        inputs: a 4-D feature map with known height, width and channels.
+
+    Input shape:
+        `(batch, H, W, C)` for `"channels_last"`, `(batch, C, H, W)` for
+        `"channels_first"`.
+
+    Output shape:
+        Same as the input.
+
+    Reference:
+        Marwood, Baluja. "Contextual Convolution Blocks". BMVC 2021.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_memblocks.layers import ContextualConvBlock2D
+    >>> block = ContextualConvBlock2D("reduced")
+    >>> x = np.random.rand(2, 32, 32, 16).astype("float32")
+    >>> tuple(block(x).shape)
+    (2, 32, 32, 16)
+    >>> block.count_params()  # per channel: 11*11*4 weights + 4 biases
+    7808
+    >>> tuple(block.compute_coefficients(x).shape)  # (B, C, 4)
+    (2, 16, 4)
+    """
+
+    def __init__(
+        self,
+        variant="reduced",
+        emp="bilinear",
+        grid_size=11,
+        ch_units=(16, 4),
+        ch_activation="relu",
+        use_bias=True,
+        coefficient_initializer="zeros",
+        data_format=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.variant = argument_checks.check_choice(
+            "variant", variant, VARIANT_NAMES
+        )
+        self.emp = argument_checks.check_choice(
+            "emp", emp, excitation_maps.EMP_NAMES
+        )
+        (
+            self.num_coefficients,
+            self._uses_ch,
+            self._uses_mix,
+            self.input_dependent,
+        ) = _VARIANTS[variant]
+        if self.num_coefficients == 1 and emp != "bilinear":
+            raise ValueError(
+                f"variant={variant!r} scales each channel by one number and "
+                f"has no excitation map, so `emp` must keep its default "
+                f"'bilinear'. Received: emp={emp!r}. Use a 4-coefficient "
+                f"variant ({', '.join(v for v in VARIANT_NAMES if _VARIANTS[v][0] == 4)}) "
+                "for another EMP."
+            )
+        self.grid_size = argument_checks.check_positive_int(
+            "grid_size", grid_size
+        )
+        if isinstance(ch_units, int):
+            ch_units = (ch_units,)
+        ch_units = tuple(ch_units)
+        if not ch_units:
+            raise ValueError(
+                "`ch_units` must name at least one hidden size. "
+                f"Received: ch_units={ch_units!r}"
+            )
+        for units in ch_units:
+            argument_checks.check_positive_int("ch_units", units)
+        self.ch_units = ch_units
+        self._ch_activation_fn = keras.activations.get(ch_activation)
+        if ch_activation is not None and not isinstance(ch_activation, str):
+            ch_activation = keras.activations.serialize(self._ch_activation_fn)
+        self.ch_activation = ch_activation
+        self.use_bias = bool(use_bias)
+        self.coefficient_initializer = keras.initializers.get(
+            coefficient_initializer
+        )
+        self.data_format = argument_checks.standardize_data_format(data_format)
+
+    # === Weights ===
+
+    def _weight(self, name, shape, initializer):
+        # The coefficient path is tiny and feeds a tanh: keep it in float32
+        # under mixed precision.
+        return self.add_weight(
+            name=name,
+            shape=shape,
+            initializer=initializer,
+            dtype="float32",
+            autocast=False,
+        )
+
+    def build(self, input_shape):
+        name = self.__class__.__name__
+        height, width, channels = argument_checks.feature_map_dims(
+            name, input_shape, self.data_format
+        )
+        argument_checks.check_static_spatial_dims(
+            name, height, width, input_shape
+        )
+        self._dims = (height, width, channels)
+        self._row_indices = nearest_indices(height, self.grid_size)
+        self._column_indices = nearest_indices(width, self.grid_size)
+        grid = (len(self._row_indices), len(self._column_indices))
+        grid_pixels = grid[0] * grid[1]
+        num_coefficients = self.num_coefficients
+
+        if not self.input_dependent:
+            if num_coefficients == 1:
+                self.scale = self._weight("scale", (channels,), "ones")
+            else:
+                initial = excitation_maps.INITIAL_COEFFICIENTS[self.emp]
+                self.coefficients = self._weight(
+                    "coefficients",
+                    (channels, num_coefficients),
+                    keras.initializers.Constant(
+                        np.tile(np.float32(initial), (channels, 1))
+                    ),
+                )
+            return
+
+        # CH: per-channel hidden layers. The first is a depthwise filter as
+        # large as the grid ("valid" padding): one output per channel and
+        # unit, and oneDNN / XNNPACK / ONNX all have fast kernels for it.
+        self.ch_kernels, self.ch_biases = [], []
+        if self._uses_ch:
+            fan_in = grid_pixels
+            for i, units in enumerate(self.ch_units):
+                shape = (*grid, channels, units) if i == 0 else (
+                    channels, fan_in, units
+                )
+                self.ch_kernels.append(
+                    self._weight(f"ch_kernel_{i}", shape, fan_in_uniform(fan_in))
+                )
+                if self.use_bias:
+                    self.ch_biases.append(
+                        self._weight(
+                            f"ch_bias_{i}",
+                            (channels * units,) if i == 0 else (channels, units),
+                            fan_in_uniform(fan_in),
+                        )
+                    )
+                fan_in = units
+        if self._uses_mix:
+            mix_inputs = (
+                channels * self.ch_units[-1]
+                if self._uses_ch
+                else grid_pixels * channels
+            )
+            self.mix_kernel = self._weight(
+                "mix_kernel",
+                (mix_inputs, channels * num_coefficients),
+                self.coefficient_initializer,
+            )
+            if self.use_bias:
+                self.mix_bias = self._weight(
+                    "mix_bias", (channels * num_coefficients,), "zeros"
+                )
+        elif self._uses_ch:
+            # full_no_mix: a per-channel head to the coefficients.
+            self.coefficient_kernel = self._weight(
+                "coefficient_kernel",
+                (channels, self.ch_units[-1], num_coefficients),
+                self.coefficient_initializer,
+            )
+            if self.use_bias:
+                self.coefficient_bias = self._weight(
+                    "coefficient_bias", (channels, num_coefficients), "zeros"
+                )
+        else:
+            # reduced / scalar: the downsampled channel maps straight to its
+            # coefficients, a depthwise filter the size of the grid.
+            self.coefficient_kernel = self._weight(
+                "coefficient_kernel",
+                (*grid, channels, num_coefficients),
+                self.coefficient_initializer,
+            )
+            if self.use_bias:
+                self.coefficient_bias = self._weight(
+                    "coefficient_bias", (channels * num_coefficients,), "zeros"
+                )
+
+    # === Coefficients ===
+
+    def _downsample(self, inputs):
+        """Nearest-neighbour grid of each channel, (B, g_h, g_w, C) float32."""
+        if self.data_format == "channels_first":
+            row_axis, column_axis = 2, 3
+        else:
+            row_axis, column_axis = 1, 2
+        grid = inputs
+        height, width, _ = self._dims
+        if len(self._row_indices) < height:
+            grid = ops.take(grid, self._row_indices, axis=row_axis)
+        if len(self._column_indices) < width:
+            grid = ops.take(grid, self._column_indices, axis=column_axis)
+        if self.data_format == "channels_first":
+            grid = ops.transpose(grid, (0, 2, 3, 1))  # small: g_h x g_w
+        return ops.cast(grid, "float32")
+
+    def _depthwise(self, grid, kernel, bias):
+        # (B, g_h, g_w, C) * (g_h, g_w, C, K) -> (B, C, K)
+        out = ops.depthwise_conv(grid, kernel, strides=1, padding="valid")
+        out = ops.reshape(out, (-1, kernel.shape[2] * kernel.shape[3]))
+        if bias is not None:
+            out = out + bias
+        return ops.reshape(out, (-1, kernel.shape[2], kernel.shape[3]))
+
+    @staticmethod
+    def _per_channel_dense(features, kernel, bias):
+        # (B, C, n) x (C, n, m) -> (B, C, m); tiny, so multiply + reduce.
+        out = ops.sum(ops.expand_dims(features, -1) * kernel, axis=-2)
+        return out if bias is None else out + bias
+
+    def _coefficient_bias(self):
+        return self.coefficient_bias if self.use_bias else None
+
+    def _raw_coefficients(self, inputs):
+        """Input-dependent coefficients before tanh, (B, C, K) float32."""
+        channels = self._dims[2]
+        grid = self._downsample(inputs)
+        if self._uses_ch:
+            biases = self.ch_biases if self.use_bias else [None] * len(
+                self.ch_kernels
+            )
+            features = self._ch_activation_fn(
+                self._depthwise(grid, self.ch_kernels[0], biases[0])
+            )
+            for kernel, ch_bias in zip(self.ch_kernels[1:], biases[1:]):
+                features = self._ch_activation_fn(
+                    self._per_channel_dense(features, kernel, ch_bias)
+                )
+        else:
+            features = grid
+        if self._uses_mix:
+            # Channel order of the flattened features: (c, unit) after CH,
+            # (row, column, c) for the raw grid.
+            flat = ops.reshape(features, (-1, self.mix_kernel.shape[0]))
+            raw = ops.matmul(flat, self.mix_kernel)
+            if self.use_bias:
+                raw = raw + self.mix_bias
+            return ops.reshape(raw, (-1, channels, self.num_coefficients))
+        if self._uses_ch:
+            return self._per_channel_dense(
+                features, self.coefficient_kernel, self._coefficient_bias()
+            )
+        return self._depthwise(
+            features, self.coefficient_kernel, self._coefficient_bias()
+        )
+
+    def _checked(self, inputs):
+        inputs = ops.convert_to_tensor(inputs, dtype=self.compute_dtype)
+        if not self.built:
+            self.build(inputs.shape)
+        argument_checks.check_same_dims(
+            self.__class__.__name__, self._dims, inputs.shape, self.data_format
+        )
+        return inputs
+
+    def _coefficients(self, inputs):
+        """(B, C, K) float32 for input-dependent variants, else (C, K)."""
+        if not self.input_dependent:
+            if self.num_coefficients == 1:
+                return ops.expand_dims(self.scale, -1)
+            return self.coefficients
+        return ops.tanh(self._raw_coefficients(inputs)) / 2.0 + 1.0
+
+    def compute_coefficients(self, inputs):
+        """Returns the per-example coefficients, (B, C, K) float32.
+
+        K is 4 (`{a_w, b_w, a_h, b_h}` for the bilinear EMP, `{mu_w,
+        sigma_w, mu_h, sigma_h}` Gaussian, `{nu_w, phi_w, nu_h, phi_h}` sine)
+        or 1 for the scalar variants. Input-independent coefficients are
+        repeated over the batch. This is what the tilt / magnitude analyses
+        of the paper read.
+        """
+        inputs = self._checked(inputs)
+        coefficients = self._coefficients(inputs)
+        if not self.input_dependent:
+            batch = ops.shape(inputs)[0]
+            coefficients = ops.broadcast_to(
+                coefficients, (batch, *coefficients.shape)
+            )
+        return coefficients
+
+    # === Excitation ===
+
+    def _factors(self, coefficients, dtype):
+        """The map's factors, each broadcastable to the input's layout.
+
+        Returns `(rows, columns)` for a 4-coefficient map, or `(scale, None)`
+        for a scalar variant. Leading batch axis only if input-dependent.
+        """
+        height, width, _ = self._dims
+        channels_last = self.data_format == "channels_last"
+        if self.num_coefficients == 1:
+            scale = coefficients[..., 0]  # (B, C) or (C,)
+            scale = ops.expand_dims(ops.expand_dims(scale, -2), -2) if (
+                channels_last
+            ) else ops.expand_dims(ops.expand_dims(scale, -1), -1)
+            return ops.cast(scale, dtype), None
+        columns = excitation_maps.profile(self.emp, coefficients[..., 0:2], width)
+        rows = excitation_maps.profile(self.emp, coefficients[..., 2:4], height)
+        # profiles are (..., L, C)
+        if channels_last:
+            rows = ops.expand_dims(rows, -2)  # (..., H, 1, C)
+            columns = ops.expand_dims(columns, -3)  # (..., 1, W, C)
+        else:
+            axes = (0, 2, 1) if self.input_dependent else (1, 0)
+            rows = ops.expand_dims(ops.transpose(rows, axes), -1)  # (..., C, H, 1)
+            columns = ops.expand_dims(ops.transpose(columns, axes), -2)  # (..., C, 1, W)
+        return ops.cast(rows, dtype), ops.cast(columns, dtype)
+
+    def compute_excitation_map(self, inputs):
+        """Returns the excitation map S, the same shape as the input.
+
+        `S * inputs` is the block's output. In the input's dtype.
+        """
+        inputs = self._checked(inputs)
+        first, second = self._factors(self._coefficients(inputs), inputs.dtype)
+        excitation = first if second is None else first * second
+        return ops.broadcast_to(excitation, ops.shape(inputs))
+
+    def call(self, inputs):
+        argument_checks.check_same_dims(
+            self.__class__.__name__, self._dims, inputs.shape, self.data_format
+        )
+        first, second = self._factors(self._coefficients(inputs), inputs.dtype)
+        if second is None:
+            return inputs * first
+        if not self.input_dependent:
+            # A constant (H, W, C) map: build it once, one multiply per step.
+            return inputs * (first * second)
+        return inputs * first * second
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "variant": self.variant,
+                "emp": self.emp,
+                "grid_size": self.grid_size,
+                "ch_units": list(self.ch_units),
+                "ch_activation": self.ch_activation,
+                "use_bias": self.use_bias,
+                "coefficient_initializer": keras.initializers.serialize(
+                    self.coefficient_initializer
+                ),
+                "data_format": self.data_format,
+            }
+        )
+        return config
+
+
+CCBlock = ContextualConvBlock2D

@@ -1,0 +1,17 @@
+"""Initialisers the blocks share."""
+
+import math
+
+import keras
+
+
+def fan_in_uniform(fan_in):
+    """PyTorch's default conv/linear initialiser: U(-sqrt(1/fan_in), +...).
+
+    The SR paper trained with PyTorch defaults. Keras' built-in variance
+    scaling initialisers derive the fan-in from the weight's shape, which is
+    wrong for per-channel (depthwise-like) weights, so the bound is given
+    explicitly from the true fan-in.
+    """
+    bound = math.sqrt(1.0 / fan_in)
+    return keras.initializers.RandomUniform(minval=-bound, maxval=bound)
