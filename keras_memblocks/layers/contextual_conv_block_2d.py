@@ -196,10 +196,13 @@ class ContextualConvBlock2D(keras.layers.Layer):
             name, height, width, input_shape
         )
         self._dims = (height, width, channels)
-        self._row_indices = nearest_indices(height, self.grid_size)
-        self._column_indices = nearest_indices(width, self.grid_size)
-        grid = (len(self._row_indices), len(self._column_indices))
-        grid_pixels = grid[0] * grid[1]
+        row_indices = nearest_indices(height, self.grid_size)
+        column_indices = nearest_indices(width, self.grid_size)
+        # Flat (row-major) positions of the sampled pixels.
+        self._grid_pixels = (
+            row_indices[:, None] * width + column_indices[None, :]
+        ).reshape(-1)
+        grid_pixels = self._grid_pixels.shape[0]
         num_coefficients = self.num_coefficients
 
         if not self.input_dependent:
@@ -209,141 +212,114 @@ class ContextualConvBlock2D(keras.layers.Layer):
                 initial = excitation_maps.INITIAL_COEFFICIENTS[self.emp]
                 self.coefficients = self._weight(
                     "coefficients",
-                    (channels, num_coefficients),
+                    (num_coefficients, channels),
                     keras.initializers.Constant(
-                        np.tile(np.float32(initial), (channels, 1))
+                        np.tile(np.float32(initial)[:, None], (1, channels))
                     ),
                 )
             return
 
-        # CH: per-channel hidden layers. The first is a depthwise filter as
-        # large as the grid ("valid" padding): one output per channel and
-        # unit, and oneDNN / XNNPACK / ONNX all have fast kernels for it.
-        self.ch_kernels, self.ch_biases = [], []
+        # Per-channel layers hold a (C, fan_in, units) kernel and a (C, 1,
+        # units) bias: with features laid out channel-major, (C, B, fan_in),
+        # each such layer is one batched matmul (faster on CPU than a
+        # grid-sized depthwise convolution, and lowered to BatchMatMul by
+        # every converter).
+        def per_channel(name, fan_in, units, initializer):
+            kernel = self._weight(
+                f"{name}_kernel", (channels, fan_in, units), initializer
+            )
+            bias = None
+            if self.use_bias:
+                bias = self._weight(
+                    f"{name}_bias", (channels, 1, units), "zeros"
+                )
+            return kernel, bias
+
+        self._ch_layers = []
+        fan_in = grid_pixels
         if self._uses_ch:
-            fan_in = grid_pixels
             for i, units in enumerate(self.ch_units):
-                shape = (*grid, channels, units) if i == 0 else (
-                    channels, fan_in, units
+                self._ch_layers.append(
+                    per_channel(f"ch_{i}", fan_in, units, fan_in_uniform(fan_in))
                 )
-                self.ch_kernels.append(
-                    self._weight(f"ch_kernel_{i}", shape, fan_in_uniform(fan_in))
-                )
-                if self.use_bias:
-                    self.ch_biases.append(
-                        self._weight(
-                            f"ch_bias_{i}",
-                            (channels * units,) if i == 0 else (channels, units),
-                            fan_in_uniform(fan_in),
-                        )
-                    )
                 fan_in = units
         if self._uses_mix:
-            mix_inputs = (
-                channels * self.ch_units[-1]
-                if self._uses_ch
-                else grid_pixels * channels
-            )
+            # One dense layer over every channel's features, flattened in
+            # (channel, feature) order; its outputs are ordered (k, channel).
             self.mix_kernel = self._weight(
                 "mix_kernel",
-                (mix_inputs, channels * num_coefficients),
+                (channels * fan_in, channels * num_coefficients),
                 self.coefficient_initializer,
             )
+            self.mix_bias = None
             if self.use_bias:
                 self.mix_bias = self._weight(
                     "mix_bias", (channels * num_coefficients,), "zeros"
                 )
-        elif self._uses_ch:
-            # full_no_mix: a per-channel head to the coefficients.
-            self.coefficient_kernel = self._weight(
-                "coefficient_kernel",
-                (channels, self.ch_units[-1], num_coefficients),
-                self.coefficient_initializer,
-            )
-            if self.use_bias:
-                self.coefficient_bias = self._weight(
-                    "coefficient_bias", (channels, num_coefficients), "zeros"
-                )
         else:
-            # reduced / scalar: the downsampled channel maps straight to its
-            # coefficients, a depthwise filter the size of the grid.
-            self.coefficient_kernel = self._weight(
-                "coefficient_kernel",
-                (*grid, channels, num_coefficients),
+            # reduced / scalar / full_no_mix: a per-channel linear map to the
+            # coefficients (reduced: grid^2 * K weights + K biases a channel).
+            self._head = per_channel(
+                "coefficient", fan_in, num_coefficients,
                 self.coefficient_initializer,
             )
-            if self.use_bias:
-                self.coefficient_bias = self._weight(
-                    "coefficient_bias", (channels * num_coefficients,), "zeros"
-                )
 
     # === Coefficients ===
 
-    def _downsample(self, inputs):
-        """Nearest-neighbour grid of each channel, (B, g_h, g_w, C) float32."""
-        if self.data_format == "channels_first":
-            row_axis, column_axis = 2, 3
-        else:
-            row_axis, column_axis = 1, 2
-        grid = inputs
-        height, width, _ = self._dims
-        if len(self._row_indices) < height:
-            grid = ops.take(grid, self._row_indices, axis=row_axis)
-        if len(self._column_indices) < width:
-            grid = ops.take(grid, self._column_indices, axis=column_axis)
-        if self.data_format == "channels_first":
-            grid = ops.transpose(grid, (0, 2, 3, 1))  # small: g_h x g_w
-        return ops.cast(grid, "float32")
+    def _grid_by_channel(self, inputs):
+        """Nearest-neighbour grid of every channel, (C, B, g_h*g_w) float32.
 
-    def _depthwise(self, grid, kernel, bias):
-        # (B, g_h, g_w, C) * (g_h, g_w, C, K) -> (B, C, K)
-        out = ops.depthwise_conv(grid, kernel, strides=1, padding="valid")
-        out = ops.reshape(out, (-1, kernel.shape[2] * kernel.shape[3]))
-        if bias is not None:
-            out = out + bias
-        return ops.reshape(out, (-1, kernel.shape[2], kernel.shape[3]))
+        One gather along axis 0 of the flattened input: each sampled pixel
+        (channels_last) or element (channels_first) is a contiguous row.
+        Its gradient is a plain scatter-add; per-axis gathers on axes 1 and
+        2 cost TF two full-size transposes in the backward pass (measured
+        2x slower for training).
+        """
+        height, width, channels = self._dims
+        batch = ops.shape(inputs)[0]
+        pixels = self._grid_pixels.shape[0]
+        if self.data_format == "channels_last":
+            rows = ops.reshape(inputs, (-1, channels))  # (B*H*W, C)
+            row_starts = ops.arange(batch, dtype="int32") * (height * width)
+        else:
+            rows = ops.reshape(inputs, (-1,))  # (B*C*H*W,)
+            row_starts = ops.arange(batch * channels, dtype="int32") * (
+                height * width
+            )
+        indices = ops.expand_dims(row_starts, 1) + self._grid_pixels
+        grid = ops.take(rows, ops.reshape(indices, (-1,)), axis=0)
+        if self.data_format == "channels_last":
+            grid = ops.reshape(grid, (-1, pixels, channels))
+            grid = ops.transpose(grid, (2, 0, 1))
+        else:
+            grid = ops.reshape(grid, (-1, channels, pixels))
+            grid = ops.transpose(grid, (1, 0, 2))
+        return ops.cast(grid, "float32")
 
     @staticmethod
     def _per_channel_dense(features, kernel, bias):
-        # (B, C, n) x (C, n, m) -> (B, C, m); tiny, so multiply + reduce.
-        out = ops.sum(ops.expand_dims(features, -1) * kernel, axis=-2)
+        # (C, B, n) @ (C, n, m) -> (C, B, m)
+        out = ops.matmul(features, kernel)
         return out if bias is None else out + bias
 
-    def _coefficient_bias(self):
-        return self.coefficient_bias if self.use_bias else None
-
     def _raw_coefficients(self, inputs):
-        """Input-dependent coefficients before tanh, (B, C, K) float32."""
+        """Input-dependent coefficients before tanh, (B, K, C) float32."""
         channels = self._dims[2]
-        grid = self._downsample(inputs)
-        if self._uses_ch:
-            biases = self.ch_biases if self.use_bias else [None] * len(
-                self.ch_kernels
-            )
+        features = self._grid_by_channel(inputs)  # (C, B, g_h*g_w)
+        for kernel, bias in self._ch_layers:
             features = self._ch_activation_fn(
-                self._depthwise(grid, self.ch_kernels[0], biases[0])
+                self._per_channel_dense(features, kernel, bias)
             )
-            for kernel, ch_bias in zip(self.ch_kernels[1:], biases[1:]):
-                features = self._ch_activation_fn(
-                    self._per_channel_dense(features, kernel, ch_bias)
-                )
-        else:
-            features = grid
         if self._uses_mix:
-            # Channel order of the flattened features: (c, unit) after CH,
-            # (row, column, c) for the raw grid.
-            flat = ops.reshape(features, (-1, self.mix_kernel.shape[0]))
-            raw = ops.matmul(flat, self.mix_kernel)
-            if self.use_bias:
-                raw = raw + self.mix_bias
-            return ops.reshape(raw, (-1, channels, self.num_coefficients))
-        if self._uses_ch:
-            return self._per_channel_dense(
-                features, self.coefficient_kernel, self._coefficient_bias()
+            flat = ops.reshape(
+                ops.transpose(features, (1, 0, 2)), (-1, self.mix_kernel.shape[0])
             )
-        return self._depthwise(
-            features, self.coefficient_kernel, self._coefficient_bias()
-        )
+            raw = ops.matmul(flat, self.mix_kernel)  # (B, K*C), k-major
+            if self.mix_bias is not None:
+                raw = raw + self.mix_bias
+            return ops.reshape(raw, (-1, self.num_coefficients, channels))
+        raw = self._per_channel_dense(features, *self._head)  # (C, B, K)
+        return ops.transpose(raw, (1, 2, 0))
 
     def _checked(self, inputs):
         inputs = ops.convert_to_tensor(inputs, dtype=self.compute_dtype)
@@ -355,10 +331,14 @@ class ContextualConvBlock2D(keras.layers.Layer):
         return inputs
 
     def _coefficients(self, inputs):
-        """(B, C, K) float32 for input-dependent variants, else (C, K)."""
+        """(B, K, C) float32 if input-dependent, else (K, C).
+
+        Channels last: that is the layout the EMP's matmul and the final
+        broadcast multiply want, so no transposes run per step.
+        """
         if not self.input_dependent:
             if self.num_coefficients == 1:
-                return ops.expand_dims(self.scale, -1)
+                return ops.expand_dims(self.scale, 0)
             return self.coefficients
         return ops.tanh(self._raw_coefficients(inputs)) / 2.0 + 1.0
 
@@ -378,34 +358,34 @@ class ContextualConvBlock2D(keras.layers.Layer):
             coefficients = ops.broadcast_to(
                 coefficients, (batch, *coefficients.shape)
             )
-        return coefficients
+        return ops.transpose(coefficients, (0, 2, 1))
 
     # === Excitation ===
 
     def _factors(self, coefficients, dtype):
         """The map's factors, each broadcastable to the input's layout.
 
-        Returns `(rows, columns)` for a 4-coefficient map, or `(scale, None)`
-        for a scalar variant. Leading batch axis only if input-dependent.
+        `coefficients` is (..., K, C). Returns `(rows, columns)` for a
+        4-coefficient map, or `(scale, None)` for a scalar variant, with a
+        leading batch axis only for input-dependent variants.
         """
-        height, width, _ = self._dims
+        height, width, channels = self._dims
         channels_last = self.data_format == "channels_last"
         if self.num_coefficients == 1:
-            scale = coefficients[..., 0]  # (B, C) or (C,)
-            scale = ops.expand_dims(ops.expand_dims(scale, -2), -2) if (
-                channels_last
-            ) else ops.expand_dims(ops.expand_dims(scale, -1), -1)
+            if channels_last:  # (..., 1, C) -> (..., 1, 1, C)
+                scale = ops.expand_dims(coefficients, -3)
+            else:  # (..., 1, C) -> (..., C, 1, 1)
+                scale = ops.expand_dims(ops.swapaxes(coefficients, -1, -2), -1)
             return ops.cast(scale, dtype), None
-        columns = excitation_maps.profile(self.emp, coefficients[..., 0:2], width)
-        rows = excitation_maps.profile(self.emp, coefficients[..., 2:4], height)
-        # profiles are (..., L, C)
+        rows, columns = excitation_maps.factors(
+            self.emp, coefficients, height, width
+        )  # (..., H, C), (..., W, C)
         if channels_last:
             rows = ops.expand_dims(rows, -2)  # (..., H, 1, C)
             columns = ops.expand_dims(columns, -3)  # (..., 1, W, C)
         else:
-            axes = (0, 2, 1) if self.input_dependent else (1, 0)
-            rows = ops.expand_dims(ops.transpose(rows, axes), -1)  # (..., C, H, 1)
-            columns = ops.expand_dims(ops.transpose(columns, axes), -2)  # (..., C, 1, W)
+            rows = ops.expand_dims(ops.swapaxes(rows, -1, -2), -1)  # (..., C, H, 1)
+            columns = ops.expand_dims(ops.swapaxes(columns, -1, -2), -2)  # (..., C, 1, W)
         return ops.cast(rows, dtype), ops.cast(columns, dtype)
 
     def compute_excitation_map(self, inputs):

@@ -17,8 +17,8 @@ the bilinear ramp, so one set of coefficients means the same map at every
 resolution.
 
 The block therefore never materialises an (H, W, C) parameter tensor: it
-builds one profile along each axis, shape (B, length, C), and the map is
-their outer product. `profile(name, pair, length)` returns one of them.
+builds one profile along each axis and the map is their outer product.
+`factors(name, coefficients, height, width)` returns the two profiles.
 """
 
 import numpy as np
@@ -33,22 +33,18 @@ def positions(length):
     return np.arange(length, dtype="float32") / np.float32(length)
 
 
-def _bilinear(first, second, position):
-    return first * (1.0 - position) + second * position
-
-
 def _gaussian(mean, sigma, position):
     squared_distance = ops.square(position - mean)
-    return ops.exp(-squared_distance / (2.0 * ops.square(sigma) + _GAUSSIAN_EPSILON)) + 0.5
+    spread = 2.0 * ops.square(sigma) + _GAUSSIAN_EPSILON
+    return ops.exp(-squared_distance / spread) + 0.5
 
 
 def _sine(frequency, phase, position):
     return ops.sin(frequency * position + phase) / 2.0 + 1.0
 
 
-_PROFILES = {"bilinear": _bilinear, "gaussian": _gaussian, "sine": _sine}
-
-EMP_NAMES = tuple(_PROFILES)
+EMP_NAMES = ("bilinear", "gaussian", "sine")
+_NONLINEAR_PROFILES = {"gaussian": _gaussian, "sine": _sine}
 
 # Coefficients that make an input-independent map start flat (or as flat as
 # the EMP allows): bilinear and sine give exactly 1; the Gaussian cannot be
@@ -60,19 +56,42 @@ INITIAL_COEFFICIENTS = {
 }
 
 
-def profile(name, pair, length):
-    """One axis' factor of the map.
+def bilinear_basis(height, width):
+    """(W + H, 4) matrix taking {a_w, b_w, a_h, b_h} to both bilinear ramps.
+
+    Rows 0..W-1 give the column profile a_w*(W-x)/W + b_w*x/W, rows W.. the
+    row profile. The bilinear map is linear in its coefficients, so both
+    profiles are one small matmul (few ops: this runs after every conv).
+    """
+    u, v = positions(width), positions(height)
+    basis = np.zeros((width + height, 4), dtype="float32")
+    basis[:width, 0], basis[:width, 1] = 1.0 - u, u
+    basis[width:, 2], basis[width:, 3] = 1.0 - v, v
+    return basis
+
+
+def factors(name, coefficients, height, width):
+    """The map's row and column profiles.
 
     Args:
         name: EMP name, one of `EMP_NAMES`.
-        pair: the two coefficients of this axis, shape (..., C, 2).
-        length: the axis' length (W for the columns, H for the rows).
+        coefficients: shape (..., 4, C), the 4 coefficients of every channel
+            in the order of the module docstring (width pair first).
+        height, width: the map's size.
 
     Returns:
-        Tensor of shape (..., length, C): the profile at each position.
+        `(rows, columns)` of shapes (..., H, C) and (..., W, C); the map is
+        `rows[..., :, None, :] * columns[..., None, :, :]`.
     """
-    position = ops.convert_to_tensor(positions(length), dtype=pair.dtype)
-    position = ops.reshape(position, (length, 1))  # (L, 1)
-    first = ops.expand_dims(pair[..., 0], axis=-2)  # (..., 1, C)
-    second = ops.expand_dims(pair[..., 1], axis=-2)  # (..., 1, C)
-    return _PROFILES[name](first, second, position)  # (..., L, C)
+    if name == "bilinear":
+        basis = ops.convert_to_tensor(
+            bilinear_basis(height, width), dtype=coefficients.dtype
+        )
+        both = ops.matmul(basis, coefficients)  # (..., W + H, C)
+        return both[..., width:, :], both[..., :width, :]
+    profile = _NONLINEAR_PROFILES[name]
+    u = ops.convert_to_tensor(positions(width)[:, None], coefficients.dtype)
+    v = ops.convert_to_tensor(positions(height)[:, None], coefficients.dtype)
+    columns = profile(coefficients[..., 0:1, :], coefficients[..., 1:2, :], u)
+    rows = profile(coefficients[..., 2:3, :], coefficients[..., 3:4, :], v)
+    return rows, columns

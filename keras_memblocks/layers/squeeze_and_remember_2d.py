@@ -175,6 +175,9 @@ class SqueezeAndRemember2D(keras.layers.Layer):
         logits = ops.matmul(hidden, self.logits_kernel)  # (B, P)
         if self.use_bias:
             logits = logits + self.logits_bias
+        if self.num_memory_blocks == 1:
+            # softmax over one logit is exactly 1 (Keras warns on it).
+            return ops.ones_like(logits)
         return ops.softmax(logits, axis=-1)
 
     def compute_memory_weights(self, inputs):

@@ -1,0 +1,166 @@
+"""Time cost of the blocks: the same network with and without them.
+
+Networks (batch 128, 32x32x3 input, CIFAR-100 head):
+- the CC paper's CIFAR-100 VGG-like net at width 32 (8 convs), plain and with
+  a CC block after every conv. `input_independent_scalar` (one learned
+  multiply per channel) is the floor any block must pay; `reduced` is the
+  paper's best variant.
+- the same conv stack with one SR block (P=10, U=8) after its third stage.
+
+Every model's train step (`train_on_batch`) and inference step
+(`predict_on_batch`) are timed, graph mode and XLA (`jit_compile=True`),
+interleaved step by step so that machine noise hits all models alike. The
+ratio reported is block / plain at the 20th percentile and the median of
+the step times (low quantiles are least disturbed by noise on a shared CPU).
+
+    python benchmarks/block_overhead.py            # ~10 min on 2 CPU cores
+    python benchmarks/block_overhead.py --repeats 5 --batch-size 32   # quick
+
+Writes benchmarks/results/block_overhead.json.
+"""
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import keras_memblocks  # noqa: E402
+from keras_memblocks.layers import ContextualConvBlock2D  # noqa: E402
+from keras_memblocks.layers import SqueezeAndRemember2D  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results" / "block_overhead.json"
+
+
+def cifar100_vgg_like(width=32, block=None, sr_after_stage=None, name="net"):
+    """The CC paper's CIFAR-100 net: [conv, conv, pool] x 4, Dense 128, 100.
+
+    `block` is a callable returning a layer placed after every conv.
+    `sr_after_stage` puts one SR block (P=10, U=8) after that stage's convs.
+    """
+    inputs = keras.Input((32, 32, 3))
+    x = inputs
+    for stage in range(4):
+        filters = width * 2**stage
+        for conv in range(2):
+            x = keras.layers.Conv2D(
+                filters, 3, padding="same", activation="relu",
+                name=f"stage{stage + 1}_conv{conv + 1}",
+            )(x)
+            if block is not None:
+                x = block(name=f"stage{stage + 1}_conv{conv + 1}_block")(x)
+        if sr_after_stage == stage + 1:
+            x = SqueezeAndRemember2D(
+                num_memory_blocks=10, hidden_units=8, name=f"stage{stage + 1}_sr"
+            )(x)
+        x = keras.layers.MaxPooling2D(2, name=f"stage{stage + 1}_pool")(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(128, activation="relu")(x)
+    outputs = keras.layers.Dense(100, activation="softmax")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def cc(variant):
+    return lambda name: ContextualConvBlock2D(variant, name=name)
+
+
+MODELS = {
+    "plain": dict(),
+    "cc_input_independent_scalar (floor)": dict(block=cc("input_independent_scalar")),
+    "cc_reduced": dict(block=cc("reduced")),
+    "cc_scalar": dict(block=cc("scalar")),
+    "cc_input_independent": dict(block=cc("input_independent")),
+    "sr_P10_after_stage3": dict(sr_after_stage=3),
+}
+
+
+def time_interleaved(steps, repeats):
+    """Calls every step function in turn, `repeats` times; seconds per call."""
+    times = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--models", nargs="+", default=list(MODELS))
+    parser.add_argument("--modes", nargs="+", default=["graph", "xla"])
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    unknown = sorted(set(args.models) - set(MODELS))
+    if unknown:
+        parser.error(f"unknown models {unknown}; valid: {list(MODELS)}")
+
+    rng = np.random.default_rng(0)
+    x = rng.random((args.batch_size, 32, 32, 3), dtype=np.float32)
+    y = rng.integers(0, 100, args.batch_size)
+    results = {
+        "machine": f"{platform.machine()} {os.cpu_count()} CPUs, {platform.platform()}",
+        "versions": {"keras": keras.__version__, "tensorflow": tf.__version__,
+                     "keras_memblocks": keras_memblocks.__version__},
+        "batch_size": args.batch_size,
+        "repeats": args.repeats,
+        "statistic": "ratio of step times, block model / plain model",
+        "modes": {},
+    }
+    for mode in args.modes:
+        steps, params = {}, {}
+        for name in ["plain"] + [m for m in args.models if m != "plain"]:
+            keras.utils.set_random_seed(0)
+            model = cifar100_vgg_like(**MODELS[name])
+            model.compile(
+                optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
+                loss="sparse_categorical_crossentropy",
+                jit_compile=(mode == "xla"),
+            )
+            params[name] = model.count_params()
+            steps[f"{name}|train"] = (
+                lambda m=model: m.train_on_batch(x, y)
+            )
+            steps[f"{name}|inference"] = (
+                lambda m=model: m.predict_on_batch(x)
+            )
+        print(f"[{mode}] warm-up (tracing and compiling {len(steps)} steps)")
+        time_interleaved(steps, args.warmup)
+        print(f"[{mode}] timing {args.repeats} interleaved rounds")
+        times = time_interleaved(steps, args.repeats)
+        mode_results = {}
+        for name in params:
+            entry = {"parameters": params[name]}
+            for kind in ("train", "inference"):
+                t = np.array(times[f"{name}|{kind}"])
+                base = np.array(times[f"plain|{kind}"])
+                entry[kind] = {
+                    "median_ms": round(1e3 * float(np.median(t)), 2),
+                    "p20_ms": round(1e3 * float(np.quantile(t, 0.2)), 2),
+                    "ratio_p20": round(float(np.quantile(t, 0.2) / np.quantile(base, 0.2)), 3),
+                    "ratio_median": round(float(np.median(t) / np.median(base)), 3),
+                }
+            mode_results[name] = entry
+            print(
+                f"  {name:38s} params {params[name]:>9,d}  "
+                f"train x{entry['train']['ratio_p20']:.3f} (median x{entry['train']['ratio_median']:.3f})  "
+                f"inference x{entry['inference']['ratio_p20']:.3f} (median x{entry['inference']['ratio_median']:.3f})"
+            )
+        results["modes"][mode] = mode_results
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,19 @@
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from hypothesis import HealthCheck  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+# Each example builds a Keras layer (tens of ms): few examples, no deadline.
+settings.register_profile(
+    "keras",
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=True,
+)
+settings.load_profile("keras")
+
+# Run only in its own process with KERAS_BACKEND=jax (test_jax_backend.py).
+collect_ignore = ["jax_backend_check.py"]

@@ -1,0 +1,256 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from hypothesis import given
+from hypothesis import strategies as st
+
+from keras_memblocks.layers import CCBlock
+from keras_memblocks.layers import ContextualConvBlock2D
+from keras_memblocks.layers import EMP_NAMES
+from keras_memblocks.layers import VARIANT_NAMES
+from keras_memblocks.layers.contextual_conv_block_2d import nearest_indices
+from tests import layer_battery
+from tests import numpy_reference
+
+SPATIAL_VARIANTS = [v for v in VARIANT_NAMES if "scalar" not in v]
+SCALAR_VARIANTS = ["scalar", "input_independent_scalar"]
+# (variant, emp) pairs: every EMP with every 4-coefficient variant.
+ALL_CONFIGS = [(v, e) for v in SPATIAL_VARIANTS for e in EMP_NAMES] + [
+    (v, "bilinear") for v in SCALAR_VARIANTS
+]
+SMALL = dict(ch_units=(5, 3))
+
+
+def weights_by_name(layer):
+    return {w.name: np.asarray(w) for w in layer.weights}
+
+
+def randomize(layer, seed=0, scale=0.5):
+    rng = np.random.default_rng(seed)
+    for w in layer.weights:
+        w.assign(rng.normal(size=w.shape).astype("float32") * scale)
+
+
+def built_layer(variant, emp, input_shape, seed=0, scale=0.5, **kwargs):
+    layer = ContextualConvBlock2D(variant, emp=emp, **{**SMALL, **kwargs})
+    layer.build((None, *input_shape))
+    randomize(layer, seed, scale)
+    return layer
+
+
+@pytest.mark.parametrize(
+    "init_kwargs",
+    [dict(variant=v, **SMALL) for v in VARIANT_NAMES]
+    + [dict(variant="reduced", emp="gaussian"), dict(variant="reduced", emp="sine"),
+       dict(variant="full", data_format="channels_first", **SMALL),
+       dict(variant="reduced", grid_size=3, use_bias=False, ch_activation="tanh")],
+    ids=list(VARIANT_NAMES) + ["gaussian", "sine", "full_channels_first", "grid3_nobias"],
+)
+def test_layer_battery(init_kwargs, tmp_path):
+    shape = (6, 5, 4) if init_kwargs.get("data_format") != "channels_first" else (4, 6, 5)
+    layer_battery.run_layer_battery(ContextualConvBlock2D, init_kwargs, shape, tmp_path)
+
+
+def test_alias():
+    assert CCBlock is ContextualConvBlock2D
+
+
+@pytest.mark.parametrize("variant,emp", ALL_CONFIGS)
+@pytest.mark.parametrize("shape", [(13, 17, 3), (6, 9, 2)], ids=["downsampled", "small"])
+def test_matches_numpy_reference(variant, emp, shape):
+    x = layer_battery.random_inputs(shape)
+    layer = built_layer(variant, emp, shape)
+    ref_out, ref_map, ref_coefficients = numpy_reference.contextual_conv(
+        x, weights_by_name(layer), variant, emp, ch_activation="relu"
+    )
+    np.testing.assert_allclose(np.asarray(layer(x)), ref_out, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(layer.compute_excitation_map(x)), ref_map, rtol=1e-4, atol=1e-5
+    )
+    np.testing.assert_allclose(
+        np.asarray(layer.compute_coefficients(x)), ref_coefficients, rtol=1e-5, atol=1e-6
+    )
+
+
+@pytest.mark.parametrize("variant,emp", [("reduced", "bilinear"), ("full_no_ch", "sine"),
+                                         ("scalar", "bilinear"), ("input_independent", "gaussian")])
+def test_channels_first_equals_channels_last(variant, emp):
+    x = layer_battery.random_inputs((12, 7, 3))
+    last = built_layer(variant, emp, (12, 7, 3))
+    first = ContextualConvBlock2D(variant, emp=emp, data_format="channels_first", **SMALL)
+    first.build((None, 3, 12, 7))
+    first.set_weights(last.get_weights())
+    out = np.asarray(first(x.transpose(0, 3, 1, 2))).transpose(0, 2, 3, 1)
+    np.testing.assert_allclose(out, np.asarray(last(x)), atol=1e-6)
+
+
+@pytest.mark.parametrize("length", [1, 5, 11, 12, 16, 22, 32, 33, 57, 224])
+def test_nearest_indices_match_tf_image_resize(length):
+    # A third-party reference for the sampling: TF's nearest resize.
+    grid = min(11, length)
+    image = np.arange(length, dtype="float32").reshape(1, length, 1, 1)
+    resized = tf.image.resize(image, (grid, 1), method="nearest").numpy().ravel()
+    np.testing.assert_array_equal(nearest_indices(length, 11), resized.astype("int32"))
+
+
+def test_identity_at_initialisation_for_input_dependent_variants():
+    x = layer_battery.random_inputs((12, 12, 4))
+    for variant in VARIANT_NAMES:
+        if variant == "input_independent":
+            continue  # covered below per EMP
+        layer = ContextualConvBlock2D(variant, **SMALL)
+        np.testing.assert_allclose(np.asarray(layer(x)), x, atol=1e-6, err_msg=variant)
+    for emp in ("bilinear", "sine"):
+        layer = ContextualConvBlock2D("input_independent", emp=emp)
+        np.testing.assert_allclose(np.asarray(layer(x)), x, atol=1e-6, err_msg=emp)
+
+
+@pytest.mark.parametrize("variant", ["reduced", "full", "full_no_mix", "full_no_ch"])
+def test_bilinear_map_is_rank_one_with_factors_in_range(variant):
+    x = layer_battery.random_inputs((15, 9, 3), batch=3)
+    layer = built_layer(variant, "bilinear", (15, 9, 3), scale=2.0)
+    coefficients = np.asarray(layer.compute_coefficients(x))
+    assert coefficients.min() >= 0.5 and coefficients.max() <= 1.5
+    excitation = np.asarray(layer.compute_excitation_map(x))  # (B, H, W, C)
+    for b in range(3):
+        for c in range(3):
+            singular = np.linalg.svd(excitation[b, :, :, c].astype("float64"), compute_uv=False)
+            assert singular[1] <= 1e-5 * singular[0]
+    # Each factor of the product lies in [0.5, 1.5], so the map in [0.25, 2.25].
+    assert excitation.min() >= 0.25 - 1e-6 and excitation.max() <= 2.25 + 1e-6
+    # The corner (0, 0) is a_h * a_w exactly.
+    np.testing.assert_allclose(
+        excitation[:, 0, 0, :], coefficients[..., 0] * coefficients[..., 2], rtol=1e-5
+    )
+
+
+@pytest.mark.parametrize("variant", ["reduced", "scalar", "full_no_mix"])
+def test_per_channel_variants_keep_channels_apart(variant):
+    x = layer_battery.random_inputs((12, 12, 4))
+    layer = built_layer(variant, "bilinear", (12, 12, 4))
+    before = np.asarray(layer.compute_excitation_map(x))
+    perturbed = x.copy()
+    perturbed[..., 2] += 3.0 * np.random.default_rng(1).normal(size=perturbed[..., 2].shape)
+    after = np.asarray(layer.compute_excitation_map(perturbed))
+    others = [0, 1, 3]
+    np.testing.assert_array_equal(after[..., others], before[..., others])
+    assert not np.allclose(after[..., 2], before[..., 2])
+
+
+@pytest.mark.parametrize("variant", ["full", "full_no_ch"])
+def test_mix_variants_mix_channels(variant):
+    x = layer_battery.random_inputs((12, 12, 4))
+    layer = built_layer(variant, "bilinear", (12, 12, 4))
+    before = np.asarray(layer.compute_excitation_map(x))
+    perturbed = x.copy()
+    perturbed[..., 2] += 3.0
+    after = np.asarray(layer.compute_excitation_map(perturbed))
+    for c in (0, 1, 3):
+        assert not np.allclose(after[..., c], before[..., c]), c
+
+
+@pytest.mark.parametrize("variant,emp", [("input_independent", e) for e in EMP_NAMES]
+                         + [("input_independent_scalar", "bilinear")])
+def test_input_independent_maps_ignore_the_input(variant, emp):
+    layer = built_layer(variant, emp, (10, 8, 3))
+    first = np.asarray(layer.compute_excitation_map(layer_battery.random_inputs((10, 8, 3), seed=1)))
+    second = np.asarray(layer.compute_excitation_map(layer_battery.random_inputs((10, 8, 3), seed=2)))
+    np.testing.assert_array_equal(first, second)
+    assert not np.allclose(first, 1.0)  # a real map, not the identity
+
+
+def test_scalar_variant_has_no_spatial_selectivity():
+    layer = built_layer("scalar", "bilinear", (10, 8, 3))
+    excitation = np.asarray(layer.compute_excitation_map(layer_battery.random_inputs((10, 8, 3))))
+    np.testing.assert_array_equal(excitation, excitation[:, :1, :1, :] * np.ones_like(excitation))
+
+
+@pytest.mark.parametrize("variant", VARIANT_NAMES)
+@pytest.mark.parametrize("use_bias", [True, False])
+@pytest.mark.parametrize("shape", [(32, 32, 8), (8, 4, 16), (11, 40, 3)])
+def test_parameter_count(variant, use_bias, shape):
+    layer = ContextualConvBlock2D(variant, use_bias=use_bias, **SMALL)
+    layer.build((None, *shape))
+    assert layer.count_params() == numpy_reference.cc_parameter_count(
+        variant, *shape, ch_units=SMALL["ch_units"], use_bias=use_bias
+    )
+
+
+def test_paper_cifar100_block_parameters():
+    # Spec: reduced blocks after all 8 convs of the c=32 CIFAR-100 net add
+    # 1,511,428 - 1,316,356 = 195,072 parameters.
+    total = 0
+    for side, channels in [(32, 32), (32, 32), (16, 64), (16, 64), (8, 128),
+                           (8, 128), (4, 256), (4, 256)]:
+        layer = ContextualConvBlock2D("reduced")
+        layer.build((None, side, side, channels))
+        total += layer.count_params()
+    assert total == 1_511_428 - 1_316_356
+
+
+@given(
+    variant=st.sampled_from(VARIANT_NAMES), emp=st.sampled_from(EMP_NAMES),
+    height=st.integers(1, 14), width=st.integers(1, 14), channels=st.integers(1, 4),
+    grid_size=st.integers(1, 12), batch=st.integers(1, 3), use_bias=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_property_matches_reference(variant, emp, height, width, channels, grid_size,
+                                    batch, use_bias, seed):
+    if "scalar" in variant:
+        emp = "bilinear"
+    shape = (height, width, channels)
+    x = layer_battery.random_inputs(shape, batch=batch, seed=seed)
+    layer = ContextualConvBlock2D(variant, emp=emp, grid_size=grid_size,
+                                  use_bias=use_bias, **SMALL)
+    layer.build((None, *shape))
+    randomize(layer, seed)
+    ref, _, _ = numpy_reference.contextual_conv(
+        x, weights_by_name(layer), variant, emp, grid_size, "relu", use_bias
+    )
+    np.testing.assert_allclose(np.asarray(layer(x)), ref, rtol=1e-4, atol=1e-4)
+    assert layer.count_params() == numpy_reference.cc_parameter_count(
+        variant, *shape, grid_size=grid_size, ch_units=SMALL["ch_units"], use_bias=use_bias
+    )
+
+
+# === Bad input ===
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(variant="reduce"), r"Unknown variant 'reduce'.*'reduced', 'full'"),
+        (dict(emp="cubic"), r"Unknown emp 'cubic'.*'bilinear', 'gaussian', 'sine'"),
+        (dict(variant="scalar", emp="sine"), r"variant='scalar'.*emp='sine'"),
+        (dict(grid_size=0), r"grid_size.*>= 1.*0"),
+        (dict(ch_units=()), r"ch_units"),
+        (dict(ch_units=(4, 0)), r"ch_units.*0"),
+        (dict(data_format="NHWC"), r"data_format.*'NHWC'"),
+        (dict(ch_activation="nope"), r"nope"),
+    ],
+)
+def test_bad_arguments_raise(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ContextualConvBlock2D(**kwargs)
+
+
+def test_non_4d_input_raises():
+    with pytest.raises(ValueError, match=r"4-D feature map"):
+        ContextualConvBlock2D()(keras.Input((8, 8, 8, 3)))
+
+
+def test_unknown_spatial_size_raises():
+    with pytest.raises(ValueError, match=r"height and width.*known"):
+        ContextualConvBlock2D()(keras.Input((None, None, 8)))
+
+
+def test_other_size_after_build_raises():
+    layer = ContextualConvBlock2D()
+    layer(np.zeros((1, 12, 12, 3), "float32"))
+    with pytest.raises(ValueError, match=r"\(12, 12, 3\).*\(16, 16, 3\)"):
+        layer(np.zeros((1, 16, 16, 3), "float32"))
+
+
+def test_data_format_mismatch_raises():
+    with pytest.raises(ValueError, match=r"channels_last.*None.*pass data_format='channels_first'"):
+        ContextualConvBlock2D(data_format="channels_last")(keras.Input((3, 16, None)))
