@@ -18,9 +18,9 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(PY) -m pytest -m "not large" -n 2 $(PYTEST_ARGS)
 
-## The slow checks, opt-in.
+## The slow checks, opt-in: `large` tests, and the property tests with 300 examples each.
 test-large: $(STAMP)
-	$(PY) -m pytest -m large $(PYTEST_ARGS)
+	HYPOTHESIS_PROFILE=thorough $(PY) -m pytest -m "large or property" -n 2 $(PYTEST_ARGS)
 
 ## Block overhead benchmark; writes benchmarks/results/block_overhead.json.
 benchmark: $(STAMP)

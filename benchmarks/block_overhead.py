@@ -100,6 +100,8 @@ def main():
     parser.add_argument("--models", nargs="+", default=list(MODELS))
     parser.add_argument("--modes", nargs="+", default=["graph", "xla"])
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--width", type=int, default=32,
+                        help="first conv width of the VGG-like net (paper: 32)")
     args = parser.parse_args()
     unknown = sorted(set(args.models) - set(MODELS))
     if unknown:
@@ -113,6 +115,7 @@ def main():
         "versions": {"keras": keras.__version__, "tensorflow": tf.__version__,
                      "keras_memblocks": keras_memblocks.__version__},
         "batch_size": args.batch_size,
+        "width": args.width,
         "repeats": args.repeats,
         "statistic": "ratio of step times, block model / plain model",
         "modes": {},
@@ -121,7 +124,7 @@ def main():
         steps, params = {}, {}
         for name in ["plain"] + [m for m in args.models if m != "plain"]:
             keras.utils.set_random_seed(0)
-            model = cifar100_vgg_like(**MODELS[name])
+            model = cifar100_vgg_like(width=args.width, **MODELS[name])
             model.compile(
                 optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
                 loss="sparse_categorical_crossentropy",
@@ -159,7 +162,26 @@ def main():
         results["modes"][mode] = mode_results
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {args.output}")
+    print(f"wrote {args.output}\n")
+    print(markdown_table(results))
+
+
+def markdown_table(results):
+    """The README's table: one row per model, train / inference ratios."""
+    modes = list(results["modes"])
+    header = "| model | parameters | " + " | ".join(
+        f"{mode} train | {mode} inference" for mode in modes
+    ) + " |"
+    lines = [header, "|" + "---|" * (2 + 2 * len(modes))]
+    first = results["modes"][modes[0]]
+    for name in first:
+        cells = [name, f"{first[name]['parameters']:,}"]
+        for mode in modes:
+            entry = results["modes"][mode][name]
+            cells += [f"{entry['train']['ratio_p20']:.2f}x",
+                      f"{entry['inference']['ratio_p20']:.2f}x"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

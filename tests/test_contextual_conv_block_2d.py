@@ -189,6 +189,7 @@ def test_paper_cifar100_block_parameters():
     assert total == 1_511_428 - 1_316_356
 
 
+@pytest.mark.property
 @given(
     variant=st.sampled_from(VARIANT_NAMES), emp=st.sampled_from(EMP_NAMES),
     height=st.integers(1, 14), width=st.integers(1, 14), channels=st.integers(1, 4),
@@ -254,3 +255,15 @@ def test_other_size_after_build_raises():
 def test_data_format_mismatch_raises():
     with pytest.raises(ValueError, match=r"channels_last.*None.*pass data_format='channels_first'"):
         ContextualConvBlock2D(data_format="channels_last")(keras.Input((3, 16, None)))
+
+
+@pytest.mark.parametrize("variant,emp", ALL_CONFIGS)
+def test_training_and_inference_formulations_agree(variant, emp):
+    # The bilinear profiles are a basis matmul at inference and element-wise
+    # ramps in training (speed); the numbers must not depend on it.
+    x = layer_battery.random_inputs((13, 9, 3))
+    layer = built_layer(variant, emp, (13, 9, 3))
+    np.testing.assert_allclose(
+        np.asarray(layer(x, training=True)), np.asarray(layer(x, training=False)),
+        rtol=1e-6, atol=1e-6,
+    )

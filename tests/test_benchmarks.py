@@ -1,0 +1,27 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_block_overhead_benchmark_runs(tmp_path):
+    # A tiny run so the script cannot rot; the real numbers come from
+    # `make benchmark`.
+    output = tmp_path / "overhead.json"
+    result = subprocess.run(
+        [sys.executable, "benchmarks/block_overhead.py", "--batch-size", "4",
+         "--width", "4", "--repeats", "2", "--warmup", "1", "--modes", "graph",
+         "--models", "plain", "cc_reduced", "sr_P10_after_stage3",
+         "--output", str(output)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads(output.read_text())
+    graph = results["modes"]["graph"]
+    assert set(graph) == {"plain", "cc_reduced", "sr_P10_after_stage3"}
+    assert graph["plain"]["train"]["ratio_p20"] == 1.0
+    for entry in graph.values():
+        assert entry["train"]["median_ms"] > 0 and entry["inference"]["median_ms"] > 0
+    assert "| cc_reduced |" in result.stdout
