@@ -2,21 +2,26 @@
 
 import keras
 
+from keras_memblocks.layers.cbam_2d import CBAM2D
 from keras_memblocks.layers.contextual_conv_block_2d import ContextualConvBlock2D
 from keras_memblocks.layers.squeeze_and_remember_2d import SqueezeAndRemember2D
+from keras_memblocks.layers.squeeze_excite_2d import SqueezeExcite2D
 
 BLOCKS = {
     "sr": SqueezeAndRemember2D,
     "squeeze_and_remember": SqueezeAndRemember2D,
     "cc": ContextualConvBlock2D,
     "contextual_conv": ContextualConvBlock2D,
+    "se": SqueezeExcite2D,
+    "squeeze_excite": SqueezeExcite2D,
+    "cbam": CBAM2D,
 }
 
 
 def register_block(name, block_class):
     """Makes `block_class` resolvable by `get_block(name)`.
 
-    Later issues add SE, CBAM and others here; users may register their own.
+    Users may register their own blocks; `get_block` then resolves them.
     """
     if not (isinstance(block_class, type) and issubclass(block_class, keras.layers.Layer)):
         raise ValueError(
