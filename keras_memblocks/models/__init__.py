@@ -1,0 +1,25 @@
+"""The papers' networks, and blocks inserted into any functional model."""
+
+from keras_memblocks.models.block_insertion import insert_blocks
+from keras_memblocks.models.cifar_resnet import cifar_resnet
+from keras_memblocks.models.cifar_vgg import cifar_vgg
+from keras_memblocks.models.deeplabv3 import deeplabv3
+from keras_memblocks.models.fcn import fcn
+from keras_memblocks.models.parameter_counts import count_trainable_parameters
+from keras_memblocks.models.resnet50 import copy_weights_by_name
+from keras_memblocks.models.resnet50 import resnet50
+from keras_memblocks.models.segmentation_heads import mean_iou
+from keras_memblocks.models.vgg_like import vgg_like
+
+__all__ = [
+    "cifar_resnet",
+    "cifar_vgg",
+    "copy_weights_by_name",
+    "count_trainable_parameters",
+    "deeplabv3",
+    "fcn",
+    "insert_blocks",
+    "mean_iou",
+    "resnet50",
+    "vgg_like",
+]

@@ -1,0 +1,141 @@
+"""ImageNet ResNet50 with `keras.applications` layer names (SR paper Table III)."""
+
+import keras
+
+from keras_memblocks.layers import argument_checks
+from keras_memblocks.models import model_options
+
+_STAGES = ((64, 3), (128, 4), (256, 6), (512, 3))  # conv2_x .. conv5_x
+_BN = dict(axis=-1, epsilon=1.001e-5)
+OUTPUT_STRIDES = (8, 16, 32)
+
+
+def _bottleneck(x, filters, strides, dilation, conv_shortcut, name):
+    """`keras.applications.resnet`'s block1, with optional dilation."""
+    if conv_shortcut:
+        shortcut = keras.layers.Conv2D(4 * filters, 1, strides=strides, name=f"{name}_0_conv")(x)
+        shortcut = keras.layers.BatchNormalization(**_BN, name=f"{name}_0_bn")(shortcut)
+    else:
+        shortcut = x
+    x = keras.layers.Conv2D(filters, 1, strides=strides, name=f"{name}_1_conv")(x)
+    x = keras.layers.BatchNormalization(**_BN, name=f"{name}_1_bn")(x)
+    x = keras.layers.Activation("relu", name=f"{name}_1_relu")(x)
+    x = keras.layers.Conv2D(filters, 3, padding="same", dilation_rate=dilation,
+                            name=f"{name}_2_conv")(x)
+    x = keras.layers.BatchNormalization(**_BN, name=f"{name}_2_bn")(x)
+    x = keras.layers.Activation("relu", name=f"{name}_2_relu")(x)
+    x = keras.layers.Conv2D(4 * filters, 1, name=f"{name}_3_conv")(x)
+    x = keras.layers.BatchNormalization(**_BN, name=f"{name}_3_bn")(x)
+    x = keras.layers.Add(name=f"{name}_add")([shortcut, x])
+    return keras.layers.Activation("relu", name=f"{name}_out")(x)
+
+
+def resnet50(num_classes=1000, input_shape=(224, 224, 3), sr=None, regularizer=None,
+             weights=None, include_top=True, output_stride=32, regularizer_rate=0.1,
+             drop_block_size=7):
+    """ResNet50 (v1, as in `keras.applications`) with the SR paper's options.
+
+    Every layer has its `keras.applications.ResNet50` name, so ImageNet
+    weights published for that model load into this one by name (the SR
+    block and regularisers are extra layers and keep their initial values).
+    Modules 1-4 are the stages `conv2_x` ... `conv5_x`.
+
+    Args:
+        num_classes: classifier width.
+        input_shape: image shape; `(None, None, 3)` is allowed without `sr`.
+        sr: `None` or `dict(module=M, num_memory_blocks=P, hidden_units=U)`:
+            one SR block after module M, named `module{M}_sr`.
+        regularizer: `None`, `"dropout"`, `"dropout2d"` or `"dropblock"`
+            after modules 3 and 4 (before an SR block there).
+        weights: `None`, or the path of a weights file saved from
+            `keras.applications.ResNet50` (e.g. the published ImageNet file):
+            its layers are copied by name.
+        include_top: with `False`, the model ends at `conv5_block3_out`.
+        output_stride: 32 (classification), or 16 / 8 for dense prediction:
+            the last one / two stages keep their resolution and dilate their
+            3x3 convs instead (DeepLabv3).
+        regularizer_rate, drop_block_size: settings of the regulariser.
+
+    Returns:
+        A functional `keras.Model` with a `pyramid_outputs` attribute
+        `{"P2": ..., "P5": ...}`: the output tensors of the four stages.
+
+    Example:
+
+    >>> from keras_memblocks.models import resnet50, count_trainable_parameters
+    >>> base = count_trainable_parameters(resnet50())
+    >>> with_sr = resnet50(sr=dict(module=3, num_memory_blocks=2, hidden_units=16))
+    >>> added = with_sr.get_layer("module3_sr").count_params() - (16 + 2)  # eq. 1: no biases
+    >>> added, round(100 * added / base, 2)   # the paper: 405,600, +1.59 %
+    (405600, 1.59)
+    """
+    argument_checks.check_positive_int("num_classes", num_classes)
+    argument_checks.check_choice("output_stride", output_stride, OUTPUT_STRIDES)
+    sr = model_options.check_sr(sr, num_modules=4)
+    model_options.check_regularizer(regularizer)
+
+    inputs = keras.Input(input_shape, name="input_layer")
+    x = keras.layers.ZeroPadding2D(3, name="conv1_pad")(inputs)
+    x = keras.layers.Conv2D(64, 7, strides=2, name="conv1_conv")(x)
+    x = keras.layers.BatchNormalization(**_BN, name="conv1_bn")(x)
+    x = keras.layers.Activation("relu", name="conv1_relu")(x)
+    x = keras.layers.ZeroPadding2D(1, name="pool1_pad")(x)
+    x = keras.layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
+
+    stride, dilation, pyramid = 4, 1, {}
+    for module, (filters, blocks) in enumerate(_STAGES, 1):
+        block_strides = 1 if module == 1 else 2
+        if module > 1 and stride >= output_stride:
+            dilation, block_strides = dilation * 2, 1
+        stride *= block_strides
+        for block in range(1, blocks + 1):
+            x = _bottleneck(
+                x, filters, block_strides if block == 1 else 1, dilation,
+                conv_shortcut=block == 1, name=f"conv{module + 1}_block{block}",
+            )
+        if regularizer is not None and module >= 3:
+            x = model_options.regularizer_layer(
+                regularizer, regularizer_rate, drop_block_size, f"module{module}_{regularizer}"
+            )(x)
+        if sr is not None and sr["module"] == module:
+            x = model_options.sr_layer(sr, f"module{module}_sr")(x)
+        pyramid[f"P{module + 1}"] = x
+    if include_top:
+        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        x = keras.layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+    model = keras.Model(inputs, x, name="resnet50")
+    model.pyramid_outputs = pyramid
+    if weights is not None:
+        copy_weights_by_name(_reference_resnet50(weights, num_classes, include_top), model)
+    return model
+
+
+def _reference_resnet50(weights, num_classes, include_top):
+    # keras.applications knows the layout of its own published files.
+    return keras.applications.ResNet50(
+        weights=weights, include_top=include_top, classes=num_classes,
+        input_shape=None if include_top else (None, None, 3),
+    )
+
+
+def copy_weights_by_name(source, target):
+    """Copies the weights of every layer of `source` that `target` has too.
+
+    Returns the names copied. Shapes must agree (a `ValueError` names the
+    layer otherwise); layers only in `target` keep their values.
+    """
+    target_layers = {layer.name: layer for layer in target.layers}
+    copied = []
+    for layer in source.layers:
+        if layer.name not in target_layers or not layer.weights:
+            continue
+        destination = target_layers[layer.name]
+        for a, b in zip(layer.weights, destination.weights):
+            if tuple(a.shape) != tuple(b.shape):
+                raise ValueError(
+                    f"Layer {layer.name!r}: weight {a.name} has shape {tuple(a.shape)} "
+                    f"in the source and {tuple(b.shape)} in the target."
+                )
+        destination.set_weights(layer.get_weights())
+        copied.append(layer.name)
+    return copied
