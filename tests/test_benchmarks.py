@@ -25,3 +25,15 @@ def test_block_overhead_benchmark_runs(tmp_path):
     for entry in graph.values():
         assert entry["train"]["median_ms"] > 0 and entry["inference"]["median_ms"] > 0
     assert "| cc_reduced |" in result.stdout
+
+
+def test_parameter_table_is_what_the_builders_give(tmp_path):
+    # The README quotes benchmarks/results/parameter_table.json.
+    output = tmp_path / "table.json"
+    result = subprocess.run(
+        [sys.executable, "benchmarks/parameter_table.py", "--output", str(output)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    committed = json.loads((ROOT / "benchmarks/results/parameter_table.json").read_text())
+    assert json.loads(output.read_text()) == committed

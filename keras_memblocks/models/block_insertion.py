@@ -81,7 +81,21 @@ def insert_blocks(model, block, after, **block_kwargs):
             output = new_block(layer)(output)
         return output
 
-    clone = keras.models.clone_model(model, call_function=call_function)
+    # New inputs with the original names, so that every name survives.
+    input_layers = {
+        id(layer.output): layer
+        for layer in model.layers
+        if isinstance(layer, keras.layers.InputLayer)
+    }
+    inputs = keras.tree.map_structure(
+        lambda t: keras.Input(
+            batch_shape=t.shape, dtype=t.dtype, name=input_layers[id(t)].name
+        ),
+        model.input,
+    )
+    clone = keras.models.clone_model(
+        model, input_tensors=inputs, call_function=call_function
+    )
     for layer in model.layers:
         if layer.weights:
             clone.get_layer(layer.name).set_weights(layer.get_weights())

@@ -1,0 +1,78 @@
+import keras
+import numpy as np
+import pytest
+
+from keras_memblocks.layers import ContextualConvBlock2D
+from keras_memblocks.layers import SqueezeAndRemember2D
+from keras_memblocks.models import insert_blocks
+from keras_memblocks.models import vgg_like
+from tests import model_checks
+
+X96 = np.random.default_rng(0).random((2, 96, 96, 3), dtype=np.float32)
+
+EDGE_MODELS = {
+    "MobileNetV2": (keras.applications.MobileNetV2, ["block_3_project_BN", "block_13_expand_relu"]),
+    "EfficientNetB0": (keras.applications.EfficientNetB0, lambda layer: layer.name.endswith("_add")),
+    "ResNet50": (keras.applications.ResNet50, ["conv3_block4_out", "conv4_block6_out"]),
+}
+
+
+@pytest.mark.parametrize("name", list(EDGE_MODELS))
+@pytest.mark.parametrize("block,kwargs", [("sr", dict(num_memory_blocks=2)), ("cc", {}),
+                                          ("se", {})])
+def test_keras_applications(name, block, kwargs):
+    constructor, after = EDGE_MODELS[name]
+    base = constructor(weights=None, input_shape=(96, 96, 3))
+    model = insert_blocks(base, block, after, **kwargs)
+    expected = [l.name for l in base.layers if after(l)] if callable(after) else after
+    inserted = [l.name for l in model.layers if l.name.endswith(f"_{block}")]
+    assert inserted == [f"{n}_{block}" for n in expected]
+    names = model_checks.layer_names(model)
+    for target in expected:  # each block right after its layer
+        assert names[names.index(target) + 1] == f"{target}_{block}"
+    # Original weights kept (compared layer by layer) ...
+    for layer in base.layers:
+        for a, b in zip(layer.get_weights(), model.get_layer(layer.name).get_weights()):
+            np.testing.assert_array_equal(a, b)
+    out = model.predict(X96, verbose=0)
+    if block in ("sr", "cc"):  # ... and identity-initialised blocks change nothing.
+        np.testing.assert_allclose(out, base.predict(X96, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_branches_and_skips_are_kept():
+    inputs = keras.Input((16, 16, 3))
+    stem = keras.layers.Conv2D(8, 3, padding="same", name="stem")(inputs)
+    left = keras.layers.Conv2D(8, 3, padding="same", name="left")(stem)
+    right = keras.layers.Conv2D(8, 1, name="right")(stem)
+    merged = keras.layers.Add(name="merge")([left, right, stem])  # a skip from stem
+    outputs = keras.layers.GlobalAveragePooling2D(name="gap")(merged)
+    base = keras.Model(inputs, outputs)
+    model = insert_blocks(base, ContextualConvBlock2D, ["stem"], variant="scalar")
+    block = model.get_layer("stem_contextualconvblock2d")
+    consumers = {n.operation.name for n in block._outbound_nodes}
+    assert consumers == {"left", "right", "merge"}  # every use of stem now sees the block
+    # Make the block non-trivial: outputs must now differ from the base model.
+    block.set_weights([w + 0.5 for w in block.get_weights()])
+    x = np.random.default_rng(0).random((2, 16, 16, 3), dtype=np.float32)
+    assert not np.allclose(model.predict(x, verbose=0), base.predict(x, verbose=0))
+
+
+def test_our_builders_and_factories(tmp_path):
+    base = vgg_like("cifar10", 4)
+    model = insert_blocks(base, lambda layer: SqueezeAndRemember2D(2, 4, name=f"{layer.name}_memory"),
+                          after=["stage2_conv1"])
+    assert model.get_layer("stage2_conv1_memory").output.shape == (None, 16, 16, 8)
+    x = np.random.default_rng(0).random((2, 32, 32, 3), dtype=np.float32)
+    model_checks.check_save_load_round_trip(model, x, tmp_path)
+
+
+def test_errors():
+    base = vgg_like("cifar10", 4)
+    with pytest.raises(ValueError, match=r"no layer named 'stage2_conv'.*Did you mean.*stage2_conv1"):
+        insert_blocks(base, "sr", ["stage2_conv"])
+    with pytest.raises(ValueError, match=r"'fc' outputs \(None, 128\), not a 4-D feature map"):
+        insert_blocks(base, "cc", ["fc"])
+    with pytest.raises(ValueError, match="selected no layer"):
+        insert_blocks(base, "cc", lambda layer: False)
+    with pytest.raises(ValueError, match="one layer instance"):
+        insert_blocks(base, ContextualConvBlock2D(), ["stage1_conv1"])
