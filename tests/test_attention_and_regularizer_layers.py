@@ -34,6 +34,7 @@ def test_layer_battery(cls, kwargs, tmp_path):
 def test_registry_names():
     assert isinstance(get_block("se"), SqueezeExcite2D)
     assert isinstance(get_block("cbam", kernel_size=3), CBAM2D)
+    assert isinstance(get_block("dropblock", rate=0.2), DropBlock2D)
 
 
 def test_squeeze_excite_matches_numpy():

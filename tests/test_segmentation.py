@@ -41,8 +41,9 @@ def test_sr_after_module_2_and_aux_head(builder):
     assert count_trainable_parameters(plain_with_aux) > count_trainable_parameters(plain)
 
 
-def test_round_trip_and_jit(tmp_path):
-    model = deeplabv3(4, (32, 32, 3), sr=dict(module=2, num_memory_blocks=2), auxiliary_head=True)
+@pytest.mark.parametrize("builder", [deeplabv3, fcn])
+def test_round_trip_and_jit(builder, tmp_path):
+    model = builder(4, (32, 32, 3), sr=dict(module=2, num_memory_blocks=2), auxiliary_head=True)
     x = np.random.default_rng(0).random((2, 32, 32, 3), dtype=np.float32)
     model_checks.check_save_load_round_trip(model, x, tmp_path)
     labels = np.random.default_rng(1).integers(0, 4, (2, 32, 32))

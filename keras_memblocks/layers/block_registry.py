@@ -4,6 +4,7 @@ import keras
 
 from keras_memblocks.layers.cbam_2d import CBAM2D
 from keras_memblocks.layers.contextual_conv_block_2d import ContextualConvBlock2D
+from keras_memblocks.layers.drop_block_2d import DropBlock2D
 from keras_memblocks.layers.squeeze_and_remember_2d import SqueezeAndRemember2D
 from keras_memblocks.layers.squeeze_excite_2d import SqueezeExcite2D
 
@@ -15,6 +16,7 @@ BLOCKS = {
     "se": SqueezeExcite2D,
     "squeeze_excite": SqueezeExcite2D,
     "cbam": CBAM2D,
+    "dropblock": DropBlock2D,
 }
 
 
