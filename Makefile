@@ -6,13 +6,17 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: test test-large benchmark clean
+.PHONY: demo test test-large benchmark clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
+
+## The main job: train and compare both blocks on the embedded digits.
+demo: $(STAMP)
+	$(VENV)/bin/memblocks demo
 
 ## The default suite: everything but the `large` marker.
 test: $(STAMP)

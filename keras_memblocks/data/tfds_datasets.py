@@ -127,7 +127,8 @@ def load(name, split, batch_size=128, training=False, seed=0, data_dir=None,
     CIFAR: pad-4 random crop + flip in training, per-channel normalisation.
     MNIST: normalisation. ImageNet: random-resized crop 224 + flip / resize
     256 + centre crop 224. Cityscapes: labelIds -> 19 train ids (ignore 255),
-    random scale 0.5-2 + crop + flip in training. Small datasets are cached
+    random scale 0.5-2 + crop + flip in training, resized to `crop_size` for
+    evaluation (the paper's multi-scale + flip testing is not implemented). Small datasets are cached
     (decoded, before augmentation). With a fixed `seed`, the same batches
     come out every run.
 
@@ -175,6 +176,11 @@ def _preprocess_fn(name, training, seed, crop_size):
         if name == "cityscapes":
             if training:
                 image, label = preprocessing.cityscapes_augment(image, label, example_seed, crop_size)
+            else:
+                # Models with SR are tied to one input size: evaluate at the
+                # crop size (1024x2048 frames and 512x1024 crops share 1:2).
+                image = tf.image.resize(image, crop_size, method="bilinear")
+                label = tf.image.resize(label, crop_size, method="nearest")
             return preprocessing.normalize(image, name), tf.cast(label[..., 0], tf.int32)
         if name == "imagenet2012":
             image = (preprocessing.imagenet_train_crop(image, example_seed) if training

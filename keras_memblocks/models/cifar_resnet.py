@@ -8,7 +8,6 @@ from keras_memblocks.models import model_options
 
 # depth -> (bottleneck, blocks per module)
 _DEPTHS = {18: (False, (2, 2, 2, 2)), 34: (False, (3, 4, 6, 3)), 50: (True, (3, 4, 6, 3))}
-_PLANES = (64, 128, 256, 512)
 # The paper trains with Kaiming-uniform initialisation.
 _CONV_INIT = "he_uniform"
 
@@ -42,7 +41,7 @@ def _residual_block(x, planes, strides, bottleneck, attention, name):
 
 
 def cifar_resnet(depth, num_classes=100, sr=None, regularizer=None, attention=None,
-                 input_shape=(32, 32, 3), regularizer_rate=0.1, drop_block_size=3):
+                 input_shape=(32, 32, 3), regularizer_rate=0.1, drop_block_size=3, width=64):
     """A CIFAR ResNet-18/34/50 with the SR paper's options.
 
     Layout (the common CIFAR adaptation): a 3x3 stride-1 stem with 64
@@ -65,6 +64,9 @@ def cifar_resnet(depth, num_classes=100, sr=None, regularizer=None, attention=No
         input_shape: image shape.
         regularizer_rate: drop rate of the regulariser.
         drop_block_size: block size of DropBlock.
+        width: planes of the stem and first module (64 in the paper); the
+            modules have width x (1, 2, 4, 8). Smaller values make quick
+            CPU-sized ResNets.
 
     Returns:
         A functional `keras.Model`; layers named `module{m}_block{b}_{op}`,
@@ -80,14 +82,16 @@ def cifar_resnet(depth, num_classes=100, sr=None, regularizer=None, attention=No
     if depth not in _DEPTHS:
         raise ValueError(f"`depth` must be one of {sorted(_DEPTHS)}. Received: depth={depth!r}")
     argument_checks.check_positive_int("num_classes", num_classes)
+    argument_checks.check_positive_int("width", width)
     sr = model_options.check_sr(sr, num_modules=4)
     model_options.check_regularizer(regularizer)
     model_options.check_attention(attention)
     bottleneck, blocks_per_module = _DEPTHS[depth]
 
     inputs = keras.Input(input_shape, name="image")
-    x = _conv_bn(inputs, 64, 3, 1, "stem")
-    for module, (planes, blocks) in enumerate(zip(_PLANES, blocks_per_module), 1):
+    x = _conv_bn(inputs, width, 3, 1, "stem")
+    planes_per_module = [width * factor for factor in (1, 2, 4, 8)]
+    for module, (planes, blocks) in enumerate(zip(planes_per_module, blocks_per_module), 1):
         for block in range(1, blocks + 1):
             strides = 2 if module > 1 and block == 1 else 1
             x = _residual_block(x, planes, strides, bottleneck, attention,
@@ -100,5 +104,6 @@ def cifar_resnet(depth, num_classes=100, sr=None, regularizer=None, attention=No
         if sr is not None and sr["module"] == module:
             x = model_options.sr_layer(sr, f"module{module}_sr")(x)
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="predictions",
+                                 dtype="float32")(x)
     return keras.Model(inputs, outputs, name=f"cifar_resnet{depth}")

@@ -56,5 +56,6 @@ def cifar_vgg(depth, num_classes=100, sr=None, input_shape=(32, 32, 3), dropout=
     for i in (1, 2):
         x = keras.layers.Dropout(dropout, name=f"fc{i}_dropout")(x)
         x = keras.layers.Dense(512, activation="relu", name=f"fc{i}")(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="predictions",
+                                 dtype="float32")(x)
     return keras.Model(inputs, outputs, name=f"cifar_vgg{depth}")

@@ -102,7 +102,8 @@ def resnet50(num_classes=1000, input_shape=(224, 224, 3), sr=None, regularizer=N
         pyramid[f"P{module + 1}"] = x
     if include_top:
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        x = keras.layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+        x = keras.layers.Dense(num_classes, activation="softmax", name="predictions",
+                               dtype="float32")(x)
     model = keras.Model(inputs, x, name="resnet50")
     model.pyramid_outputs = pyramid
     if weights is not None:

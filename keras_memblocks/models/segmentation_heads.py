@@ -33,7 +33,7 @@ def classifier(x, num_classes, upsample, dropout, name, hidden=None):
         x = keras.layers.Dropout(dropout, name=f"{name}_dropout")(x)
     x = keras.layers.Conv2D(num_classes, 1, name=f"{name}_logits")(x)
     x = keras.layers.UpSampling2D(upsample, interpolation="bilinear", name=f"{name}_upsample")(x)
-    return keras.layers.Softmax(name=name)(x)
+    return keras.layers.Softmax(name=name, dtype="float32")(x)
 
 
 def check_input_shape(input_shape, output_stride):

@@ -68,7 +68,8 @@ def vgg_like(dataset, width, block=None, num_classes=None, input_shape=None,
     x = keras.layers.Flatten(name="flatten")(x)
     x = keras.layers.Dense(128, activation="relu", name="fc")(x)
     outputs = keras.layers.Dense(
-        num_classes or default_classes, activation="softmax", name="predictions"
+        num_classes or default_classes, activation="softmax", name="predictions",
+        dtype="float32",  # the softmax stays float32 under mixed precision
     )(x)
     suffix = "" if block is None else f"_{block if isinstance(block, str) else block.__name__}"
     return keras.Model(inputs, outputs, name=f"vgg_like_{dataset}_w{width}{suffix}")

@@ -1,0 +1,106 @@
+"""The `memblocks` command: `memblocks train ...`, `memblocks demo`."""
+
+import argparse
+import json
+import sys
+
+FLAGS = {  # command-line flag -> recipe field
+    "model": "model", "model_args": "model_args", "dataset": "dataset", "epochs": "epochs",
+    "batch_size": "batch_size", "learning_rate": "learning_rate",
+    "weight_decay": "weight_decay", "data_dir": "data_dir", "strategy": "strategy",
+    "max_steps_per_epoch": "max_steps_per_epoch",
+}
+
+
+def _value(text):
+    """A `--set` value: JSON when it parses (numbers, lists, dicts), else text."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _train_parser(subparsers):
+    p = subparsers.add_parser(
+        "train", help="train a recipe (every field overridable)",
+        description="Train a named recipe; override any field with --set FIELD=VALUE, "
+                    "a --config YAML/JSON file, or the shortcuts below.",
+    )
+    p.add_argument("--recipe", default="digits", help="sr-cifar10, sr-cifar100, sr-imagenet, "
+                   "sr-cityscapes, cc-cifar100, digits (default)")
+    p.add_argument("--config", help="YAML or JSON file of recipe fields")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override one recipe field (VALUE parsed as JSON when possible)")
+    p.add_argument("--model")
+    p.add_argument("--model-args", type=json.loads, help="JSON dict of builder arguments")
+    p.add_argument("--dataset")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--learning-rate", type=float)
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--data-dir")
+    p.add_argument("--max-steps-per-epoch", type=int)
+    p.add_argument("--strategy", help="none, mirrored (all local GPUs) or multiworker (TF_CONFIG)")
+    p.add_argument("--mixed-precision", action="store_true")
+    p.add_argument("--jit-compile", action="store_true")
+    p.add_argument("--tensorboard", action="store_true")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--output-dir", default=None, help="default: runs/<recipe>")
+    return p
+
+
+def config_from_args(args):
+    """The recipe with the file, `--set` and flag overrides applied, validated."""
+    from keras_memblocks.training import get_recipe
+    from keras_memblocks.training import load_config_file
+
+    overrides = load_config_file(args.config) if args.config else {}
+    for item in args.set:
+        if "=" not in item:
+            raise ValueError(f"--set takes FIELD=VALUE. Received: {item!r}")
+        key, value = item.split("=", 1)
+        overrides[key] = _value(value)
+    for flag, name in FLAGS.items():
+        value = getattr(args, flag)
+        if value is not None:
+            overrides[name] = value
+    for flag in ("mixed_precision", "jit_compile", "tensorboard"):
+        if getattr(args, flag):
+            overrides[flag] = True
+    return get_recipe(args.recipe).replace(**overrides).validate()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="memblocks", description="keras-memblocks command line")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    _train_parser(subparsers)
+    demo = subparsers.add_parser("demo", help="the main job on the embedded digits")
+    demo.add_argument("--output-dir", default="runs/demo")
+    demo.add_argument("--epochs", type=int, default=15)
+    args = parser.parse_args(argv)
+
+    from keras_memblocks.data import DatasetNotFoundError
+
+    try:
+        if args.command == "demo":
+            from keras_memblocks.demo import run_demo
+
+            run_demo(args.output_dir, args.epochs)
+            return 0
+        from keras_memblocks.training import train_seeds
+        from keras_memblocks.training.trainer import build_model
+
+        config = config_from_args(args)
+        build_model(config)  # a bad model or block fails here, before any data is read
+        output_dir = args.output_dir or f"runs/{args.recipe}"
+        summary = train_seeds(config, args.seeds, output_dir)
+        print(f"\n{summary['metric']}: {summary['mean']:.2f} ± {summary['sd']:.2f} "
+              f"over seeds {summary['seeds']} (summary in {output_dir}/summary.md)")
+        return 0
+    except (ValueError, DatasetNotFoundError) as error:
+        print(f"memblocks: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,21 @@
+"""Training: recipes, the trainer, and the demo on the embedded digits."""
+
+from keras_memblocks.training.recipes import RECIPES
+from keras_memblocks.training.recipes import TrainingConfig
+from keras_memblocks.training.recipes import get_recipe
+from keras_memblocks.training.recipes import load_config_file
+from keras_memblocks.training.sgd_with_l2 import SGDWithL2
+from keras_memblocks.training.trainer import build_model
+from keras_memblocks.training.trainer import train
+from keras_memblocks.training.trainer import train_seeds
+
+__all__ = [
+    "RECIPES",
+    "SGDWithL2",
+    "TrainingConfig",
+    "build_model",
+    "get_recipe",
+    "load_config_file",
+    "train",
+    "train_seeds",
+]

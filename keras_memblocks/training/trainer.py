@@ -1,0 +1,290 @@
+"""One training run from a `TrainingConfig`, and several seeds of it."""
+
+import csv
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_memblocks import data
+from keras_memblocks import models
+
+SEGMENTATION_MODELS = ("deeplabv3", "fcn")
+
+
+_NUM_CLASSES = {"digits": 10, "mnist": 10, "cifar10": 10, "cifar100": 100,
+                "imagenet2012": 1000, "cityscapes": 19}
+
+
+def _input_shape(config):
+    if config.dataset == "digits":
+        mnist_net = config.model == "vgg_like" and config.model_args.get("dataset") == "mnist"
+        return (config.image_size, config.image_size, 1 if mnist_net else 3)
+    if config.dataset == "cityscapes":
+        return (*config.crop_size, 3)
+    return data.DATASETS[config.dataset].image_shape
+
+
+def build_model(config):
+    """The model a config names (checked before any data is read).
+
+    `num_classes` and `input_shape` default to the dataset's.
+    """
+    builder = getattr(models, config.model)
+    args = {"num_classes": _NUM_CLASSES[config.dataset], "input_shape": _input_shape(config),
+            **config.model_args}
+    try:
+        return builder(**args)
+    except TypeError as error:  # an unknown keyword for this builder
+        raise ValueError(f"Bad `model_args` for {config.model}: {error}") from error
+
+
+def _digits_datasets(config, seed):
+    channels = _input_shape(config)[-1]
+    (x_train, y_train), (x_test, y_test) = data.load_digits(config.image_size, channels=channels)
+    if config.reverse_split:
+        (x_train, y_train), (x_test, y_test) = (x_test, y_test), (x_train, y_train)
+    validation = None
+    if config.validation_fraction and not config.reverse_split:
+        cut = int(round(len(x_train) * (1 - config.validation_fraction)))
+        validation = (x_train[cut:], y_train[cut:])
+        x_train, y_train = x_train[:cut], y_train[:cut]
+
+    def batched(x, y, training):
+        dataset = tf.data.Dataset.from_tensor_slices((x, y))
+        if training:
+            dataset = dataset.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        return dataset.batch(config.batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
+
+    return (batched(x_train, y_train, True),
+            None if validation is None else batched(*validation, False),
+            batched(x_test, y_test, False))
+
+
+def make_datasets(config, seed):
+    """`(train, validation or None, test)` batched datasets."""
+    if config.dataset == "digits":
+        return _digits_datasets(config, seed)
+    names = data.splits(config.dataset, config.validation_fraction, config.reverse_split)
+    common = dict(batch_size=config.batch_size, seed=seed, data_dir=config.data_dir,
+                  crop_size=tuple(config.crop_size))
+    return (data.load(config.dataset, names["train"], training=True, **common),
+            None if names["validation"] is None else data.load(config.dataset, names["validation"], **common),
+            data.load(config.dataset, names["test"], **common))
+
+
+def learning_rate_schedule(config, steps_per_epoch):
+    if config.schedule == "constant":
+        return config.learning_rate
+    if config.schedule == "poly":
+        return keras.optimizers.schedules.PolynomialDecay(
+            config.learning_rate, decay_steps=config.epochs * steps_per_epoch,
+            end_learning_rate=config.min_learning_rate, power=config.poly_power,
+        )
+    boundaries = [int(m) * steps_per_epoch for m in config.milestones]
+    values = [config.learning_rate * config.gamma**i for i in range(len(boundaries) + 1)]
+    if not boundaries:
+        return config.learning_rate
+    return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+
+
+def _compile(model, config, steps_per_epoch):
+    from keras_memblocks.training.sgd_with_l2 import SGDWithL2
+
+    schedule = learning_rate_schedule(config, steps_per_epoch)
+    if config.optimizer == "adam":
+        optimizer = keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay)
+    else:
+        optimizer = SGDWithL2(schedule, momentum=config.momentum, l2=config.weight_decay)
+    if config.model in SEGMENTATION_MODELS:
+        loss = keras.losses.SparseCategoricalCrossentropy(ignore_class=data.preprocessing.IGNORE_LABEL)
+        num_classes = model.output["predictions"].shape[-1] if isinstance(model.output, dict) \
+            else model.output.shape[-1]
+        metric = models.mean_iou(num_classes)
+        if isinstance(model.output, dict):
+            model.compile(optimizer=optimizer, loss={"predictions": loss, "aux": loss},
+                          loss_weights={"predictions": 1.0, "aux": config.auxiliary_loss_weight},
+                          metrics={"predictions": [metric]}, jit_compile=config.jit_compile)
+            return
+        model.compile(optimizer=optimizer, loss=loss, metrics=[metric], jit_compile=config.jit_compile)
+        return
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"], jit_compile=config.jit_compile)
+
+
+def _strategy(name):
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        # Reads the cluster from the TF_CONFIG environment variable.
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()  # the default (no distribution)
+
+
+def _with_aux_targets(dataset, model):
+    if dataset is None or not isinstance(model.output, dict):
+        return dataset
+    return dataset.map(lambda x, y: (x, {key: y for key in model.output}))
+
+
+def _deduplicate_history(path):
+    """Keeps the last row of every epoch (a run killed between logging an
+    epoch and backing it up repeats that epoch when it resumes)."""
+    if not path.exists():
+        return []
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    by_epoch = {int(row["epoch"]): row for row in rows}
+    rows = [by_epoch[e] for e in sorted(by_epoch)]
+    if rows:
+        with path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    return rows
+
+
+class StepTimer(keras.callbacks.Callback):
+    """Wall time of every training step (median reported)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def train(config, output_dir, seed=0, verbose=None, strategy=None):
+    """Trains, keeps the best model on validation, evaluates it on test.
+
+    A run killed at any point resumes where it stopped when started again
+    with the same `output_dir` (`keras.callbacks.BackupAndRestore`): at most
+    the current epoch is lost. Writes to `output_dir`: `best.keras` (or
+    `last.keras` without validation), `history.csv`, `results.json`, and
+    `tensorboard/` when asked.
+
+    `config.strategy` picks the distribution ("mirrored": all local GPUs;
+    "multiworker": the cluster in TF_CONFIG); a `tf.distribute.Strategy`
+    passed as `strategy` is used instead. `batch_size` is the global batch.
+
+    Returns:
+        The results dict written to `results.json`.
+    """
+    config.validate()
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(seed)
+    keras.mixed_precision.set_global_policy("mixed_float16" if config.mixed_precision else "float32")
+    strategy = strategy or _strategy(config.strategy)
+    with strategy.scope():
+        model = build_model(config)
+    train_data, validation_data, test_data = make_datasets(config, seed)
+    steps_per_epoch = int(train_data.cardinality())
+    if steps_per_epoch < 0:  # unknown cardinality
+        steps_per_epoch = config.max_steps_per_epoch or 1000
+    if config.max_steps_per_epoch:
+        steps_per_epoch = min(steps_per_epoch, config.max_steps_per_epoch)
+        train_data = train_data.take(steps_per_epoch)
+    with strategy.scope():
+        _compile(model, config, steps_per_epoch)
+    train_data = _with_aux_targets(train_data, model)
+    validation_data = _with_aux_targets(validation_data, model)
+    test_data = _with_aux_targets(test_data, model)
+
+    segmentation = config.model in SEGMENTATION_MODELS
+    if validation_data is not None:
+        monitor, mode = ("val_loss", "min") if segmentation else ("val_accuracy", "max")
+        checkpoint_path = output_dir / "best.keras"
+        checkpoint = keras.callbacks.ModelCheckpoint(checkpoint_path, monitor=monitor, mode=mode,
+                                                     save_best_only=True)
+    else:
+        checkpoint_path = output_dir / "last.keras"
+        checkpoint = keras.callbacks.ModelCheckpoint(checkpoint_path)
+    history_path = output_dir / "history.csv"
+    callbacks = [
+        keras.callbacks.CSVLogger(history_path, append=True),
+        # double_checkpoint: a kill while the backup is written leaves a
+        # corrupt file (seen in our kill test); Keras then falls back to the
+        # previous epoch's copy.
+        keras.callbacks.BackupAndRestore(output_dir / "backup", double_checkpoint=True),
+        checkpoint,
+    ]
+    if config.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(output_dir / "tensorboard"))
+    timer = StepTimer()
+    callbacks.append(timer)
+    if verbose is None:
+        verbose = 1 if sys.stdout.isatty() else 2  # a bar in a terminal, a line per epoch in logs
+
+    start = time.perf_counter()
+    model.fit(train_data, validation_data=validation_data, epochs=config.epochs,
+              steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=verbose,
+              shuffle=False)  # the datasets shuffle themselves, seeded
+    seconds = time.perf_counter() - start
+    history = _deduplicate_history(history_path)
+
+    best = keras.saving.load_model(checkpoint_path)
+    _compile(best, config, steps_per_epoch)
+    test_metrics = best.evaluate(test_data, return_dict=True, verbose=0)
+    results = {
+        "seed": seed,
+        "epochs_completed": len(history),
+        "test": {k: float(v) for k, v in test_metrics.items()},
+        "parameters": int(model.count_params()),
+        "trainable_parameters": models.count_trainable_parameters(model),
+        "train_seconds_this_session": round(seconds, 2),
+        # The first steps trace and compile; the median ignores them.
+        "replicas": int(strategy.num_replicas_in_sync),
+        "median_step_ms": round(1e3 * float(np.median(timer.seconds)), 3) if timer.seconds else None,
+        "model_path": str(checkpoint_path),
+        "config": config.to_dict(),
+    }
+    (output_dir / "results.json").write_text(json.dumps(results, indent=2, default=list) + "\n")
+    keras.mixed_precision.set_global_policy("float32")
+    return results
+
+
+def main_metric(results):
+    test = results["test"]
+    for key in ("accuracy", "predictions_mean_iou", "mean_iou"):
+        if key in test:
+            return key, test[key]
+    return "loss", test["loss"]
+
+
+def train_seeds(config, seeds, output_dir, verbose=None):
+    """Runs `train` once per seed; writes `summary.md` with mean ± sd.
+
+    Returns the summary dict (the per-seed values and their mean and sd,
+    in percent for accuracy and IoU, as the papers report them).
+    """
+    output_dir = Path(output_dir)
+    runs = [train(config, output_dir / f"seed_{s}", seed=s, verbose=verbose) for s in seeds]
+    metric, _ = main_metric(runs[0])
+    scale = 1.0 if metric == "loss" else 100.0
+    values = np.array([main_metric(r)[1] * scale for r in runs])
+    summary = {
+        "metric": metric,
+        "seeds": list(seeds),
+        "values": [round(float(v), 4) for v in values],
+        "mean": float(values.mean()),
+        "sd": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+    }
+    lines = [
+        f"| model | dataset | {metric} (mean ± sd over {len(seeds)} seeds) |",
+        "|---|---|---|",
+        f"| {config.model} {json.dumps(config.model_args, default=list)} | {config.dataset} "
+        f"| {summary['mean']:.2f} ± {summary['sd']:.2f} |",
+    ]
+    (output_dir / "summary.md").write_text("\n".join(lines) + "\n")
+    (output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary

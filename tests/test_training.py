@@ -1,0 +1,181 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from keras_memblocks.cli import main as cli_main
+from keras_memblocks.data import stand_in_data
+from keras_memblocks.training import SGDWithL2
+from keras_memblocks.training import get_recipe
+from keras_memblocks.training import load_config_file
+from keras_memblocks.training import train
+from keras_memblocks.training import train_seeds
+from keras_memblocks.training.trainer import learning_rate_schedule
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = {"dataset": "cifar10", "width": 2, "block": "cc", "variant": "reduced"}
+
+
+def tiny_digits(**overrides):
+    settings = dict(model_args=TINY, epochs=2, max_steps_per_epoch=3, image_size=16, batch_size=32)
+    return get_recipe("digits").replace(**{**settings, **overrides})
+
+
+def test_sgd_with_l2_is_pytorch_sgd():
+    # torch.optim.SGD(lr, momentum, weight_decay): g += wd*w; buf = m*buf + g; w -= lr*buf
+    lr, momentum, wd = 0.1, 0.9, 0.05
+    w0 = np.array([1.0, -2.0, 0.5], "float32")
+    grads = [np.array(g, "float32") for g in ([0.3, 0.1, -0.2], [0.0, 0.5, 0.1], [-0.4, 0.2, 0.3])]
+    variable = keras.Variable(w0.copy())
+    optimizer = SGDWithL2(learning_rate=lr, momentum=momentum, l2=wd)
+    w, buf = w0.astype("float64"), np.zeros(3)
+    for g in grads:
+        optimizer.apply_gradients([(keras.ops.convert_to_tensor(g), variable)])
+        d = g + wd * w
+        buf = momentum * buf + d
+        w = w - lr * buf
+    np.testing.assert_allclose(np.asarray(variable), w, rtol=1e-5)
+    assert SGDWithL2.from_config(optimizer.get_config()).l2 == wd
+
+
+def test_schedules():
+    config = get_recipe("sr-cifar100")
+    schedule = learning_rate_schedule(config, steps_per_epoch=10)
+    assert float(schedule(599)) == pytest.approx(0.1)
+    assert float(schedule(601)) == pytest.approx(0.02)
+    assert float(schedule(1700)) == pytest.approx(0.1 * 0.2**3)
+    poly = learning_rate_schedule(get_recipe("sr-cityscapes"), steps_per_epoch=10)
+    assert float(poly(0)) == pytest.approx(0.01)
+    assert float(poly(10 * 215)) == pytest.approx(1e-4)
+
+
+def test_recipes_are_valid_and_build():
+    from keras_memblocks.training.recipes import RECIPES
+
+    for name, recipe in RECIPES.items():
+        recipe.validate()
+    assert get_recipe("sr-imagenet").milestones == (75, 150, 225, 300, 375)
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [(["--recipe", "sr-cifar200"], "Unknown recipe 'sr-cifar200'. Valid recipes: sr-cifar10"),
+     (["--model", "resnet9"], "Unknown model 'resnet9'. Valid values for `model`: 'vgg_like'"),
+     (["--dataset", "svhn"], "Unknown dataset 'svhn'"),
+     (["--set", "epochz=3"], "Unknown recipe field(s) ['epochz']. Valid fields:"),
+     (["--set", "schedule=cosine"], "Unknown schedule 'cosine'"),
+     (["--model-args", '{"dataset": "cifar10", "width": 4, "block": "sq"}'], "Unknown block 'sq'"),
+     (["--model-args", '{"dataset": "cifar10", "widht": 4}'], "Bad `model_args` for vgg_like"),
+     (["--recipe", "sr-cifar100", "--data-dir", "/nonexistent"], "Dataset 'cifar100'")],
+)
+def test_bad_configs_fail_before_training(argv, message, capsys, tmp_path):
+    start = time.perf_counter()
+    assert cli_main(["train", "--output-dir", str(tmp_path), *argv]) == 2
+    assert message in capsys.readouterr().err
+    assert time.perf_counter() - start < 30
+    assert not (tmp_path / "seed_0" / "history.csv").exists()
+
+
+def test_config_files(tmp_path):
+    (tmp_path / "c.yaml").write_text("epochs: 7\nmodel_args: {depth: 34}\n")
+    (tmp_path / "c.json").write_text(json.dumps({"batch_size": 16}))
+    assert load_config_file(tmp_path / "c.yaml") == {"epochs": 7, "model_args": {"depth": 34}}
+    assert load_config_file(tmp_path / "c.json") == {"batch_size": 16}
+    with pytest.raises(ValueError, match="does not exist"):
+        load_config_file(tmp_path / "missing.yaml")
+
+
+def test_train_writes_model_history_and_results(tmp_path):
+    results = train(tiny_digits(), tmp_path, verbose=0)
+    assert results["epochs_completed"] == 2
+    assert 0.0 <= results["test"]["accuracy"] <= 1.0
+    assert (tmp_path / "best.keras").exists() and (tmp_path / "results.json").exists()
+    history = (tmp_path / "history.csv").read_text().splitlines()
+    assert history[0].startswith("epoch") and len(history) == 3
+    assert results["median_step_ms"] > 0
+
+
+def test_mixed_precision_and_xla(tmp_path):
+    results = train(tiny_digits(mixed_precision=True, jit_compile=True, epochs=1), tmp_path, verbose=0)
+    assert np.isfinite(results["test"]["loss"])
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored
+
+
+def test_seeds_summary(tmp_path):
+    summary = train_seeds(tiny_digits(epochs=1), [0, 1], tmp_path, verbose=0)
+    assert summary["seeds"] == [0, 1] and len(summary["values"]) == 2
+    assert "±" in (tmp_path / "summary.md").read_text()
+
+
+def test_segmentation_training_on_stand_in_cityscapes(tmp_path):
+    config = get_recipe("sr-cityscapes").replace(
+        model_args={"num_classes": 19, "input_shape": [64, 128, 3], "auxiliary_head": True,
+                    "sr": {"module": 2, "num_memory_blocks": 2}},
+        crop_size=[64, 128], epochs=1, batch_size=2, max_steps_per_epoch=1)
+    with stand_in_data(num_examples=2):
+        results = train(config, tmp_path, verbose=0)
+    assert "predictions_mean_iou" in results["test"]
+
+
+def _train_command(output_dir, epochs):
+    return [sys.executable, "-m", "keras_memblocks.cli", "train", "--recipe", "digits",
+            "--epochs", str(epochs), "--model-args", json.dumps(TINY), "--set", "image_size=16",
+            "--output-dir", str(output_dir)]
+
+
+def test_killed_run_resumes_where_it_stopped(tmp_path):
+    epochs = 40
+    history = tmp_path / "seed_0" / "history.csv"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(_train_command(tmp_path, epochs), cwd=ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and process.poll() is None:
+        if history.exists() and len(history.read_text().splitlines()) >= 3:  # 2 epochs done
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "the run finished before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done_before = len(history.read_text().splitlines()) - 1
+    assert 2 <= done_before < epochs
+
+    resumed = subprocess.run(_train_command(tmp_path, epochs), cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    first_epoch = int(resumed.stdout.split("Epoch ")[1].split("/")[0])
+    assert first_epoch >= done_before  # resumed (at most the current epoch repeated)
+    rows = history.read_text().splitlines()[1:]
+    assert [int(r.split(",")[0]) for r in rows] == list(range(epochs))
+    results = json.loads((tmp_path / "seed_0" / "results.json").read_text())
+    assert results["epochs_completed"] == epochs
+
+
+MIRRORED_SCRIPT = """
+import tensorflow as tf
+tf.config.set_logical_device_configuration(
+    tf.config.list_physical_devices("CPU")[0],
+    [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
+import json, sys
+from keras_memblocks.training import get_recipe, train
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+print("replicas", strategy.num_replicas_in_sync)
+config = get_recipe("digits").replace(model_args=json.loads(sys.argv[2]), epochs=1,
+                                      max_steps_per_epoch=2, image_size=16, strategy="mirrored")
+results = train(config, sys.argv[1], verbose=0, strategy=strategy)
+print("accuracy", results["test"]["accuracy"], "trained on", results["replicas"], "replicas")
+"""
+
+
+def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
+    result = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, str(tmp_path), json.dumps(TINY)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "replicas 2" in result.stdout and "trained on 2 replicas" in result.stdout
