@@ -26,9 +26,11 @@ test: $(STAMP)
 test-large: $(STAMP)
 	HYPOTHESIS_PROFILE=thorough $(PY) -m pytest -m "large or property" -n 2 $(PYTEST_ARGS)
 
-## Block overhead benchmark; writes benchmarks/results/block_overhead.json.
+## The benchmarks; each writes its benchmarks/results/*.json.
 benchmark: $(STAMP)
 	$(PY) benchmarks/block_overhead.py
+	$(PY) benchmarks/input_pipeline.py
+	$(PY) benchmarks/parameter_table.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

@@ -1,4 +1,4 @@
-"""The `memblocks` command: `memblocks train ...`, `memblocks demo`."""
+"""The `memblocks` command: `memblocks train | reproduce | demo`."""
 
 import argparse
 import json
@@ -74,6 +74,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="memblocks", description="keras-memblocks command line")
     subparsers = parser.add_subparsers(dest="command", required=True)
     _train_parser(subparsers)
+    reproduce = subparsers.add_parser("reproduce", help="run a published table's experiment grid")
+    reproduce.add_argument("table", help="sr-table1, sr-table3, sr-table4, sr-table5, cc-table3, cc-fig4")
+    reproduce.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    reproduce.add_argument("--data-dir")
+    reproduce.add_argument("--output-dir", default="runs/reproduce")
+    reproduce.add_argument("--quick", action="store_true",
+                           help="check the grid on generated data (every model built, 2 rows trained 1 step)")
     demo = subparsers.add_parser("demo", help="the main job on the embedded digits")
     demo.add_argument("--output-dir", default="runs/demo")
     demo.add_argument("--epochs", type=int, default=15)
@@ -86,6 +93,13 @@ def main(argv=None):
             from keras_memblocks.demo import run_demo
 
             run_demo(args.output_dir, args.epochs)
+            return 0
+        if args.command == "reproduce":
+            from keras_memblocks.training.reproduction import reproduce
+
+            rows = reproduce(args.table, args.output_dir, seeds=args.seeds, quick=args.quick,
+                             data_dir=args.data_dir)
+            print(f"{len(rows)} rows; table in {args.output_dir}/{args.table}.md")
             return 0
         from keras_memblocks.training import train_seeds
         from keras_memblocks.training.trainer import build_model

@@ -37,3 +37,15 @@ def test_parameter_table_is_what_the_builders_give(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     committed = json.loads((ROOT / "benchmarks/results/parameter_table.json").read_text())
     assert json.loads(output.read_text()) == committed
+
+
+def test_input_pipeline_benchmark_runs(tmp_path):
+    output = tmp_path / "pipeline.json"
+    result = subprocess.run(
+        [sys.executable, "benchmarks/input_pipeline.py", "--examples", "64", "--batch-size", "16",
+         "--epochs", "1", "--steps", "2", "--width", "2", "--output", str(output)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads(output.read_text())
+    assert results["pipeline_images_per_second"] > 0 and results["train_step_images_per_second"] > 0

@@ -1,0 +1,34 @@
+import pytest
+
+from keras_memblocks.cli import main as cli_main
+from keras_memblocks.training.reproduction import GRIDS
+from keras_memblocks.training.reproduction import grid
+from keras_memblocks.training.reproduction import reproduce
+
+ROWS = {"sr-table1": 28, "sr-table3": 10, "sr-table4": 4, "sr-table5": 10, "cc-table3": 5,
+        "cc-fig4": 168}
+
+
+def test_grids_hold_the_published_rows():
+    assert {name: len(grid(name)) for name in GRIDS} == ROWS
+    table1 = {label: paper for label, _, paper in grid("sr-table1")}
+    assert table1["R18 +D+SR (3,10)"] == "77.26±0.11"
+    assert table1["R50 +D2D+SR (3,8)"] == "78.68±0.55"
+    label, config, paper = grid("sr-table3")[6]
+    assert (label, paper) == ("R50 +D2D+SR (3,10)", "77.79±0.02")
+    assert config.model_args["sr"] == {"module": 3, "num_memory_blocks": 10, "hidden_units": 16}
+    swapped = [c for label, c, _ in grid("cc-fig4") if "swapped" in label]
+    assert len(swapped) == 84 and all(c.reverse_split for c in swapped)
+
+
+@pytest.mark.parametrize("name", list(GRIDS))
+def test_quick_mode_checks_the_whole_grid(name, tmp_path):
+    rows = reproduce(name, tmp_path, quick=True)
+    assert len(rows) == 2  # first and last rows trained; every model built
+    text = (tmp_path / f"{name}.md").read_text()
+    assert "QUICK" in text and rows[-1]["row"] in text
+
+
+def test_unknown_table(capsys):
+    assert cli_main(["reproduce", "sr-table9", "--quick"]) == 2
+    assert "Unknown table 'sr-table9'. Valid tables: sr-table1" in capsys.readouterr().err
