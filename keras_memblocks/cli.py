@@ -105,7 +105,8 @@ def main(argv=None):
         from keras_memblocks.training.trainer import build_model
 
         config = config_from_args(args)
-        build_model(config)  # a bad model or block fails here, before any data is read
+        if config.strategy != "multiworker":  # that strategy must come before any TF op
+            build_model(config)  # a bad model or block fails here, before any data is read
         output_dir = args.output_dir or f"runs/{args.recipe}"
         summary = train_seeds(config, args.seeds, output_dir)
         print(f"\n{summary['metric']}: {summary['mean']:.2f} ± {summary['sd']:.2f} "
