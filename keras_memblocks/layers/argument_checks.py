@@ -84,6 +84,13 @@ def check_static_spatial_dims(layer_name, height, width, input_shape):
         )
 
 
+def static_feature_map_dims(layer_name, input_shape, data_format):
+    """`feature_map_dims`, requiring height and width to be known too."""
+    height, width, channels = feature_map_dims(layer_name, input_shape, data_format)
+    check_static_spatial_dims(layer_name, height, width, input_shape)
+    return height, width, channels
+
+
 def check_same_dims(layer_name, built_dims, input_shape, data_format):
     """Raises `ValueError` if a call's (H, W, C) differ from the built ones.
 

@@ -188,12 +188,8 @@ class ContextualConvBlock2D(keras.layers.Layer):
         )
 
     def build(self, input_shape):
-        name = self.__class__.__name__
-        height, width, channels = argument_checks.feature_map_dims(
-            name, input_shape, self.data_format
-        )
-        argument_checks.check_static_spatial_dims(
-            name, height, width, input_shape
+        height, width, channels = argument_checks.static_feature_map_dims(
+            self.__class__.__name__, input_shape, self.data_format
         )
         self._dims = (height, width, channels)
         row_indices = nearest_indices(height, self.grid_size)

@@ -51,11 +51,8 @@ class DropBlock2D(keras.layers.Layer):
         self.data_format = argument_checks.standardize_data_format(data_format)
 
     def build(self, input_shape):
-        height, width, _ = argument_checks.feature_map_dims(
+        height, width, _ = argument_checks.static_feature_map_dims(
             self.__class__.__name__, input_shape, self.data_format
-        )
-        argument_checks.check_static_spatial_dims(
-            self.__class__.__name__, height, width, input_shape
         )
         self._hw = (height, width)
 

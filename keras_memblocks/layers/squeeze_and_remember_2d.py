@@ -100,11 +100,8 @@ class SqueezeAndRemember2D(keras.layers.Layer):
         self.data_format = argument_checks.standardize_data_format(data_format)
 
     def build(self, input_shape):
-        height, width, channels = argument_checks.feature_map_dims(
+        height, width, channels = argument_checks.static_feature_map_dims(
             self.__class__.__name__, input_shape, self.data_format
-        )
-        argument_checks.check_static_spatial_dims(
-            self.__class__.__name__, height, width, input_shape
         )
         self._dims = (height, width, channels)
         num_pixels = height * width
