@@ -228,3 +228,8 @@ def test_multiworker_strategy_two_processes_on_localhost(tmp_path):
     for process, (stdout, stderr) in zip(processes, outputs):
         assert process.returncode == 0, stderr[-3000:]
         assert "trained on 2 replicas" in stdout
+
+
+def test_tensorboard_logs(tmp_path):
+    train(tiny_digits(epochs=1, tensorboard=True), tmp_path, verbose=0)
+    assert any((tmp_path / "tensorboard").rglob("events.out.tfevents.*"))

@@ -188,6 +188,14 @@ def train(config, output_dir, seed=0, verbose=None, strategy=None):
         The results dict written to `results.json`.
     """
     config.validate()
+    if config.tensorboard:
+        try:
+            import tensorboard  # noqa: F401
+        except ImportError as error:
+            raise ValueError(
+                "tensorboard=True needs the tensorboard package: "
+                "pip install 'keras-memblocks[tensorboard]'"
+            ) from error
     # First: MultiWorkerMirroredStrategy must exist before TF runs any op.
     strategy = strategy or _strategy(config.strategy)
     output_dir = Path(output_dir)
