@@ -8,7 +8,6 @@ without and with an SR block, then prints accuracy, parameters and step
 time. A thin script over the public API (`keras_memblocks.training`).
 """
 
-import argparse
 import json
 from pathlib import Path
 
@@ -50,16 +49,3 @@ def format_table(results):
         lines.append(f"| {r['label']} | {r['trainable_parameters']:,} | "
                      f"{100 * r['test']['accuracy']:.2f} % | {r['median_step_ms']:.1f} ms |")
     return "\n".join(lines)
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="memblocks demo", description=__doc__.split("\n")[0])
-    parser.add_argument("--output-dir", default="runs/demo")
-    parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    run_demo(args.output_dir, args.epochs, args.seed)
-
-
-if __name__ == "__main__":
-    main()

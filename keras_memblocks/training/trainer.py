@@ -2,7 +2,6 @@
 
 import csv
 import json
-import os
 import sys
 import time
 import warnings
@@ -16,10 +15,6 @@ from keras_memblocks import data
 from keras_memblocks import models
 
 SEGMENTATION_MODELS = ("deeplabv3", "fcn")
-
-
-_NUM_CLASSES = {"digits": 10, "mnist": 10, "cifar10": 10, "cifar100": 100,
-                "imagenet2012": 1000, "cityscapes": 19}
 
 
 def _input_shape(config):
@@ -37,8 +32,8 @@ def build_model(config):
     `num_classes` and `input_shape` default to the dataset's.
     """
     builder = getattr(models, config.model)
-    args = {"num_classes": _NUM_CLASSES[config.dataset], "input_shape": _input_shape(config),
-            **config.model_args}
+    num_classes = 10 if config.dataset == "digits" else data.DATASETS[config.dataset].num_classes
+    args = {"num_classes": num_classes, "input_shape": _input_shape(config), **config.model_args}
     try:
         return builder(**args)
     except TypeError as error:  # an unknown keyword for this builder
@@ -88,9 +83,9 @@ def learning_rate_schedule(config, steps_per_epoch):
             end_learning_rate=config.min_learning_rate, power=config.poly_power,
         )
     boundaries = [int(m) * steps_per_epoch for m in config.milestones]
-    values = [config.learning_rate * config.gamma**i for i in range(len(boundaries) + 1)]
     if not boundaries:
         return config.learning_rate
+    values = [config.learning_rate * config.gamma**i for i in range(len(boundaries) + 1)]
     return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
 
 
@@ -102,20 +97,18 @@ def _compile(model, config, steps_per_epoch):
         optimizer = keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay)
     else:
         optimizer = SGDWithL2(schedule, momentum=config.momentum, l2=config.weight_decay)
+    loss, loss_weights, metrics = "sparse_categorical_crossentropy", None, ["accuracy"]
     if config.model in SEGMENTATION_MODELS:
         loss = keras.losses.SparseCategoricalCrossentropy(ignore_class=data.preprocessing.IGNORE_LABEL)
-        num_classes = model.output["predictions"].shape[-1] if isinstance(model.output, dict) \
-            else model.output.shape[-1]
-        metric = models.mean_iou(num_classes)
-        if isinstance(model.output, dict):
-            model.compile(optimizer=optimizer, loss={"predictions": loss, "aux": loss},
-                          loss_weights={"predictions": 1.0, "aux": config.auxiliary_loss_weight},
-                          metrics={"predictions": [metric]}, jit_compile=config.jit_compile)
-            return
-        model.compile(optimizer=optimizer, loss=loss, metrics=[metric], jit_compile=config.jit_compile)
-        return
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"], jit_compile=config.jit_compile)
+        with_aux = isinstance(model.output, dict)
+        main_output = model.output["predictions"] if with_aux else model.output
+        metrics = [models.mean_iou(main_output.shape[-1])]
+        if with_aux:
+            loss = {"predictions": loss, "aux": loss}
+            loss_weights = {"predictions": 1.0, "aux": config.auxiliary_loss_weight}
+            metrics = {"predictions": metrics}
+    model.compile(optimizer=optimizer, loss=loss, loss_weights=loss_weights, metrics=metrics,
+                  jit_compile=config.jit_compile)
 
 
 def _strategy(name):
