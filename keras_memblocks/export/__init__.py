@@ -1,0 +1,9 @@
+"""Verified export to SavedModel, TFLite and ONNX."""
+
+from keras_memblocks.export.model_export import ExportError
+from keras_memblocks.export.model_export import export_model
+from keras_memblocks.export.model_export import run_onnx
+from keras_memblocks.export.model_export import run_saved_model
+from keras_memblocks.export.model_export import run_tflite
+
+__all__ = ["ExportError", "export_model", "run_onnx", "run_saved_model", "run_tflite"]

@@ -1,0 +1,233 @@
+"""Export a Keras model to SavedModel, TFLite and ONNX, verified.
+
+Built on `keras.Model.export` (SavedModel), TensorFlow's TFLite converter
+and tf2onnx; each artifact is then run in its own runtime (TensorFlow,
+`ai_edge_litert`, onnxruntime) against the Keras model before the export
+counts as done.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+FORMATS = ("saved_model", "tflite", "onnx")
+QUANTIZATIONS = (None, "float16", "dynamic_range", "int8")
+FLOAT_TOLERANCE = 1e-4
+
+
+class ExportError(RuntimeError):
+    """An export that did not convert, or whose numbers differ from Keras."""
+
+
+def _input_spec(model):
+    shape = tuple(model.input.shape)
+    return tf.TensorSpec((None, *shape[1:]), tf.float32, name="image")
+
+
+def _write_tflite(saved_model_dir, path, quantization, representative_data):
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir))
+    # Builtin ops only: the pip LiteRT runtime cannot run Flex (SELECT_TF_OPS)
+    # ops, so a model needing them must fail here, not on the device.
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantization == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantization == "dynamic_range":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif quantization == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        samples = np.asarray(representative_data, dtype="float32")
+        converter.representative_dataset = lambda: ([sample[None]] for sample in samples)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    try:
+        path.write_bytes(converter.convert())
+    except Exception as error:  # the converter raises ConverterError and others
+        text = str(error)
+        ops = sorted({line.split("tf.")[1].split(" ")[0].rstrip(",:")
+                      for line in text.splitlines() if "tf." in line and "op" in line.lower()})
+        named = f" Ops the TFLite builtins lack: {', '.join(ops)}." if ops else ""
+        raise ExportError(
+            f"TFLite conversion with builtin ops only failed.{named} Such a model would need "
+            "Flex (SELECT_TF_OPS), which the LiteRT pip runtime cannot run.\n" + text[-2000:]
+        ) from error
+
+
+def _write_onnx(model, path, opset):
+    import tf2onnx
+
+    function = tf.function(lambda image: model(image, training=False))
+    try:
+        tf2onnx.convert.from_function(function, input_signature=(_input_spec(model),),
+                                      opset=opset, output_path=str(path))
+    except Exception as error:
+        raise ExportError(f"ONNX conversion failed (opset={opset}): {error}") from error
+
+
+def run_saved_model(path, inputs):
+    loaded = tf.saved_model.load(str(path))
+    return np.asarray(loaded.serve(tf.constant(inputs)))
+
+
+def run_tflite(path, inputs):
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    source = interpreter.get_input_details()[0]
+    interpreter.resize_tensor_input(source["index"], list(inputs.shape))
+    interpreter.allocate_tensors()
+    source = interpreter.get_input_details()[0]
+    target = interpreter.get_output_details()[0]
+    data = inputs
+    if source["dtype"] == np.int8:  # full-integer model: quantise the input
+        scale, zero_point = source["quantization"]
+        data = np.clip(np.round(inputs / scale + zero_point), -128, 127).astype(np.int8)
+    interpreter.set_tensor(source["index"], data)
+    interpreter.invoke()
+    output = interpreter.get_tensor(target["index"])
+    if target["dtype"] == np.int8:
+        scale, zero_point = target["quantization"]
+        output = (output.astype("float32") - zero_point) * scale
+    return output
+
+
+def run_onnx(path, inputs):
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: inputs})[0]
+
+
+_RUNNERS = {"saved_model": run_saved_model, "tflite": run_tflite, "onnx": run_onnx}
+
+
+def _parity(expected, got):
+    flat_expected = expected.reshape(len(expected), -1, expected.shape[-1])
+    flat_got = got.reshape(len(got), -1, got.shape[-1])
+    agreement = float(np.mean(flat_expected.argmax(-1) == flat_got.argmax(-1)))
+    return {"max_abs_diff": float(np.abs(expected - got).max()), "top1_agreement": agreement}
+
+
+def _sha256(path):
+    path = Path(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def _versions():
+    import ai_edge_litert
+    import onnxruntime
+    import tf2onnx
+
+    return {"keras": keras.__version__, "tensorflow": tf.__version__,
+            "tf2onnx": tf2onnx.__version__, "onnxruntime": onnxruntime.__version__,
+            "ai_edge_litert": getattr(ai_edge_litert, "__version__", "unknown")}
+
+
+def export_model(model, out_dir, formats=FORMATS, quantization=None, representative_data=None,
+                 opset=17, parity_inputs=None, overwrite=False):
+    """Exports `model` and verifies every artifact against it.
+
+    Args:
+        model: a float32 `keras.Model` with one image input.
+        out_dir: the folder to create; it appears only once every artifact
+            converted and passed parity (nothing half-written is left).
+        formats: any of `"saved_model"`, `"tflite"`, `"onnx"`.
+        quantization: TFLite quantization: `None` (float32), `"float16"`,
+            `"dynamic_range"` or `"int8"` (full integer; needs
+            `representative_data`, real images from the training data).
+        representative_data: images (N, H, W, C) for int8 calibration.
+        opset: ONNX opset.
+        parity_inputs: held-out inputs for the parity check; default: the
+            representative data, else 8 standard-normal images.
+        overwrite: replace an existing `out_dir`.
+
+    Returns:
+        The manifest (also written to `out_dir/manifest.json`): formats,
+        files with SHA-256, input/output specs, versions, and per artifact
+        the max abs diff and top-1 agreement with Keras. Float artifacts must
+        be within 1e-4 with 100 % top-1 agreement or `ExportError` is raised;
+        quantized ones are reported.
+    """
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown or not formats:
+        raise ValueError(f"Unknown formats {unknown or formats}. Valid formats: {', '.join(FORMATS)}")
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"Unknown quantization {quantization!r}. Valid: {QUANTIZATIONS}")
+    if quantization == "int8" and representative_data is None:
+        raise ValueError("quantization='int8' needs representative_data: real training images.")
+    policies = {layer.dtype_policy.name for layer in model.layers}
+    if policies != {"float32"} or any(w.dtype != "float32" for w in model.weights):
+        raise ValueError("export_model needs a float32 model; export a float32 clone of a "
+                         "mixed-precision model.")
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not overwrite:
+        raise ValueError(f"{str(out_dir)!r} exists; pass overwrite=True to replace it.")
+    if parity_inputs is None:
+        parity_inputs = representative_data if representative_data is not None else (
+            np.random.default_rng(0).normal(size=(8, *model.input.shape[1:])))
+    parity_inputs = np.asarray(parity_inputs, dtype="float32")
+    expected = np.asarray(model.predict(parity_inputs, verbose=0))
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+    try:
+        artifacts = {}
+        saved_model_dir = staging / "saved_model"
+        model.export(str(saved_model_dir), format="tf_saved_model", verbose=False,
+                     input_signature=[_input_spec(model)])
+        if "saved_model" in formats:
+            artifacts["saved_model"] = saved_model_dir
+        if "tflite" in formats:
+            suffix = "" if quantization is None else f"_{quantization}"
+            artifacts["tflite"] = staging / f"model{suffix}.tflite"
+            _write_tflite(saved_model_dir, artifacts["tflite"], quantization, representative_data)
+        if "onnx" in formats:
+            artifacts["onnx"] = staging / "model.onnx"
+            _write_onnx(model, artifacts["onnx"], opset)
+        if "saved_model" not in formats:
+            shutil.rmtree(saved_model_dir)
+
+        parity = {}
+        for name, path in artifacts.items():
+            try:
+                outputs = np.asarray(_RUNNERS[name](path, parity_inputs))
+            except Exception as error:
+                raise ExportError(f"The {name} artifact does not run in its runtime: {error}") from error
+            result = _parity(expected, outputs)
+            quantized = name == "tflite" and quantization is not None
+            result["checked"] = "reported" if quantized else (
+                f"max_abs_diff <= {FLOAT_TOLERANCE} and top1_agreement == 1")
+            if not quantized and (result["max_abs_diff"] > FLOAT_TOLERANCE
+                                  or result["top1_agreement"] < 1.0):
+                raise ExportError(f"{name} artifact differs from the Keras model: {result}")
+            parity[name] = result
+
+        manifest = {
+            "formats": list(artifacts),
+            "quantization": quantization,
+            "files": {name: {"path": path.name, "sha256": _sha256(path)}
+                      for name, path in artifacts.items()},
+            "input": {"name": "image", "shape": [None, *model.input.shape[1:]], "dtype": "float32"},
+            "output": {"shape": [None, *model.output.shape[1:]], "dtype": "float32"},
+            "versions": _versions(),
+            "parity": parity,
+            "parity_examples": int(len(parity_inputs)),
+        }
+        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(staging, out_dir)
+        return manifest
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
