@@ -1,4 +1,4 @@
-"""The `memblocks` command: `memblocks train | reproduce | demo`."""
+"""The `memblocks` command: `memblocks train | reproduce | export | demo`."""
 
 import argparse
 import json
@@ -70,6 +70,49 @@ def config_from_args(args):
     return get_recipe(args.recipe).replace(**overrides).validate()
 
 
+def _calibration_images(source, input_shape):
+    """(representative, held-out) images for quantization and parity."""
+    import numpy as np
+
+    height, width, channels = input_shape
+    if source == "digits":
+        if height != width or height < 8 or channels not in (1, 3):
+            raise ValueError(f"The digits cannot feed a model taking {input_shape}; pass a .npy "
+                             "file of images with --calibration.")
+        from keras_memblocks.data import load_digits
+
+        (x_train, _), (x_test, _) = load_digits(height, channels=channels)
+        return x_train[:256], x_test[:256]
+    images = np.load(source).astype("float32")
+    if images.ndim != 4 or tuple(images.shape[1:]) != tuple(input_shape):
+        raise ValueError(f"{source}: images of shape {images.shape}, the model takes {input_shape}")
+    half = len(images) // 2
+    return images[:half], images[half:]
+
+
+def _export(args):
+    from pathlib import Path
+
+    import keras
+
+    from keras_memblocks.export import export_model
+
+    path = Path(args.model)
+    if not path.exists():
+        raise ValueError(f"No model file {str(path)!r}.")
+    model = keras.saving.load_model(path)
+    representative, held_out = _calibration_images(args.calibration, tuple(model.input.shape[1:]))
+    output_dir = args.output_dir or str(path.with_name(f"{path.stem}_export"))
+    manifest = export_model(model, output_dir, formats=tuple(args.formats), quantization=args.quantize,
+                            representative_data=representative, parity_inputs=held_out,
+                            overwrite=args.overwrite)
+    print(f"exported to {output_dir} ({manifest['parity_examples']} held-out images)")
+    print("| artifact | max abs diff | top-1 agreement |\n|---|---|---|")
+    for name, result in manifest["parity"].items():
+        print(f"| {name} | {result['max_abs_diff']:.2e} | {100 * result['top1_agreement']:.2f} % |")
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="memblocks", description="keras-memblocks command line")
     subparsers = parser.add_subparsers(dest="command", required=True)
@@ -81,12 +124,22 @@ def main(argv=None):
     reproduce.add_argument("--output-dir", default="runs/reproduce")
     reproduce.add_argument("--quick", action="store_true",
                            help="check the grid on generated data (every model built, 2 rows trained 1 step)")
+    export = subparsers.add_parser("export", help="export a .keras model, verified against Keras")
+    export.add_argument("model", help="a .keras file")
+    export.add_argument("--output-dir", help="default: <model>_export beside the model")
+    export.add_argument("--formats", nargs="+", default=["saved_model", "tflite", "onnx"])
+    export.add_argument("--quantize", help="TFLite quantization: float16, dynamic_range or int8")
+    export.add_argument("--calibration", default="digits",
+                        help="'digits' (the embedded dataset) or a .npy file of images: "
+                             "int8 calibration from its first half, parity on its second")
+    export.add_argument("--overwrite", action="store_true")
     demo = subparsers.add_parser("demo", help="the main job on the embedded digits")
     demo.add_argument("--output-dir", default="runs/demo")
     demo.add_argument("--epochs", type=int, default=15)
     args = parser.parse_args(argv)
 
     from keras_memblocks.data import DatasetNotFoundError
+    from keras_memblocks.export import ExportError
 
     try:
         if args.command == "demo":
@@ -94,6 +147,8 @@ def main(argv=None):
 
             run_demo(args.output_dir, args.epochs)
             return 0
+        if args.command == "export":
+            return _export(args)
         if args.command == "reproduce":
             from keras_memblocks.training.reproduction import reproduce
 
@@ -112,7 +167,7 @@ def main(argv=None):
         print(f"\n{summary['metric']}: {summary['mean']:.2f} ± {summary['sd']:.2f} "
               f"over seeds {summary['seeds']} (summary in {output_dir}/summary.md)")
         return 0
-    except (ValueError, DatasetNotFoundError) as error:
+    except (ValueError, DatasetNotFoundError, ExportError) as error:
         print(f"memblocks: error: {error}", file=sys.stderr)
         return 2
 

@@ -8,6 +8,7 @@ import pytest
 from keras_memblocks.data import load_digits
 from keras_memblocks.export import ExportError
 from keras_memblocks.export import export_model
+from keras_memblocks.export import float32_clone
 from keras_memblocks.models import cifar_resnet
 from keras_memblocks.models import vgg_like
 from tests import layer_battery
@@ -95,7 +96,39 @@ def test_bad_arguments(tmp_path):
     (tmp_path / "exists").mkdir()
     with pytest.raises(ValueError, match="overwrite=True"):
         export_model(model, tmp_path / "exists")
-    mixed = vgg_like("cifar10", 2)
-    mixed_policy = keras.Model(mixed.input, keras.layers.Activation("linear", dtype="mixed_float16")(mixed.output))
-    with pytest.raises(ValueError, match="float32 model"):
-        export_model(mixed_policy, tmp_path / "b")
+
+
+def test_mixed_precision_model_exports_as_float32_clone(tmp_path):
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        mixed = vgg_like("cifar10", 4, block="cc", variant="reduced")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    layer_battery.randomize_weights(mixed, scale=0.05)
+    assert mixed.get_layer("stage1_conv1_block").compute_dtype == "float16"
+    manifest = export_model(mixed, tmp_path / "mixed", formats=("onnx", "tflite"), parity_inputs=X)
+    assert manifest["source_precision"] == "mixed"
+    assert manifest["parity"]["onnx"]["max_abs_diff"] <= 1e-4
+    clone = float32_clone(mixed)
+    assert {layer.dtype_policy.name for layer in clone.layers} == {"float32"}
+    # The clone computes what the mixed model approximates.
+    np.testing.assert_allclose(clone.predict(X, verbose=0), mixed.predict(X, verbose=0), atol=2e-2)
+
+
+def test_export_command_with_digits_calibration(tmp_path, capsys):
+    from keras_memblocks.cli import main as cli_main
+
+    model = cc_model()
+    model.save(tmp_path / "net.keras")
+    code = cli_main(["export", str(tmp_path / "net.keras"), "--formats", "tflite", "onnx",
+                     "--quantize", "int8"])
+    assert code == 0, capsys.readouterr().err
+    manifest = json.loads((tmp_path / "net_export" / "manifest.json").read_text())
+    assert manifest["quantization"] == "int8" and manifest["parity_examples"] == 256
+    assert "| tflite |" in capsys.readouterr().out
+    assert cli_main(["export", str(tmp_path / "missing.keras")]) == 2
+    assert "No model file" in capsys.readouterr().err
+    np.save(tmp_path / "bad.npy", np.zeros((4, 16, 16, 3), "float32"))
+    assert cli_main(["export", str(tmp_path / "net.keras"), "--calibration", str(tmp_path / "bad.npy"),
+                     "--output-dir", str(tmp_path / "x")]) == 2
+    assert "the model takes (32, 32, 3)" in capsys.readouterr().err

@@ -26,6 +26,33 @@ class ExportError(RuntimeError):
     """An export that did not convert, or whose numbers differ from Keras."""
 
 
+def _float32_policies(config):
+    """A model config with every layer's dtype policy set to float32."""
+    if isinstance(config, dict):
+        if config.get("class_name") in ("DTypePolicy", "FloatDTypePolicy") and "config" in config:
+            return {**config, "config": {**config["config"], "name": "float32"}}
+        return {key: _float32_policies(value) for key, value in config.items()}
+    if isinstance(config, list):
+        return [_float32_policies(item) for item in config]
+    return config
+
+
+def float32_clone(model):
+    """The same model with float32 compute everywhere and the same weights.
+
+    Mixed-precision models keep float32 variables, so the weights carry
+    over unchanged; ONNX and float TFLite need float32 graphs.
+    """
+    clone = model.__class__.from_config(_float32_policies(model.get_config()))
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def _is_float32(model):
+    policies = {layer.dtype_policy.name for layer in model.layers}
+    return policies == {"float32"} and all(w.dtype == "float32" for w in model.weights)
+
+
 def _input_spec(model):
     shape = tuple(model.input.shape)
     return tf.TensorSpec((None, *shape[1:]), tf.float32, name="image")
@@ -138,7 +165,8 @@ def export_model(model, out_dir, formats=FORMATS, quantization=None, representat
     """Exports `model` and verifies every artifact against it.
 
     Args:
-        model: a float32 `keras.Model` with one image input.
+        model: a `keras.Model` with one image input; a mixed-precision model
+            is exported as its float32 clone (`float32_clone`).
         out_dir: the folder to create; it appears only once every artifact
             converted and passed parity (nothing half-written is left).
         formats: any of `"saved_model"`, `"tflite"`, `"onnx"`.
@@ -165,10 +193,10 @@ def export_model(model, out_dir, formats=FORMATS, quantization=None, representat
         raise ValueError(f"Unknown quantization {quantization!r}. Valid: {QUANTIZATIONS}")
     if quantization == "int8" and representative_data is None:
         raise ValueError("quantization='int8' needs representative_data: real training images.")
-    policies = {layer.dtype_policy.name for layer in model.layers}
-    if policies != {"float32"} or any(w.dtype != "float32" for w in model.weights):
-        raise ValueError("export_model needs a float32 model; export a float32 clone of a "
-                         "mixed-precision model.")
+    source_precision = "float32"
+    if not _is_float32(model):
+        source_precision = "mixed"
+        model = float32_clone(model)
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
         raise ValueError(f"{str(out_dir)!r} exists; pass overwrite=True to replace it.")
@@ -215,6 +243,8 @@ def export_model(model, out_dir, formats=FORMATS, quantization=None, representat
         manifest = {
             "formats": list(artifacts),
             "quantization": quantization,
+            # A mixed-precision model is exported (and checked) as its float32 clone.
+            "source_precision": source_precision,
             "files": {name: {"path": path.name, "sha256": _sha256(path)}
                       for name, path in artifacts.items()},
             "input": {"name": "image", "shape": [None, *model.input.shape[1:]], "dtype": "float32"},
