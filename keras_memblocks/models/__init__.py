@@ -6,10 +6,10 @@ from keras_memblocks.models.cifar_vgg import cifar_vgg
 from keras_memblocks.models.deeplabv3 import deeplabv3
 from keras_memblocks.models.fcn import fcn
 from keras_memblocks.models.parameter_counts import count_trainable_parameters
-from keras_memblocks.models.resnet50 import copy_weights_by_name
 from keras_memblocks.models.resnet50 import resnet50
 from keras_memblocks.models.segmentation_heads import mean_iou
 from keras_memblocks.models.vgg_like import vgg_like
+from keras_memblocks.models.weight_transfer import copy_weights_by_name
 
 __all__ = [
     "cifar_resnet",

@@ -5,6 +5,7 @@ import difflib
 import keras
 
 from keras_memblocks.layers import get_block
+from keras_memblocks.models.weight_transfer import copy_weights_by_name
 
 
 def insert_blocks(model, block, after, **block_kwargs):
@@ -96,7 +97,5 @@ def insert_blocks(model, block, after, **block_kwargs):
     clone = keras.models.clone_model(
         model, input_tensors=inputs, call_function=call_function
     )
-    for layer in model.layers:
-        if layer.weights:
-            clone.get_layer(layer.name).set_weights(layer.get_weights())
+    copy_weights_by_name(model, clone)
     return clone

@@ -4,6 +4,7 @@ import keras
 
 from keras_memblocks.layers import argument_checks
 from keras_memblocks.models import model_options
+from keras_memblocks.models.weight_transfer import copy_weights_by_name
 
 _STAGES = ((64, 3), (128, 4), (256, 6), (512, 3))  # conv2_x .. conv5_x
 _BN = dict(axis=-1, epsilon=1.001e-5)
@@ -117,26 +118,3 @@ def _reference_resnet50(weights, num_classes, include_top):
         weights=weights, include_top=include_top, classes=num_classes,
         input_shape=None if include_top else (None, None, 3),
     )
-
-
-def copy_weights_by_name(source, target):
-    """Copies the weights of every layer of `source` that `target` has too.
-
-    Returns the names copied. Shapes must agree (a `ValueError` names the
-    layer otherwise); layers only in `target` keep their values.
-    """
-    target_layers = {layer.name: layer for layer in target.layers}
-    copied = []
-    for layer in source.layers:
-        if layer.name not in target_layers or not layer.weights:
-            continue
-        destination = target_layers[layer.name]
-        for a, b in zip(layer.weights, destination.weights):
-            if tuple(a.shape) != tuple(b.shape):
-                raise ValueError(
-                    f"Layer {layer.name!r}: weight {a.name} has shape {tuple(a.shape)} "
-                    f"in the source and {tuple(b.shape)} in the target."
-                )
-        destination.set_weights(layer.get_weights())
-        copied.append(layer.name)
-    return copied
