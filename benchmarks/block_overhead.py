@@ -33,50 +33,29 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_memblocks  # noqa: E402
-from keras_memblocks.layers import ContextualConvBlock2D  # noqa: E402
-from keras_memblocks.layers import SqueezeAndRemember2D  # noqa: E402
+from keras_memblocks.models import insert_blocks  # noqa: E402
+from keras_memblocks.models import vgg_like  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "block_overhead.json"
 
 
-def cifar100_vgg_like(width=32, block=None, sr_after_stage=None, name="net"):
-    """The CC paper's CIFAR-100 net: [conv, conv, pool] x 4, Dense 128, 100.
-
-    `block` is a callable returning a layer placed after every conv.
-    `sr_after_stage` puts one SR block (P=10, U=8) after that stage's convs.
-    """
-    inputs = keras.Input((32, 32, 3))
-    x = inputs
-    for stage in range(4):
-        filters = width * 2**stage
-        for conv in range(2):
-            x = keras.layers.Conv2D(
-                filters, 3, padding="same", activation="relu",
-                name=f"stage{stage + 1}_conv{conv + 1}",
-            )(x)
-            if block is not None:
-                x = block(name=f"stage{stage + 1}_conv{conv + 1}_block")(x)
-        if sr_after_stage == stage + 1:
-            x = SqueezeAndRemember2D(
-                num_memory_blocks=10, hidden_units=8, name=f"stage{stage + 1}_sr"
-            )(x)
-        x = keras.layers.MaxPooling2D(2, name=f"stage{stage + 1}_pool")(x)
-    x = keras.layers.Flatten()(x)
-    x = keras.layers.Dense(128, activation="relu")(x)
-    outputs = keras.layers.Dense(100, activation="softmax")(x)
-    return keras.Model(inputs, outputs, name=name)
-
-
-def cc(variant):
-    return lambda name: ContextualConvBlock2D(variant, name=name)
+def cifar100_vgg_like(width=32, block_variant=None, sr_after_stage=None):
+    """The CC paper's CIFAR-100 net (`vgg_like`), with CC blocks after every
+    conv (`block_variant`) or one SR block (P=10, U=8) after a stage's convs."""
+    kwargs = {} if block_variant is None else dict(block="cc", variant=block_variant)
+    model = vgg_like("cifar100", width, **kwargs)
+    if sr_after_stage is not None:
+        model = insert_blocks(model, "sr", after=[f"stage{sr_after_stage}_conv2"],
+                              num_memory_blocks=10, hidden_units=8)
+    return model
 
 
 MODELS = {
     "plain": dict(),
-    "cc_input_independent_scalar (floor)": dict(block=cc("input_independent_scalar")),
-    "cc_reduced": dict(block=cc("reduced")),
-    "cc_scalar": dict(block=cc("scalar")),
-    "cc_input_independent": dict(block=cc("input_independent")),
+    "cc_input_independent_scalar (floor)": dict(block_variant="input_independent_scalar"),
+    "cc_reduced": dict(block_variant="reduced"),
+    "cc_scalar": dict(block_variant="scalar"),
+    "cc_input_independent": dict(block_variant="input_independent"),
     "sr_P10_after_stage3": dict(sr_after_stage=3),
 }
 
