@@ -6,6 +6,7 @@ from keras_memblocks.models.cifar_vgg import cifar_vgg
 from keras_memblocks.models.deeplabv3 import deeplabv3
 from keras_memblocks.models.fcn import fcn
 from keras_memblocks.models.parameter_counts import count_trainable_parameters
+from keras_memblocks.models.block_insertion import remove_blocks
 from keras_memblocks.models.resnet50 import resnet50
 from keras_memblocks.models.segmentation_heads import mean_iou
 from keras_memblocks.models.vgg_like import vgg_like
@@ -20,6 +21,7 @@ __all__ = [
     "fcn",
     "insert_blocks",
     "mean_iou",
+    "remove_blocks",
     "resnet50",
     "vgg_like",
 ]

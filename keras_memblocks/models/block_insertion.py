@@ -82,6 +82,60 @@ def insert_blocks(model, block, after, **block_kwargs):
             output = new_block(layer)(output)
         return output
 
+    return _rebuilt(model, call_function)
+
+
+def remove_blocks(model, names):
+    """Returns a new functional model with the named layers taken out.
+
+    Each removed layer must map a tensor to one of the same shape (a block:
+    SR, CC, SE, ...); whatever consumed its output now consumes its input.
+    Every other layer keeps its weights. This is the SR paper's ablation
+    (the trained network evaluated with its block removed at inference).
+
+    Args:
+        model: a functional `keras.Model`.
+        names: the names of the layers to remove (a list, or one name).
+
+    Returns:
+        A new `keras.Model` without those layers.
+
+    Example:
+
+    >>> from keras_memblocks.models import remove_blocks, vgg_like
+    >>> model = vgg_like("mnist", 2, block="cc")
+    >>> plain = remove_blocks(model, ["stage1_conv1_block", "stage2_conv1_block"])
+    >>> [layer.name for layer in plain.layers if layer.name.endswith("_block")]
+    []
+    """
+    names = [names] if isinstance(names, str) else list(names)
+    layers_by_name = {layer.name: layer for layer in model.layers}
+    for name in names:
+        if name not in layers_by_name:
+            close = difflib.get_close_matches(name, layers_by_name, n=3)
+            hint = f" Did you mean {close}?" if close else ""
+            raise ValueError(f"Model {model.name!r} has no layer named {name!r}.{hint}")
+        layer = layers_by_name[name]
+        source, result = layer.input, layer.output
+        if isinstance(source, (list, tuple)) or isinstance(result, (list, tuple)) or (
+            tuple(source.shape) != tuple(result.shape)
+        ):
+            raise ValueError(
+                f"Layer {name!r} does not map one tensor to one of the same shape; only "
+                "such blocks can be removed."
+            )
+    removed = set(names)
+
+    def call_function(layer, *args, **kwargs):
+        if layer.name in removed:
+            return args[0]
+        return layer(*args, **kwargs)
+
+    return _rebuilt(model, call_function)
+
+
+def _rebuilt(model, call_function):
+    """`model` re-traced through `call_function`, with its layers' weights."""
     # New inputs with the original names, so that every name survives.
     input_layers = {
         id(layer.output): layer

@@ -1,0 +1,227 @@
+"""Batch-1 latency of exported models, with and without blocks.
+
+Each network is exported with `keras_memblocks.export.export_model` (so
+every artifact has passed its parity check) as float32 TFLite, int8 TFLite
+and ONNX, and the Keras model itself is timed as a traced `tf.function`.
+Runtimes: LiteRT's interpreter (`ai_edge_litert`, XNNPACK delegate applied
+by default), ONNX Runtime's CPU provider, TensorFlow for Keras; all with the
+same number of threads.
+
+Networks (random-but-fixed weights; latency does not depend on training):
+- the CC paper's CIFAR-10 VGG-like net (width 32, 32x32x3): plain, with a
+  reduced CC block after every conv, and with one SR block (P=10) after
+  stage 3;
+- `keras.applications.MobileNetV2` (224x224x3): plain, with a reduced CC
+  block after the last layer of four stages, and with one SR block (P=10)
+  after stage 5 (14x14x96).
+
+One timing round calls every artifact once, in turn, so machine noise hits
+all alike; the median over rounds is reported, and the ratios block / plain
+(per runtime) and int8 / float32 (TFLite).
+
+    python benchmarks/export_latency.py             # ~5 min on 2 CPU cores
+    python benchmarks/export_latency.py --rounds 5 --models vgg_like vgg_like+cc   # quick
+
+Writes benchmarks/results/export_latency.json.
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import keras_memblocks  # noqa: E402
+from keras_memblocks.data import load_digits  # noqa: E402
+from keras_memblocks.export import export_model  # noqa: E402
+from keras_memblocks.models import insert_blocks  # noqa: E402
+from keras_memblocks.models import vgg_like  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results" / "export_latency.json"
+MOBILENET_STAGE_ENDS = ["block_2_add", "block_5_add", "block_12_add", "block_15_add"]
+
+
+def _mobilenet_v2():
+    return keras.applications.MobileNetV2(weights=None, input_shape=(224, 224, 3))
+
+
+MODELS = {
+    "vgg_like": lambda: vgg_like("cifar10", 32),
+    "vgg_like+cc": lambda: vgg_like("cifar10", 32, block="cc", variant="reduced"),
+    "vgg_like+sr": lambda: insert_blocks(vgg_like("cifar10", 32), "sr", ["stage3_conv1"],
+                                         num_memory_blocks=10),
+    "mobilenet_v2": _mobilenet_v2,
+    "mobilenet_v2+cc": lambda: insert_blocks(_mobilenet_v2(), "cc", MOBILENET_STAGE_ENDS),
+    "mobilenet_v2+sr": lambda: insert_blocks(_mobilenet_v2(), "sr", ["block_12_add"],
+                                             num_memory_blocks=10),
+}
+
+
+def _perturb_blocks(model, seed=0):
+    """Non-identity blocks: SR memories and the CC coefficient layer start at 0."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if layer.name.endswith(("_cc", "_sr", "_block")):
+            for weight in layer.weights:
+                weight.assign(np.asarray(weight) + 0.1 * rng.normal(size=weight.shape))
+
+
+def _tflite_runner(path, image, threads):
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path), num_threads=threads)
+    interpreter.allocate_tensors()
+    source = interpreter.get_input_details()[0]
+    data = image
+    if source["dtype"] == np.int8:
+        scale, zero_point = source["quantization"]
+        data = np.clip(np.round(image / scale + zero_point), -128, 127).astype(np.int8)
+    interpreter.set_tensor(source["index"], data)
+    return interpreter.invoke
+
+
+def _onnx_runner(path, image, threads):
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    feed = {session.get_inputs()[0].name: image}
+    return lambda: session.run(None, feed)
+
+
+def _keras_runner(model, image):
+    function = tf.function(lambda x: model(x, training=False))
+    tensor = tf.constant(image)
+    return lambda: function(tensor).numpy()
+
+
+def build_runners(name, work_dir, threads, calibration):
+    keras.utils.set_random_seed(0)
+    model = MODELS[name]()
+    _perturb_blocks(model)
+    size = model.input.shape[1]
+    (x_train, _), (x_test, _) = load_digits(size)
+    out = Path(work_dir) / name
+    float_export = export_model(model, out / "float", formats=("tflite", "onnx"),
+                                parity_inputs=x_test[:8])
+    int8_export = export_model(model, out / "int8", formats=("tflite",), quantization="int8",
+                               representative_data=x_train[:calibration], parity_inputs=x_test[:64])
+    image = x_test[:1]
+    runners = {
+        "keras": _keras_runner(model, image),
+        "tflite_float32": _tflite_runner(out / "float" / "model.tflite", image, threads),
+        "tflite_int8": _tflite_runner(out / "int8" / "model_int8.tflite", image, threads),
+        "onnx": _onnx_runner(out / "float" / "model.onnx", image, threads),
+    }
+    parity = {"tflite_float32": float_export["parity"]["tflite"],
+              "onnx": float_export["parity"]["onnx"],
+              "tflite_int8": int8_export["parity"]["tflite"]}
+    return runners, parity, model.count_params()
+
+
+def time_rounds(runners, rounds):
+    """Every runner once per round, in turn; milliseconds per call."""
+    times = {key: [] for key in runners}
+    for _ in range(rounds):
+        for key, run in runners.items():
+            start = time.perf_counter()
+            run()
+            times[key].append(1000 * (time.perf_counter() - start))
+    return times
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--rounds", type=int, default=50)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=os.cpu_count(),
+                        help="threads of every runtime (default: all CPU cores)")
+    parser.add_argument("--calibration", type=int, default=128,
+                        help="digits images for int8 calibration")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+
+    runners, parity, params = {}, {}, {}
+    with tempfile.TemporaryDirectory() as work_dir:
+        for name in args.models:
+            print(f"exporting {name} (float32 TFLite + ONNX, int8 TFLite; parity checked)")
+            model_runners, parity[name], params[name] = build_runners(
+                name, work_dir, args.threads, args.calibration)
+            runners.update({(name, key): run for key, run in model_runners.items()})
+        print(f"timing {len(runners)} artifacts, {args.rounds} rounds")
+        time_rounds(runners, args.warmup)
+        times = time_rounds(runners, args.rounds)
+
+    medians = {key: statistics.median(values) for key, values in times.items()}
+    results = {
+        "machine": f"{platform.machine()} {os.cpu_count()} CPUs, {platform.platform()}",
+        "versions": export_versions(),
+        "threads": args.threads,
+        "rounds": args.rounds,
+        "batch_size": 1,
+        "statistic": "median milliseconds per batch-1 call over interleaved rounds",
+        "models": {},
+    }
+    for name in args.models:
+        plain = name.split("+")[0]
+        entry = {"parameters": params[name], "latency_ms": {}, "parity": parity[name]}
+        for (model_name, runtime), median in medians.items():
+            if model_name != name:
+                continue
+            entry["latency_ms"][runtime] = round(median, 3)
+        if plain != name and plain in args.models:
+            entry["ratio_vs_plain"] = {runtime: round(medians[(name, runtime)]
+                                                      / medians[(plain, runtime)], 3)
+                                       for runtime in entry["latency_ms"]}
+        entry["int8_vs_float32_tflite"] = round(
+            medians[(name, "tflite_int8")] / medians[(name, "tflite_float32")], 3)
+        results["models"][name] = entry
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    print(markdown_table(results))
+    print(f"wrote {args.output}")
+
+
+def export_versions():
+    import ai_edge_litert
+    import onnxruntime
+
+    return {"keras": keras.__version__, "tensorflow": tf.__version__,
+            "onnxruntime": onnxruntime.__version__,
+            "ai_edge_litert": getattr(ai_edge_litert, "__version__", "unknown"),
+            "keras_memblocks": keras_memblocks.__version__}
+
+
+def markdown_table(results):
+    runtimes = ["keras", "tflite_float32", "tflite_int8", "onnx"]
+    lines = ["| model | " + " | ".join(f"{r} ms (x plain)" for r in runtimes)
+             + " | int8 / float32 |",
+             "|---" * (len(runtimes) + 2) + "|"]
+    for name, entry in results["models"].items():
+        cells = []
+        for runtime in runtimes:
+            cell = f"{entry['latency_ms'][runtime]:.2f}"
+            if "ratio_vs_plain" in entry:
+                cell += f" ({entry['ratio_vs_plain'][runtime]:.2f}x)"
+            cells.append(cell)
+        lines.append(f"| {name} | " + " | ".join(cells)
+                     + f" | {entry['int8_vs_float32_tflite']:.2f} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
