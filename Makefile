@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test test-large benchmark clean
+.PHONY: demo test test-large benchmark figures clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ benchmark: $(STAMP)
 	$(PY) benchmarks/block_overhead.py
 	$(PY) benchmarks/input_pipeline.py
 	$(PY) benchmarks/parameter_table.py
+	$(PY) benchmarks/export_latency.py
+
+## The README's figures: runs the notebooks, which save their plots to notebooks/figures/.
+figures: $(STAMP)
+	mkdir -p notebooks/figures
+	MEMBLOCKS_FIGURES_DIR=$(CURDIR)/notebooks/figures $(PY) notebooks/run_notebooks.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

@@ -5,7 +5,7 @@ every artifact has passed its parity check) as float32 TFLite, int8 TFLite
 and ONNX, and the Keras model itself is timed as a traced `tf.function`.
 Runtimes: LiteRT's interpreter (`ai_edge_litert`, XNNPACK delegate applied
 by default), ONNX Runtime's CPU provider, TensorFlow for Keras; all with the
-same number of threads.
+same number of threads (default 1).
 
 Networks (random-but-fixed weights; latency does not depend on training):
 - the CC paper's CIFAR-10 VGG-like net (width 32, 32x32x3): plain, with a
@@ -95,6 +95,8 @@ def _onnx_runner(path, image, threads):
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    # Idle threads must not spin into the next artifact's timing.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     feed = {session.get_inputs()[0].name: image}
     return lambda: session.run(None, feed)
@@ -146,8 +148,9 @@ def main():
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--rounds", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=os.cpu_count(),
-                        help="threads of every runtime (default: all CPU cores)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="threads of every runtime (default 1: stable numbers on a shared "
+                             "machine, and the usual edge setting)")
     parser.add_argument("--calibration", type=int, default=128,
                         help="digits images for int8 calibration")
     parser.add_argument("--output", type=Path, default=RESULTS)

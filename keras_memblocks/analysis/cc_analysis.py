@@ -33,6 +33,18 @@ class CCCoefficients:
             scalar variants), in the EMP's coefficient order.
         emps: each block's EMP name.
         labels: (N,) integer classes, or `None`.
+
+    Returned by `cc_coefficients`; read by `tilt_and_magnitude` and
+    `class_difference_matrix`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_memblocks.analysis import CCCoefficients
+    >>> values = np.ones((5, 8, 4))  # 5 images, 8 channels, {a_w, b_w, a_h, b_h}
+    >>> result = CCCoefficients(["block"], [values], ["bilinear"])
+    >>> float(result.coefficients[0][:, :, 0].mean())  # mean a_w
+    1.0
     """
 
     layer_names: list
@@ -49,6 +61,17 @@ class TiltAndMagnitude:
         layer_names: the CC blocks.
         tilt_w, tilt_h: |a_w - b_w| and |a_h - b_h|.
         magnitude_w, magnitude_h: |(a_w + b_w)/2 - 1| and |(a_h + b_h)/2 - 1|.
+
+    Returned by `tilt_and_magnitude`; drawn by `plot_tilt_and_magnitude`.
+
+    Example (the median per layer):
+
+    >>> import numpy as np
+    >>> from keras_memblocks.analysis import TiltAndMagnitude
+    >>> result = TiltAndMagnitude(["a", "b"], [np.array([0.0, 0.2]), np.array([0.4, 0.6])],
+    ...                           [], [], [])
+    >>> [float(np.median(values)) for values in result.tilt_w]
+    [0.1, 0.5]
     """
 
     layer_names: list
@@ -69,6 +92,18 @@ class ClassDifferences:
             random halves of one class (the false-positive level).
         num_distributions: the number tested per pair.
         alpha: the significance level.
+
+    Returned by `class_difference_matrix`; drawn by
+    `plot_class_difference_matrix`.
+
+    Example (as a share of the distributions tested):
+
+    >>> import numpy as np
+    >>> from keras_memblocks.analysis import ClassDifferences
+    >>> result = ClassDifferences(np.array([0, 1]), np.array([[0, 30], [30, 1]]), 120, 0.01)
+    >>> result.counts / result.num_distributions
+    array([[0.        , 0.25      ],
+           [0.25      , 0.00833333]])
     """
 
     classes: np.ndarray
@@ -285,13 +320,14 @@ def plot_class_difference_matrix(result, class_names=None):
 
 def plot_excitation_maps(model, image, layer_name=None, channels=4):
     """One image through one CC block: the channel before, its excitation
-    map, and the channel after, for the first `channels` channels.
+    map, and the channel after, for a few channels.
 
     Args:
         model: a functional model with CC blocks.
         image: one input image (H, W, C).
         layer_name: the block; default the first CC block.
-        channels: how many channels to show.
+        channels: a list of channel indices, or a number: that many channels
+            whose maps vary most over the image.
 
     Returns:
         A `matplotlib.figure.Figure` (3 rows x `channels` panels).
@@ -302,10 +338,11 @@ def plot_excitation_maps(model, image, layer_name=None, channels=4):
     >>> from keras_memblocks.models import vgg_like
     >>> from keras_memblocks.analysis import plot_excitation_maps
     >>> model = vgg_like("mnist", 2, block="cc")
-    >>> len(plot_excitation_maps(model, np.zeros((28, 28, 1)), channels=2).axes)
-    6
+    >>> len(plot_excitation_maps(model, np.zeros((28, 28, 1)), channels=2).axes)  # + colour bar
+    7
     """
     import matplotlib.pyplot as plt
+    from matplotlib import colors
 
     layer = feature_taps.find_blocks(model, ContextualConvBlock2D, layer_name)[0]
     (block_input,) = feature_taps.tap(model, [layer.input], np.asarray(image)[None])
@@ -313,18 +350,23 @@ def plot_excitation_maps(model, image, layer_name=None, channels=4):
     before = block_input[0]
     if layer.data_format == "channels_first":
         excitation, before = np.moveaxis(excitation, 0, -1), np.moveaxis(before, 0, -1)
-    channels = min(channels, before.shape[-1])
-    figure, axes = plt.subplots(3, channels, figsize=(2.2 * channels, 6.4), squeeze=False)
+    if isinstance(channels, int):
+        spread = excitation.max(axis=(0, 1)) - excitation.min(axis=(0, 1))
+        channels = sorted(np.argsort(-spread, kind="stable")[:channels].tolist())
+    # Two factors in [0.5, 1.5]: the map lies in [0.25, 2.25], 1 is pass-through.
+    norm = colors.TwoSlopeNorm(vmin=0.25, vcenter=1.0, vmax=2.25)
+    figure, axes = plt.subplots(3, len(channels), figsize=(2.2 * len(channels), 6.4),
+                                squeeze=False)
     rows = [("input channel", before, "gray"), ("excitation map S", excitation, "coolwarm"),
             ("output = S * input", before * excitation, "gray")]
     for row, (title, values, cmap) in enumerate(rows):
-        for c in range(channels):
-            axis = axes[row, c]
-            options = dict(vmin=0.5, vmax=1.5) if cmap == "coolwarm" else {}
+        for column, c in enumerate(channels):
+            axis = axes[row, column]
+            options = dict(norm=norm) if cmap == "coolwarm" else {}
             shown = axis.imshow(values[..., c], cmap=cmap, **options)
             axis.set_xticks([])
             axis.set_yticks([])
-            if c == 0:
+            if column == 0:
                 axis.set_ylabel(title, fontsize=9)
             if row == 0:
                 axis.set_title(f"channel {c}", fontsize=9)

@@ -32,6 +32,18 @@ class MemoryUsage:
         std: (K, P) their standard deviation.
         weights: (N, P) every example's weights.
         labels: (N,) the examples' classes.
+
+    Returned by `memory_usage` (see its example); drawn by
+    `plot_memory_usage`.
+
+    Example (the memory each class recalls most):
+
+    >>> import numpy as np
+    >>> from keras_memblocks.analysis import MemoryUsage
+    >>> mean = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
+    >>> usage = MemoryUsage("sr", np.array([0, 1]), mean, np.zeros((2, 3)), mean, np.array([0, 1]))
+    >>> usage.mean.argmax(axis=1) + 1
+    array([1, 3])
     """
 
     layer_name: str
@@ -51,6 +63,16 @@ class ActivationChange:
         classes: (K,) class ids.
         mean_abs_difference: (K, C), averaged over the class's examples and
             all pixels.
+
+    Returned by `activation_change`; drawn by `plot_activation_change`.
+
+    Example (the channel the block changes most, per class):
+
+    >>> import numpy as np
+    >>> from keras_memblocks.analysis import ActivationChange
+    >>> change = ActivationChange("sr", np.array([0, 1]), np.array([[0.1, 0.5], [0.3, 0.2]]))
+    >>> change.mean_abs_difference.argmax(axis=1)
+    array([1, 0])
     """
 
     layer_name: str
@@ -68,6 +90,15 @@ class RemovalAblation:
         accuracy_without: top-1 accuracy with the blocks removed.
         difference: `accuracy_without - accuracy_with` (negative: the block
             helps).
+
+    Returned by `removal_ablation`; drawn by `plot_removal_ablation`.
+
+    Example:
+
+    >>> from keras_memblocks.analysis import RemovalAblation
+    >>> ablation = RemovalAblation(["module3_sr"], 0.80, 0.75, -0.05)
+    >>> f"{ablation.difference:+.1%}"
+    '-5.0%'
     """
 
     removed: list
@@ -339,7 +370,7 @@ def plot_removal_ablation(ablation):
 
     >>> from keras_memblocks.analysis import RemovalAblation, plot_removal_ablation
     >>> figure = plot_removal_ablation(RemovalAblation(["sr"], 0.9, 0.85, -0.05))
-    >>> [bar.get_height() for bar in figure.axes[0].patches]
+    >>> [float(bar.get_height()) for bar in figure.axes[0].patches]
     [0.9, 0.85]
     """
     import matplotlib.pyplot as plt

@@ -20,7 +20,15 @@ def synthetic_images(num_examples, image_shape, num_classes, seed=0, dtype="uint
 
 
 def synthetic_segmentation(num_examples, image_shape, num_label_ids=34, seed=0):
-    """Random images and Cityscapes-style labelId maps (0..33)."""
+    """Random images and Cityscapes-style labelId maps (0..33).
+
+    Example:
+
+    >>> from keras_memblocks.data import synthetic_segmentation
+    >>> images, labels = synthetic_segmentation(2, (16, 32, 3))
+    >>> images.shape, labels.shape, int(labels.max()) <= 33
+    ((2, 16, 32, 3), (2, 16, 32, 1), True)
+    """
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 256, (num_examples, *image_shape)).astype("uint8")
     labels = rng.integers(0, num_label_ids, (num_examples, *image_shape[:2], 1)).astype("uint8")

@@ -38,7 +38,21 @@ DATASETS = {
 
 
 class DatasetNotFoundError(FileNotFoundError):
-    """A dataset is not prepared where the pipeline looked for it."""
+    """A dataset is not prepared where the pipeline looked for it.
+
+    A `FileNotFoundError`; its message names the dataset, the data_dir and
+    what to put where.
+
+    Example:
+
+    >>> import tempfile
+    >>> from keras_memblocks.data import DatasetNotFoundError, load
+    >>> try:
+    ...     load("mnist", "train", data_dir=tempfile.mkdtemp())
+    ... except DatasetNotFoundError as error:
+    ...     print(isinstance(error, FileNotFoundError), "'mnist'" in str(error))
+    True True
+    """
 
 
 def default_data_dir():
@@ -55,7 +69,21 @@ def _builder(name, data_dir):
 
 
 def check_available(name, data_dir=None):
-    """Returns the tfds builder of a prepared dataset, or raises at once."""
+    """Returns the tfds builder of a prepared dataset, or raises at once.
+
+    Raises `DatasetNotFoundError` (in well under a second, before any
+    training starts) saying where the files must go.
+
+    Example:
+
+    >>> import tempfile
+    >>> from keras_memblocks.data import DatasetNotFoundError, check_available
+    >>> try:
+    ...     check_available("cifar10", data_dir=tempfile.mkdtemp())
+    ... except DatasetNotFoundError as error:
+    ...     print("prepare_dataset('cifar10'" in str(error))
+    True
+    """
     data_dir = data_dir or default_data_dir()
     builder = _builder(name, data_dir)
     if builder.is_prepared():
@@ -76,7 +104,19 @@ def check_available(name, data_dir=None):
 
 
 def prepare_dataset(name, data_dir=None):
-    """Downloads and prepares a dataset (needs internet or manual files)."""
+    """Downloads and prepares a dataset (needs internet or manual files).
+
+    ImageNet and Cityscapes are manual downloads: their archives go into
+    `<data_dir>/downloads/manual/` first (`check_available` names them).
+
+    Example (with `stand_in_data`, which stands in for the download):
+
+    >>> import tempfile
+    >>> from keras_memblocks.data import prepare_dataset, stand_in_data
+    >>> with stand_in_data():
+    ...     prepare_dataset("mnist", data_dir=tempfile.mkdtemp()).is_prepared()
+    True
+    """
     import tensorflow_datasets as tfds
 
     data_dir = data_dir or default_data_dir()
@@ -93,6 +133,14 @@ def stand_in_data(num_examples=8):
     tensorflow-datasets' `mock_data` (random examples that match the real
     features), plus every dataset counted as prepared. For tests, docs and
     quick checks of a pipeline on a machine without the data.
+
+    Example:
+
+    >>> from keras_memblocks.data import load, stand_in_data
+    >>> with stand_in_data():
+    ...     images, labels = next(iter(load("cifar10", "test", batch_size=4)))
+    >>> tuple(images.shape), tuple(labels.shape)
+    ((4, 32, 32, 3), (4,))
     """
     import tensorflow_datasets as tfds
 
@@ -108,6 +156,14 @@ def splits(name, validation_fraction=0.1, reverse=False):
     `validation_fraction` of the training split is held out (the SR paper:
     90/10, best-on-validation model tested). `reverse=True` is the CC
     paper's swap: train on the test split, test on the training split.
+
+    Example:
+
+    >>> from keras_memblocks.data import splits
+    >>> splits("cifar10")
+    {'train': 'train[:90%]', 'validation': 'train[90%:]', 'test': 'test'}
+    >>> splits("cifar100", reverse=True)
+    {'train': 'test', 'validation': None, 'test': 'train'}
     """
     spec = DATASETS[name]
     if reverse:

@@ -23,7 +23,22 @@ FLOAT_TOLERANCE = 1e-4
 
 
 class ExportError(RuntimeError):
-    """An export that did not convert, or whose numbers differ from Keras."""
+    """An export that did not convert, or whose numbers differ from Keras.
+
+    Raised by `export_model`, which then leaves nothing behind.
+
+    Example:
+
+    >>> import pathlib, tempfile, keras
+    >>> from keras_memblocks.export import ExportError, export_model
+    >>> from keras_memblocks.models import vgg_like
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "export"
+    >>> try:  # opset 1 converts, but onnxruntime cannot run the file
+    ...     export_model(vgg_like("mnist", 1), out, formats=("onnx",), opset=1)
+    ... except ExportError:
+    ...     print("refused; left behind:", out.exists())
+    refused; left behind: False
+    """
 
 
 def _float32_policies(config):
@@ -42,6 +57,17 @@ def float32_clone(model):
 
     Mixed-precision models keep float32 variables, so the weights carry
     over unchanged; ONNX and float TFLite need float32 graphs.
+
+    Example:
+
+    >>> import keras
+    >>> from keras_memblocks.export import float32_clone
+    >>> from keras_memblocks.models import vgg_like
+    >>> keras.mixed_precision.set_global_policy("mixed_float16")
+    >>> mixed = vgg_like("mnist", 2, block="cc")
+    >>> keras.mixed_precision.set_global_policy("float32")
+    >>> sorted({layer.dtype_policy.name for layer in float32_clone(mixed).layers})
+    ['float32']
     """
     clone = model.__class__.from_config(_float32_policies(model.get_config()))
     clone.set_weights(model.get_weights())
@@ -98,11 +124,47 @@ def _write_onnx(model, path, opset):
 
 
 def run_saved_model(path, inputs):
+    """Runs an exported SavedModel's `serve` endpoint on `inputs` (TensorFlow).
+
+    `run_tflite` (LiteRT interpreter) and `run_onnx` (onnxruntime CPU) do
+    the same for the other formats; `export_model` uses all three for its
+    parity check.
+
+    Example:
+
+    >>> import pathlib, tempfile, numpy as np
+    >>> from keras_memblocks.export import export_model, run_onnx, run_saved_model, run_tflite
+    >>> from keras_memblocks.models import vgg_like
+    >>> model = vgg_like("mnist", 2, block="cc")
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "export"
+    >>> _ = export_model(model, out)
+    >>> x = np.random.default_rng(0).random((3, 28, 28, 1), dtype=np.float32)
+    >>> expected = model.predict(x, verbose=0)
+    >>> [bool(np.allclose(run(path, x), expected, atol=1e-5)) for run, path in
+    ...  [(run_saved_model, out / "saved_model"), (run_tflite, out / "model.tflite"),
+    ...   (run_onnx, out / "model.onnx")]]
+    [True, True, True]
+    """
     loaded = tf.saved_model.load(str(path))
     return np.asarray(loaded.serve(tf.constant(inputs)))
 
 
 def run_tflite(path, inputs):
+    """Runs a TFLite model on `inputs` with LiteRT, any batch size; int8
+    models get quantised inputs and dequantised outputs.
+
+    Example:
+
+    >>> import pathlib, tempfile, numpy as np
+    >>> from keras_memblocks.export import export_model, run_tflite
+    >>> from keras_memblocks.models import vgg_like
+    >>> model = vgg_like("mnist", 2, block="sr", num_memory_blocks=2)
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "export"
+    >>> _ = export_model(model, out, formats=("tflite",))
+    >>> x = np.zeros((5, 28, 28, 1), "float32")  # any batch size
+    >>> run_tflite(out / "model.tflite", x).shape
+    (5, 10)
+    """
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=str(path))
@@ -125,6 +187,20 @@ def run_tflite(path, inputs):
 
 
 def run_onnx(path, inputs):
+    """Runs an ONNX model on `inputs` with onnxruntime's CPU provider.
+
+    Example:
+
+    >>> import pathlib, tempfile, numpy as np
+    >>> from keras_memblocks.export import export_model, run_onnx
+    >>> from keras_memblocks.models import vgg_like
+    >>> model = vgg_like("mnist", 2, block="cc", variant="scalar")
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "export"
+    >>> _ = export_model(model, out, formats=("onnx",))
+    >>> x = np.ones((2, 28, 28, 1), "float32")
+    >>> bool(np.allclose(run_onnx(out / "model.onnx", x), model.predict(x, verbose=0), atol=1e-5))
+    True
+    """
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -185,6 +261,23 @@ def export_model(model, out_dir, formats=FORMATS, quantization=None, representat
         the max abs diff and top-1 agreement with Keras. Float artifacts must
         be within 1e-4 with 100 % top-1 agreement or `ExportError` is raised;
         quantized ones are reported.
+
+    Example:
+
+    >>> import pathlib, tempfile
+    >>> from keras_memblocks.data import load_digits
+    >>> from keras_memblocks.export import export_model
+    >>> from keras_memblocks.models import vgg_like
+    >>> (x_train, _), (x_test, _) = load_digits(28, channels=1)
+    >>> model = vgg_like("mnist", 2, block="cc")
+    >>> out = pathlib.Path(tempfile.mkdtemp())
+    >>> manifest = export_model(model, out / "float", parity_inputs=x_test[:16])
+    >>> manifest["formats"], manifest["parity"]["onnx"]["top1_agreement"]
+    (['saved_model', 'tflite', 'onnx'], 1.0)
+    >>> int8 = export_model(model, out / "int8", formats=("tflite",), quantization="int8",
+    ...                     representative_data=x_train[:32], parity_inputs=x_test[:16])
+    >>> int8["files"]["tflite"]["path"], int8["parity"]["tflite"]["checked"]
+    ('model_int8.tflite', 'reported')
     """
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown or not formats:

@@ -23,7 +23,19 @@ BLOCKS = {
 def register_block(name, block_class):
     """Makes `block_class` resolvable by `get_block(name)`.
 
-    Users may register their own blocks; `get_block` then resolves them.
+    Users may register their own blocks; `get_block` (and every builder's
+    `block=` argument) then resolves them.
+
+    Example:
+
+    >>> import keras
+    >>> from keras_memblocks.layers import get_block, register_block
+    >>> class Halve(keras.layers.Layer):
+    ...     def call(self, x):
+    ...         return x / 2
+    >>> register_block("halve", Halve)
+    >>> type(get_block("halve")).__name__
+    'Halve'
     """
     if not (isinstance(block_class, type) and issubclass(block_class, keras.layers.Layer)):
         raise ValueError(

@@ -262,7 +262,7 @@ class ContextualConvBlock2D(keras.layers.Layer):
 
     # === Coefficients ===
 
-    def _grid_by_channel(self, inputs):
+    def _grid_by_channel(self, inputs, training=None):
         """Nearest-neighbour grid of every channel, (C, B, g_h*g_w) float32.
 
         Channel-major, the layout of the per-channel batched matmuls.
@@ -272,6 +272,16 @@ class ContextualConvBlock2D(keras.layers.Layer):
         if pixels == height * width:
             # The grid is the whole map (both sides <= grid_size): no copy.
             grid = inputs
+        elif not training:
+            # Inference: one gather of constant indices along the pixel axis.
+            # Exported graphs get a single GATHER with folded indices instead
+            # of the batch-dependent index arithmetic below (measured in
+            # benchmarks/export_latency.py); its gradient is what makes it
+            # slow to train.
+            pixel_axis = 1 if self.data_format == "channels_last" else 2
+            flat_shape = (-1, height * width, channels) if pixel_axis == 1 else (
+                -1, channels, height * width)
+            grid = ops.take(ops.reshape(inputs, flat_shape), self._grid_pixels, axis=pixel_axis)
         else:
             grid = self._gather_grid(inputs)
         if self.data_format == "channels_last":
@@ -310,10 +320,10 @@ class ContextualConvBlock2D(keras.layers.Layer):
         out = ops.matmul(features, kernel)
         return out if bias is None else out + bias
 
-    def _raw_coefficients(self, inputs):
+    def _raw_coefficients(self, inputs, training=None):
         """Input-dependent coefficients before tanh, (B, K, C) float32."""
         channels = self._dims[2]
-        features = self._grid_by_channel(inputs)  # (C, B, g_h*g_w)
+        features = self._grid_by_channel(inputs, training)  # (C, B, g_h*g_w)
         for kernel, bias in self._ch_layers:
             features = self._ch_activation_fn(
                 self._per_channel_dense(features, kernel, bias)
@@ -338,7 +348,7 @@ class ContextualConvBlock2D(keras.layers.Layer):
         )
         return inputs
 
-    def _coefficients(self, inputs):
+    def _coefficients(self, inputs, training=None):
         """(B, K, C) float32 if input-dependent, else (K, C).
 
         Channels last: that is the layout the EMP's matmul and the final
@@ -348,7 +358,7 @@ class ContextualConvBlock2D(keras.layers.Layer):
             if self.num_coefficients == 1:
                 return ops.expand_dims(self.scale, 0)
             return self.coefficients
-        return ops.tanh(self._raw_coefficients(inputs)) / 2.0 + 1.0
+        return ops.tanh(self._raw_coefficients(inputs, training)) / 2.0 + 1.0
 
     def compute_coefficients(self, inputs):
         """Returns the per-example coefficients, (B, C, K) float32.
@@ -412,7 +422,7 @@ class ContextualConvBlock2D(keras.layers.Layer):
             self.__class__.__name__, self._dims, inputs.shape, self.data_format
         )
         first, second = self._factors(
-            self._coefficients(inputs), inputs.dtype, training
+            self._coefficients(inputs, training), inputs.dtype, training
         )
         if second is None:
             return inputs * first

@@ -6,6 +6,14 @@ def copy_weights_by_name(source, target):
 
     Returns the names copied. Shapes must agree (a `ValueError` names the
     layer otherwise); layers only in `target` keep their values.
+
+    Example:
+
+    >>> from keras_memblocks.models import copy_weights_by_name, vgg_like
+    >>> plain = vgg_like("mnist", 2)
+    >>> with_cc = vgg_like("mnist", 2, block="cc")  # the same names, plus the blocks
+    >>> copy_weights_by_name(plain, with_cc)[:2]
+    ['stage1_conv1', 'stage2_conv1']
     """
     target_layers = {layer.name: layer for layer in target.layers}
     copied = []

@@ -17,7 +17,18 @@ STRATEGIES = ("none", "mirrored", "multiworker")
 
 @dataclass
 class TrainingConfig:
-    """Everything one training run needs. Every field can be overridden."""
+    """Everything one training run needs. Every field can be overridden.
+
+    Start from a recipe (`get_recipe`) and `replace` what differs; the
+    `memblocks train` flags and `--set FIELD=VALUE` do the same.
+
+    Example:
+
+    >>> from keras_memblocks.training import get_recipe
+    >>> config = get_recipe("sr-cifar100").replace(epochs=2, batch_size=64)
+    >>> config.epochs, config.learning_rate, config.model_args["sr"]["num_memory_blocks"]
+    (2, 0.1, 10)
+    """
 
     dataset: str = "cifar100"
     model: str = "cifar_resnet"
@@ -122,13 +133,33 @@ RECIPES = {
 
 
 def get_recipe(name):
+    """The `TrainingConfig` of a named recipe (the papers' settings).
+
+    Example:
+
+    >>> from keras_memblocks.training import RECIPES, get_recipe
+    >>> sorted(RECIPES)
+    ['cc-cifar100', 'digits', 'sr-cifar10', 'sr-cifar100', 'sr-cityscapes', 'sr-imagenet']
+    >>> get_recipe("digits").dataset
+    'digits'
+    """
     if name not in RECIPES:
         raise ValueError(f"Unknown recipe {name!r}. Valid recipes: {', '.join(RECIPES)}")
     return RECIPES[name]
 
 
 def load_config_file(path):
-    """Overrides from a YAML or JSON file (a mapping of field -> value)."""
+    """Overrides from a YAML or JSON file (a mapping of field -> value).
+
+    Example:
+
+    >>> import pathlib, tempfile
+    >>> from keras_memblocks.training import load_config_file
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "run.json"
+    >>> _ = path.write_text('{"epochs": 3, "learning_rate": 0.05}')
+    >>> load_config_file(path)
+    {'epochs': 3, 'learning_rate': 0.05}
+    """
     path = Path(path)
     if not path.exists():
         raise ValueError(f"Config file {str(path)!r} does not exist.")

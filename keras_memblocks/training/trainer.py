@@ -30,6 +30,13 @@ def build_model(config):
     """The model a config names (checked before any data is read).
 
     `num_classes` and `input_shape` default to the dataset's.
+
+    Example:
+
+    >>> from keras_memblocks.training import build_model, get_recipe
+    >>> model = build_model(get_recipe("digits"))
+    >>> model.input.shape, model.output.shape
+    ((None, 32, 32, 3), (None, 10))
     """
     builder = getattr(models, config.model)
     num_classes = 10 if config.dataset == "digits" else data.DATASETS[config.dataset].num_classes
@@ -179,6 +186,16 @@ def train(config, output_dir, seed=0, verbose=None, strategy=None):
 
     Returns:
         The results dict written to `results.json`.
+
+    Example (one short epoch on the embedded digits):
+
+    >>> import tempfile
+    >>> from keras_memblocks.training import get_recipe, train
+    >>> config = get_recipe("digits").replace(epochs=1, max_steps_per_epoch=2,
+    ...                                       model_args={"dataset": "cifar10", "width": 2})
+    >>> results = train(config, tempfile.mkdtemp(), verbose=0)
+    >>> 0.0 <= results["test"]["accuracy"] <= 1.0
+    True
     """
     config.validate()
     if config.tensorboard:
@@ -276,6 +293,16 @@ def train_seeds(config, seeds, output_dir, verbose=None):
 
     Returns the summary dict (the per-seed values and their mean and sd,
     in percent for accuracy and IoU, as the papers report them).
+
+    Example:
+
+    >>> import tempfile
+    >>> from keras_memblocks.training import get_recipe, train_seeds
+    >>> config = get_recipe("digits").replace(epochs=1, max_steps_per_epoch=2,
+    ...                                       model_args={"dataset": "cifar10", "width": 2})
+    >>> summary = train_seeds(config, seeds=(0, 1), output_dir=tempfile.mkdtemp(), verbose=0)
+    >>> summary["metric"], summary["seeds"], len(summary["values"])
+    ('accuracy', [0, 1], 2)
     """
     output_dir = Path(output_dir)
     runs = [train(config, output_dir / f"seed_{s}", seed=s, verbose=verbose) for s in seeds]

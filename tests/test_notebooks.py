@@ -1,0 +1,43 @@
+"""The notebooks run top to bottom as they are, and store no outputs in git."""
+
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+LIMIT_SECONDS = 15 * 60  # the promise: each under 15 minutes on 2 CPU cores
+
+
+def test_the_four_notebooks_exist():
+    assert [path.stem for path in NOTEBOOKS] == [
+        "01_quickstart", "02_squeeze_and_remember", "03_contextual_convolution",
+        "04_export_to_edge",
+    ]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
+def test_notebook_is_committed_without_outputs(path):
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, cell.source[:60]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
+def test_notebook_runs_and_shows_its_plots(path, monkeypatch):
+    monkeypatch.delenv("MEMBLOCKS_FIGURES_DIR", raising=False)  # "as they are"
+    notebook = nbformat.read(path, as_version=4)
+    start = time.perf_counter()
+    NotebookClient(notebook, timeout=LIMIT_SECONDS, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    elapsed = time.perf_counter() - start
+    assert elapsed < LIMIT_SECONDS
+    images = [output for cell in notebook.cells if cell.cell_type == "code"
+              for output in cell.outputs if "image/png" in output.get("data", {})]
+    assert images, "the notebook shows no plot inline"
+    errors = [output for cell in notebook.cells if cell.cell_type == "code"
+              for output in cell.outputs if output.output_type == "error"]
+    assert not errors
