@@ -103,7 +103,8 @@ def accuracy_versus_weights(train_data, test_data, dataset="cifar10", widths=(1,
         (x_train, y_train), (x_test, y_test) = (x_test, y_test), (x_train, y_train)
     num_classes = int(max(np.max(y_train), np.max(y_test))) + 1
     runs = [(v, w, s) for v in variants for w in widths for s in seeds]
-    progress = keras.utils.Progbar(len(runs), unit_name="net") if verbose else None
+    progress = (keras.utils.Progbar(len(runs), unit_name="net", stateful_metrics=["accuracy"])
+                if verbose else None)
     rows = []
     for index, (variant, width, seed) in enumerate(runs):
         keras.utils.set_random_seed(seed)

@@ -4,7 +4,6 @@ import csv
 import json
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import keras
@@ -13,6 +12,7 @@ import tensorflow as tf
 
 from keras_memblocks import data
 from keras_memblocks import models
+from keras_memblocks.training.distributed_loop import fit_distributed
 
 SEGMENTATION_MODELS = ("deeplabv3", "fcn")
 
@@ -122,13 +122,6 @@ def _strategy(name):
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multiworker":
-        warnings.warn(
-            "Keras 3's Model.fit fails under MultiWorkerMirroredStrategy with this "
-            "TensorFlow (keras-team/keras#20585; reproduced by this package's "
-            "test_multiworker_strategy_two_processes_on_localhost). Use 'mirrored' "
-            "on one machine until it is fixed upstream.",
-            stacklevel=2,
-        )
         # Reads the cluster from the TF_CONFIG environment variable.
         return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()  # the default (no distribution)
@@ -253,9 +246,14 @@ def train(config, output_dir, seed=0, verbose=None, strategy=None):
         verbose = 1 if sys.stdout.isatty() else 2  # a bar in a terminal, a line per epoch in logs
 
     start = time.perf_counter()
-    model.fit(train_data, validation_data=validation_data, epochs=config.epochs,
-              steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=verbose,
-              shuffle=False)  # the datasets shuffle themselves, seeded
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        # Keras' fit fails under this strategy (keras-team/keras#20585).
+        fit_distributed(model, strategy, train_data, validation_data, epochs=config.epochs,
+                        steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=verbose)
+    else:
+        model.fit(train_data, validation_data=validation_data, epochs=config.epochs,
+                  steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=verbose,
+                  shuffle=False)  # the datasets shuffle themselves, seeded
     seconds = time.perf_counter() - start
     history = _deduplicate_history(history_path)
 
