@@ -49,3 +49,29 @@ def test_input_pipeline_benchmark_runs(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads(output.read_text())
     assert results["pipeline_images_per_second"] > 0 and results["train_step_images_per_second"] > 0
+
+
+def test_export_latency_benchmark_runs(tmp_path):
+    output = tmp_path / "latency.json"
+    result = subprocess.run(
+        [sys.executable, "benchmarks/export_latency.py", "--models", "vgg_like", "vgg_like+sr",
+         "--rounds", "2", "--warmup", "1", "--calibration", "8", "--output", str(output)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads(output.read_text())
+    entry = results["models"]["vgg_like+sr"]
+    assert set(entry["latency_ms"]) == {"keras", "tflite_float32", "tflite_int8", "onnx"}
+    assert set(entry["ratio_vs_plain"]) == set(entry["latency_ms"])
+    assert entry["parity"]["onnx"]["top1_agreement"] == 1.0
+    assert "| vgg_like+sr |" in result.stdout
+
+
+def test_readme_quotes_the_committed_export_latency():
+    results = json.loads((ROOT / "benchmarks/results/export_latency.json").read_text())
+    readme = (ROOT / "README.md").read_text()
+    for name, entry in results["models"].items():
+        cell = f"{entry['latency_ms']['tflite_float32']:.2f}"
+        if "ratio_vs_plain" in entry:
+            cell += f" ({entry['ratio_vs_plain']['tflite_float32']:.2f}x)"
+        assert f"| {name} |" in readme and cell in readme, name

@@ -54,4 +54,5 @@ __all__ = [
     "plot_removal_ablation",
     "plot_tilt_and_magnitude",
     "removal_ablation",
+    "tilt_and_magnitude",
 ]

@@ -260,7 +260,8 @@ def plot_tilt_and_magnitude(result):
     >>> from keras_memblocks.analysis import CCCoefficients, tilt_and_magnitude
     >>> from keras_memblocks.analysis import plot_tilt_and_magnitude
     >>> values = np.random.default_rng(0).uniform(0.5, 1.5, (5, 3, 4))
-    >>> measures = tilt_and_magnitude(CCCoefficients(["a", "b"], [values, values], ["bilinear"] * 2))
+    >>> coefficients = CCCoefficients(["a", "b"], [values, values], ["bilinear"] * 2)
+    >>> measures = tilt_and_magnitude(coefficients)
     >>> len(plot_tilt_and_magnitude(measures).axes)
     4
     """

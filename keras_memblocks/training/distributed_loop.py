@@ -59,7 +59,8 @@ def fit_distributed(model, strategy, train_data, validation_data=None, epochs=1,
     >>> from keras_memblocks.training.distributed_loop import fit_distributed
     >>> strategy = tf.distribute.get_strategy()
     >>> with strategy.scope():
-    ...     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    ...     model = keras.Sequential([keras.Input((4,)),
+    ...                               keras.layers.Dense(2, activation="softmax")])
     ...     model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
     >>> data = tf.data.Dataset.from_tensor_slices((np.ones((8, 4), "float32"), np.ones(8, "int32")))
     >>> history = fit_distributed(model, strategy, data.batch(4), epochs=2, verbose=0)
