@@ -76,3 +76,25 @@ def test_errors():
         insert_blocks(base, "cc", lambda layer: False)
     with pytest.raises(ValueError, match="one layer instance"):
         insert_blocks(base, ContextualConvBlock2D(), ["stage1_conv1"])
+
+
+def test_remove_blocks_gives_back_the_plain_network():
+    from keras_memblocks.models import copy_weights_by_name
+    from keras_memblocks.models import remove_blocks
+    from tests import layer_battery
+
+    with_blocks = vgg_like("cifar10", 4, block="cc")
+    blocks = [layer.name for layer in with_blocks.layers if layer.name.endswith("_block")]
+    for name in blocks:
+        layer_battery.randomize_weights(with_blocks.get_layer(name), scale=0.3)
+    removed = remove_blocks(with_blocks, blocks)
+    plain = vgg_like("cifar10", 4)
+    copy_weights_by_name(with_blocks, plain)
+    x = np.random.default_rng(0).random((2, 32, 32, 3), dtype=np.float32)
+    np.testing.assert_allclose(removed.predict(x, verbose=0), plain.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+    assert not np.allclose(with_blocks.predict(x, verbose=0), plain.predict(x, verbose=0))
+    with pytest.raises(ValueError, match="no layer named 'stage1_conv1_blok'.*stage1_conv1_block"):
+        remove_blocks(with_blocks, "stage1_conv1_blok")
+    with pytest.raises(ValueError, match="'stage1_pool' does not map one tensor to one of the same"):
+        remove_blocks(with_blocks, ["stage1_pool"])

@@ -267,3 +267,15 @@ def test_training_and_inference_formulations_agree(variant, emp):
         np.asarray(layer(x, training=True)), np.asarray(layer(x, training=False)),
         rtol=1e-6, atol=1e-6,
     )
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_inference_gather_samples_the_same_grid(data_format):
+    # Inference samples the grid with one constant-index gather, training
+    # with batch-dependent indices (its gradient is cheaper); same pixels.
+    shape = (15, 20, 3) if data_format == "channels_last" else (3, 15, 20)
+    x = layer_battery.random_inputs(shape, batch=3)
+    layer = built_layer("reduced", "bilinear", shape, data_format=data_format)
+    np.testing.assert_allclose(
+        np.asarray(layer._raw_coefficients(x, training=True)),
+        np.asarray(layer._raw_coefficients(x, training=False)), rtol=1e-6, atol=1e-6)

@@ -1,12 +1,12 @@
 """The papers' networks, and blocks inserted into any functional model."""
 
 from keras_memblocks.models.block_insertion import insert_blocks
+from keras_memblocks.models.block_insertion import remove_blocks
 from keras_memblocks.models.cifar_resnet import cifar_resnet
 from keras_memblocks.models.cifar_vgg import cifar_vgg
 from keras_memblocks.models.deeplabv3 import deeplabv3
 from keras_memblocks.models.fcn import fcn
 from keras_memblocks.models.parameter_counts import count_trainable_parameters
-from keras_memblocks.models.block_insertion import remove_blocks
 from keras_memblocks.models.resnet50 import resnet50
 from keras_memblocks.models.segmentation_heads import mean_iou
 from keras_memblocks.models.vgg_like import vgg_like
