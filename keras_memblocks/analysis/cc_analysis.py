@@ -298,8 +298,7 @@ def plot_class_difference_matrix(result, class_names=None):
     import matplotlib.pyplot as plt
 
     counts = result.counts
-    names = ([str(c) for c in result.classes] if class_names is None
-             else [str(class_names[c]) for c in result.classes])
+    names = feature_taps.class_labels(result.classes, class_names)
     size = max(4.0, 0.45 * len(names) + 2)
     figure, axis = plt.subplots(figsize=(size + 1, size))
     image = axis.imshow(counts, cmap="Blues", vmin=0)

@@ -40,6 +40,13 @@ def tap(model, tensors, images, batch_size=64):
     return [np.asarray(output) for output in (outputs if isinstance(outputs, list) else [outputs])]
 
 
+def class_labels(classes, class_names=None):
+    """Tick labels for class ids: `class_names[c]` where given, else `c`."""
+    if class_names is None:
+        return [str(c) for c in classes]
+    return [str(class_names[c]) for c in classes]
+
+
 def check_labels(images, labels):
     labels = np.asarray(labels).reshape(-1)
     if len(labels) != len(images):

@@ -270,12 +270,6 @@ def removal_ablation(model, images, labels, layer_names=None, batch_size=64):
                            without_block - with_block)
 
 
-def _class_names(classes, class_names):
-    if class_names is None:
-        return [str(c) for c in classes]
-    return [str(class_names[c]) for c in classes]
-
-
 def plot_memory_usage(usage, class_names=None, columns=5):
     """Bar charts of `MemoryUsage`: one panel per class, mean +- sd per memory.
 
@@ -298,7 +292,7 @@ def plot_memory_usage(usage, class_names=None, columns=5):
     rows = -(-num_classes // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(2.4 * columns, 2.0 * rows + 0.6),
                                 sharex=True, sharey=True, squeeze=False)
-    names = _class_names(usage.classes, class_names)
+    names = feature_taps.class_labels(usage.classes, class_names)
     memories = np.arange(1, num_memories + 1)
     for index, axis in enumerate(axes.flat):
         if index >= num_classes:
@@ -354,7 +348,7 @@ def plot_activation_change(change, class_names=None):
     values = change.mean_abs_difference
     figure, axis = plt.subplots(figsize=(8, 0.3 * len(values) + 1.6))
     image = axis.imshow(values, aspect="auto", cmap="magma", interpolation="nearest")
-    axis.set_yticks(range(len(values)), _class_names(change.classes, class_names))
+    axis.set_yticks(range(len(values)), feature_taps.class_labels(change.classes, class_names))
     axis.set_xlabel("channel")
     axis.set_ylabel("class")
     axis.set_title(f"Mean |after - before| per channel ({change.layer_name})")

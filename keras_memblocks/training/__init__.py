@@ -1,5 +1,6 @@
 """Training: recipes, the trainer, and the demo on the embedded digits."""
 
+from keras_memblocks.training.distributed_loop import fit_distributed
 from keras_memblocks.training.recipes import RECIPES
 from keras_memblocks.training.recipes import TrainingConfig
 from keras_memblocks.training.recipes import get_recipe
@@ -14,6 +15,7 @@ __all__ = [
     "SGDWithL2",
     "TrainingConfig",
     "build_model",
+    "fit_distributed",
     "get_recipe",
     "load_config_file",
     "train",

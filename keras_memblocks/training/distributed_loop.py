@@ -56,7 +56,7 @@ def fit_distributed(model, strategy, train_data, validation_data=None, epochs=1,
     Example (the default strategy stands in for a cluster here):
 
     >>> import numpy as np, keras, tensorflow as tf
-    >>> from keras_memblocks.training.distributed_loop import fit_distributed
+    >>> from keras_memblocks.training import fit_distributed
     >>> strategy = tf.distribute.get_strategy()
     >>> with strategy.scope():
     ...     model = keras.Sequential([keras.Input((4,)),
