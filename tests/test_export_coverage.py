@@ -7,7 +7,9 @@ first (only the blocks: a deep net with every weight perturbed and
 uncalibrated batch norm saturates its softmax, where float rounding alone
 moves outputs by 1e-2): SR starts with zero memories and the
 input-dependent CC variants start as the identity, which would hide a
-wrong export. The small nets
+wrong export. Batch norm is calibrated on random images
+(`calibrate_batch_norm`): untrained, MobileNetV2's outputs do not depend on
+its input at all, and parity would compare constants. The small nets
 (every CC variant x EMP, SR, SE/CBAM, the regularisers, MobileNetV2) run in
 the default suite, the deep and segmentation nets under `large`.
 """
@@ -23,6 +25,7 @@ from keras_memblocks.layers import EMP_NAMES
 from keras_memblocks.layers import SqueezeAndRemember2D
 from keras_memblocks.layers import SqueezeExcite2D
 from keras_memblocks.layers import VARIANT_NAMES
+from keras_memblocks.models import calibrate_batch_norm
 from keras_memblocks.models import cifar_resnet
 from keras_memblocks.models import cifar_vgg
 from keras_memblocks.models import deeplabv3
@@ -62,8 +65,8 @@ CASES = {
     "cifar_resnet50-sr-cbam": lambda: cifar_resnet(50, 10, sr=SR, attention="cbam", width=4),
     "cifar_vgg16-sr": lambda: cifar_vgg(16, 10, sr=SR),
     "resnet50-sr": lambda: resnet50(10, (64, 64, 3), sr=SR),
-    "deeplabv3-sr": lambda: deeplabv3(5, (64, 64, 3), sr=dict(module=2, num_memory_blocks=2)),
-    "fcn-sr": lambda: fcn(5, (64, 64, 3), sr=dict(module=2, num_memory_blocks=3)),
+    "deeplabv3-sr": lambda: deeplabv3(5, (32, 32, 3), sr=dict(module=2, num_memory_blocks=2)),
+    "fcn-sr": lambda: fcn(5, (32, 32, 3), sr=dict(module=2, num_memory_blocks=3)),
     "mobilenet_v2-sr-cc": _mobilenet_v2_with_blocks,
 }
 # Minutes each on 2 CPU cores: the deep and the full-resolution nets.
@@ -71,6 +74,10 @@ LARGE_CASES = {
     "cifar_resnet34-sr-module1", "cifar_resnet50-sr-cbam", "cifar_vgg16-sr", "resnet50-sr",
     "deeplabv3-sr", "fcn-sr",
 }
+
+# Float32 alone moves these 1.1-1.3e-4 between TensorFlow, LiteRT and
+# onnxruntime (measured on DeepLabv3 without any block), over the default 1e-4.
+LOOSER_TOLERANCE = {"deeplabv3-sr": 5e-4, "fcn-sr": 5e-4}
 
 
 @pytest.mark.parametrize("name", [
@@ -83,11 +90,16 @@ def test_exports_with_parity(name, tmp_path):
     for block in blocks:
         layer_battery.randomize_weights(block, scale=0.2)
     shape = model.input.shape[1:]
-    inputs = np.random.default_rng(1).random((4, *shape), dtype=np.float32)
-    manifest = export_model(model, tmp_path / "export", parity_inputs=inputs)
+    rng = np.random.default_rng(1)
+    calibrate_batch_norm(model, rng.random((16, *shape), dtype=np.float32))
+    inputs = rng.random((4, *shape), dtype=np.float32)
+    # Parity means something only if the outputs depend on the input.
+    assert model.predict(inputs, verbose=0).std(axis=0).max() > 1e-6
+    tolerance = LOOSER_TOLERANCE.get(name, 1e-4)
+    manifest = export_model(model, tmp_path / "export", parity_inputs=inputs, tolerance=tolerance)
     assert manifest["formats"] == ["saved_model", "tflite", "onnx"]
     for result in manifest["parity"].values():  # export_model enforces these; state them here too
-        assert result["max_abs_diff"] <= 1e-4 and result["top1_agreement"] == 1.0
+        assert result["max_abs_diff"] <= tolerance and result["top1_agreement"] == 1.0
 
 
 def test_matrix_is_complete():

@@ -237,7 +237,7 @@ def _versions():
 
 
 def export_model(model, out_dir, formats=FORMATS, quantization=None, representative_data=None,
-                 opset=17, parity_inputs=None, overwrite=False):
+                 opset=17, parity_inputs=None, overwrite=False, tolerance=FLOAT_TOLERANCE):
     """Exports `model` and verifies every artifact against it.
 
     Args:
@@ -254,13 +254,17 @@ def export_model(model, out_dir, formats=FORMATS, quantization=None, representat
         parity_inputs: held-out inputs for the parity check; default: the
             representative data, else 8 standard-normal images.
         overwrite: replace an existing `out_dir`.
+        tolerance: the largest max abs diff a float artifact may show
+            (default 1e-4). Deep nets can need more: a randomly initialised
+            DeepLabv3 (ResNet50, no block) differs by 1.3e-4 between
+            TensorFlow and onnxruntime in float32 alone.
 
     Returns:
         The manifest (also written to `out_dir/manifest.json`): formats,
         files with SHA-256, input/output specs, versions, and per artifact
         the max abs diff and top-1 agreement with Keras. Float artifacts must
-        be within 1e-4 with 100 % top-1 agreement or `ExportError` is raised;
-        quantized ones are reported.
+        be within `tolerance` with 100 % top-1 agreement or `ExportError` is
+        raised; quantized ones are reported.
 
     Example:
 
@@ -327,8 +331,8 @@ def export_model(model, out_dir, formats=FORMATS, quantization=None, representat
             result = _parity(expected, outputs)
             quantized = name == "tflite" and quantization is not None
             result["checked"] = "reported" if quantized else (
-                f"max_abs_diff <= {FLOAT_TOLERANCE} and top1_agreement == 1")
-            if not quantized and (result["max_abs_diff"] > FLOAT_TOLERANCE
+                f"max_abs_diff <= {tolerance} and top1_agreement == 1")
+            if not quantized and (result["max_abs_diff"] > tolerance
                                   or result["top1_agreement"] < 1.0):
                 raise ExportError(f"{name} artifact differs from the Keras model: {result}")
             parity[name] = result

@@ -1,5 +1,6 @@
 """The papers' networks, and blocks inserted into any functional model."""
 
+from keras_memblocks.models.batch_norm_calibration import calibrate_batch_norm
 from keras_memblocks.models.block_insertion import insert_blocks
 from keras_memblocks.models.block_insertion import remove_blocks
 from keras_memblocks.models.cifar_resnet import cifar_resnet
@@ -13,6 +14,7 @@ from keras_memblocks.models.vgg_like import vgg_like
 from keras_memblocks.models.weight_transfer import copy_weights_by_name
 
 __all__ = [
+    "calibrate_batch_norm",
     "cifar_resnet",
     "cifar_vgg",
     "copy_weights_by_name",
