@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import platform
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -35,6 +34,7 @@ import tensorflow as tf  # noqa: E402
 import keras_memblocks  # noqa: E402
 from keras_memblocks.models import insert_blocks  # noqa: E402
 from keras_memblocks.models import vgg_like  # noqa: E402
+from interleaved_timing import time_interleaved  # noqa: E402 (beside this script)
 
 RESULTS = Path(__file__).parent / "results" / "block_overhead.json"
 
@@ -58,17 +58,6 @@ MODELS = {
     "cc_input_independent": dict(block_variant="input_independent"),
     "sr_P10_after_stage3": dict(sr_after_stage=3),
 }
-
-
-def time_interleaved(steps, repeats):
-    """Calls every step function in turn, `repeats` times; seconds per call."""
-    times = {name: [] for name in steps}
-    for _ in range(repeats):
-        for name, step in steps.items():
-            start = time.perf_counter()
-            step()
-            times[name].append(time.perf_counter() - start)
-    return times
 
 
 def main():

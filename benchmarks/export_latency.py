@@ -32,7 +32,6 @@ import os
 import platform
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -47,6 +46,7 @@ from keras_memblocks.export import export_model  # noqa: E402
 from keras_memblocks.models import calibrate_batch_norm  # noqa: E402
 from keras_memblocks.models import insert_blocks  # noqa: E402
 from keras_memblocks.models import vgg_like  # noqa: E402
+from interleaved_timing import time_interleaved  # noqa: E402 (beside this script)
 
 RESULTS = Path(__file__).parent / "results" / "export_latency.json"
 MOBILENET_STAGE_ENDS = ["block_2_add", "block_5_add", "block_12_add", "block_15_add"]
@@ -137,17 +137,6 @@ def build_runners(name, work_dir, threads, calibration):
     return runners, parity, model.count_params()
 
 
-def time_rounds(runners, rounds):
-    """Every runner once per round, in turn; milliseconds per call."""
-    times = {key: [] for key in runners}
-    for _ in range(rounds):
-        for key, run in runners.items():
-            start = time.perf_counter()
-            run()
-            times[key].append(1000 * (time.perf_counter() - start))
-    return times
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
@@ -171,10 +160,10 @@ def main():
                 name, work_dir, args.threads, args.calibration)
             runners.update({(name, key): run for key, run in model_runners.items()})
         print(f"timing {len(runners)} artifacts, {args.rounds} rounds")
-        time_rounds(runners, args.warmup)
-        times = time_rounds(runners, args.rounds)
+        time_interleaved(runners, args.warmup)
+        times = time_interleaved(runners, args.rounds)
 
-    medians = {key: statistics.median(values) for key, values in times.items()}
+    medians = {key: 1000 * statistics.median(values) for key, values in times.items()}
     results = {
         "machine": f"{platform.machine()} {os.cpu_count()} CPUs, {platform.platform()}",
         "versions": export_versions(),
