@@ -43,6 +43,7 @@ import tensorflow as tf  # noqa: E402
 import keras_memblocks  # noqa: E402
 from keras_memblocks.data import load_digits  # noqa: E402
 from keras_memblocks.export import export_model  # noqa: E402
+from keras_memblocks.export import tflite_interpreter  # noqa: E402
 from keras_memblocks.models import calibrate_batch_norm  # noqa: E402
 from keras_memblocks.models import insert_blocks  # noqa: E402
 from keras_memblocks.models import vgg_like  # noqa: E402
@@ -75,20 +76,6 @@ def _perturb_blocks(model, seed=0):
         if layer.name.endswith(("_cc", "_sr", "_block")):
             for weight in layer.weights:
                 weight.assign(np.asarray(weight) + 0.1 * rng.normal(size=weight.shape))
-
-
-def _tflite_runner(path, image, threads):
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_path=str(path), num_threads=threads)
-    interpreter.allocate_tensors()
-    source = interpreter.get_input_details()[0]
-    data = image
-    if source["dtype"] == np.int8:
-        scale, zero_point = source["quantization"]
-        data = np.clip(np.round(image / scale + zero_point), -128, 127).astype(np.int8)
-    interpreter.set_tensor(source["index"], data)
-    return interpreter.invoke
 
 
 def _onnx_runner(path, image, threads):
@@ -127,8 +114,8 @@ def build_runners(name, work_dir, threads, calibration):
     image = x_test[:1]
     runners = {
         "keras": _keras_runner(model, image),
-        "tflite_float32": _tflite_runner(out / "float" / "model.tflite", image, threads),
-        "tflite_int8": _tflite_runner(out / "int8" / "model_int8.tflite", image, threads),
+        "tflite_float32": tflite_interpreter(out / "float" / "model.tflite", image, threads).invoke,
+        "tflite_int8": tflite_interpreter(out / "int8" / "model_int8.tflite", image, threads).invoke,
         "onnx": _onnx_runner(out / "float" / "model.onnx", image, threads),
     }
     parity = {"tflite_float32": float_export["parity"]["tflite"],

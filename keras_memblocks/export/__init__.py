@@ -6,5 +6,7 @@ from keras_memblocks.export.model_export import float32_clone
 from keras_memblocks.export.model_export import run_onnx
 from keras_memblocks.export.model_export import run_saved_model
 from keras_memblocks.export.model_export import run_tflite
+from keras_memblocks.export.model_export import tflite_interpreter
 
-__all__ = ["ExportError", "export_model", "float32_clone", "run_onnx", "run_saved_model", "run_tflite"]
+__all__ = ["ExportError", "export_model", "float32_clone", "run_onnx", "run_saved_model",
+           "run_tflite", "tflite_interpreter"]
