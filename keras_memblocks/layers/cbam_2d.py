@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_memblocks.layers import argument_checks
+from keras_memblocks.layers.initializers import add_dense_weights
 from keras_memblocks.layers.initializers import fan_in_uniform
 
 
@@ -46,20 +47,10 @@ class CBAM2D(keras.layers.Layer):
             self.__class__.__name__, input_shape, self.data_format
         )
         units = max(1, channels // self.reduction)
-        self.mlp_hidden_kernel = self.add_weight(
-            name="mlp_hidden_kernel", shape=(channels, units),
-            initializer=fan_in_uniform(channels),
-        )
-        self.mlp_hidden_bias = self.add_weight(
-            name="mlp_hidden_bias", shape=(units,), initializer="zeros"
-        )
-        self.mlp_output_kernel = self.add_weight(
-            name="mlp_output_kernel", shape=(units, channels),
-            initializer=fan_in_uniform(units),
-        )
-        self.mlp_output_bias = self.add_weight(
-            name="mlp_output_bias", shape=(channels,), initializer="zeros"
-        )
+        self.mlp_hidden_kernel, self.mlp_hidden_bias = add_dense_weights(
+            self, "mlp_hidden", channels, units)
+        self.mlp_output_kernel, self.mlp_output_bias = add_dense_weights(
+            self, "mlp_output", units, channels)
         fan_in = 2 * self.kernel_size**2
         self.spatial_kernel = self.add_weight(
             name="spatial_kernel", shape=(self.kernel_size, self.kernel_size, 2, 1),

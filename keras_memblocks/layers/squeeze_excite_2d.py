@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from keras_memblocks.layers import argument_checks
-from keras_memblocks.layers.initializers import fan_in_uniform
+from keras_memblocks.layers.initializers import add_dense_weights
 
 
 @keras.saving.register_keras_serializable(package="keras_memblocks")
@@ -43,20 +43,8 @@ class SqueezeExcite2D(keras.layers.Layer):
             self.__class__.__name__, input_shape, self.data_format
         )
         units = max(1, channels // self.reduction)
-        self.reduce_kernel = self.add_weight(
-            name="reduce_kernel", shape=(channels, units),
-            initializer=fan_in_uniform(channels),
-        )
-        self.reduce_bias = self.add_weight(
-            name="reduce_bias", shape=(units,), initializer="zeros"
-        )
-        self.expand_kernel = self.add_weight(
-            name="expand_kernel", shape=(units, channels),
-            initializer=fan_in_uniform(units),
-        )
-        self.expand_bias = self.add_weight(
-            name="expand_bias", shape=(channels,), initializer="zeros"
-        )
+        self.reduce_kernel, self.reduce_bias = add_dense_weights(self, "reduce", channels, units)
+        self.expand_kernel, self.expand_bias = add_dense_weights(self, "expand", units, channels)
 
     def call(self, inputs):
         spatial_axes = (1, 2) if self.data_format == "channels_last" else (2, 3)
