@@ -4,7 +4,15 @@ Standalone on purpose: the edge scripts run where neither TensorFlow nor
 keras_memblocks is installed, so they import nothing of the package.
 """
 
+import os
+
 import numpy as np
+
+
+def check_file(path, what):
+    """Raises a one-line `ValueError` unless `path` is an existing file."""
+    if not os.path.isfile(path):
+        raise ValueError(f"No {what} file {str(path)!r}.")
 
 
 def load_image(path, height, width, channels):
@@ -14,6 +22,7 @@ def load_image(path, height, width, channels):
     an image file (needs Pillow) is resized to the model's input and scaled
     to [0, 1], the preprocessing of the embedded digits.
     """
+    check_file(path, "image")
     if str(path).endswith(".npy"):
         image = np.load(path).astype("float32")
     else:
@@ -26,8 +35,26 @@ def load_image(path, height, width, channels):
             image = image[..., None]
     if image.shape != (height, width, channels):
         raise ValueError(f"{path}: image of shape {image.shape}, the model takes "
-                         f"{(height, width, channels)}")
+                         f"{(height, width, channels)}; resize it (an image file other "
+                         "than .npy is resized for you, with Pillow)")
     return image
+
+
+def report(probabilities, save_mask=None):
+    """The JSON-ready result for one image's model output.
+
+    A classifier's (classes,) output gives the top class and the top 5; a
+    segmentation model's (H, W, classes) output gives the number of pixels
+    of each class, and `save_mask` saves the (H, W) class map as .npy.
+    """
+    if probabilities.ndim == 1:
+        return {"top1": top_classes(probabilities, 1)[0], "top5": top_classes(probabilities)}
+    mask = probabilities.argmax(-1)
+    if save_mask:
+        np.save(save_mask, mask)
+    classes, counts = np.unique(mask, return_counts=True)
+    return {"segmentation": {"shape": list(mask.shape),
+                             "pixels_per_class": {int(c): int(n) for c, n in zip(classes, counts)}}}
 
 
 def top_classes(probabilities, k=5):

@@ -2,7 +2,9 @@
 
     python export/run_tflite.py model.tflite image.npy
 
-Prints JSON: the top class and the top-5 probabilities. Works for float and
+Prints JSON: the top class and the top-5 probabilities; for a segmentation
+model, the pixels of each class (`--save-mask mask.npy` keeps the class map).
+A missing file or an image of the wrong size exits with code 2 and one line. Works for float and
 full-integer (int8) models.
 """
 
@@ -14,8 +16,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from edge_image import check_file  # noqa: E402
 from edge_image import load_image  # noqa: E402
-from edge_image import top_classes  # noqa: E402
+from edge_image import report  # noqa: E402
 
 
 def classify(model_path, image):
@@ -42,13 +45,18 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("model")
     parser.add_argument("image", help=".npy array (H, W, C), or an image file (needs Pillow)")
+    parser.add_argument("--save-mask", metavar="PATH",
+                        help="segmentation models: save the (H, W) class map as .npy")
     args = parser.parse_args(argv)
-    from ai_edge_litert.interpreter import Interpreter
+    try:
+        check_file(args.model, "model")
+        from ai_edge_litert.interpreter import Interpreter
 
-    shape = Interpreter(model_path=args.model).get_input_details()[0]["shape"]
-    image = load_image(args.image, *shape[1:])
-    probabilities = classify(args.model, image)
-    print(json.dumps({"top1": top_classes(probabilities, 1)[0], "top5": top_classes(probabilities)}))
+        shape = Interpreter(model_path=args.model).get_input_details()[0]["shape"]
+        image = load_image(args.image, *shape[1:])
+    except ValueError as error:  # the user's files: one line, no traceback
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    print(json.dumps(report(classify(args.model, image), args.save_mask)))
 
 
 if __name__ == "__main__":

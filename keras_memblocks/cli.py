@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import shlex
 import sys
 
 FLAGS = {  # command-line flag -> recipe field
@@ -20,6 +21,16 @@ def _value(text):
         return text
 
 
+def _json_value(text):
+    """`--model-args`: a JSON object, or a clear argparse error."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(
+            f"not valid JSON ({error.msg} at column {error.colno}): {text!r}; "
+            """e.g. '{"depth": 34}' with double quotes""") from None
+
+
 def _train_parser(subparsers):
     p = subparsers.add_parser(
         "train", help="train a recipe (every field overridable)",
@@ -32,7 +43,7 @@ def _train_parser(subparsers):
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="override one recipe field (VALUE parsed as JSON when possible)")
     p.add_argument("--model")
-    p.add_argument("--model-args", type=json.loads, help="JSON dict of builder arguments")
+    p.add_argument("--model-args", type=_json_value, help="JSON dict of builder arguments")
     p.add_argument("--dataset")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
@@ -46,6 +57,13 @@ def _train_parser(subparsers):
     p.add_argument("--tensorboard", action="store_true")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--output-dir", default=None, help="default: runs/<recipe>")
+    p.add_argument("--overwrite", action="store_true",
+                   help="train again a seed whose run already finished (its files are replaced); "
+                        "without it a finished run is kept and reported")
+    p.add_argument("--stand-in-data", type=int, nargs="?", const=16, default=None, metavar="N",
+                   help="run the recipe's real pipeline on N (16) generated examples per split of "
+                        "the dataset's shape: checks that a recipe runs here before the data is "
+                        "downloaded (the accuracy means nothing; use a small --batch-size)")
     return p
 
 
@@ -83,7 +101,14 @@ def _calibration_images(source, input_shape):
 
         (x_train, _), (x_test, _) = load_digits(height, channels=channels)
         return x_train[:256], x_test[:256]
-    images = np.load(source).astype("float32")
+    from pathlib import Path
+
+    if not Path(source).is_file():
+        raise ValueError(f"No calibration file {source!r}: give 'digits' or a .npy file of images.")
+    try:
+        images = np.load(source).astype("float32")
+    except (ValueError, OSError) as error:
+        raise ValueError(f"{source} is not a .npy array of images: {error}") from None
     if images.ndim != 4 or tuple(images.shape[1:]) != tuple(input_shape):
         raise ValueError(f"{source}: images of shape {images.shape}, the model takes {input_shape}")
     half = len(images) // 2
@@ -96,11 +121,17 @@ def _export(args):
     import keras
 
     from keras_memblocks.export import export_model
+    from keras_memblocks.model_files import load_model_file
 
     path = Path(args.model)
-    if not path.exists():
-        raise ValueError(f"No model file {str(path)!r}.")
-    model = keras.saving.load_model(path)
+    # The optimizer is not exported: compile=False also lets a model whose
+    # optimizer came from another package export.
+    model = load_model_file(path, compile=False)
+    inputs = model.inputs
+    if len(inputs) != 1 or len(inputs[0].shape) != 4:
+        shapes = ", ".join(str(tuple(i.shape)) for i in inputs)
+        raise ValueError(f"{path.name} takes inputs of shape {shapes}; memblocks export exports "
+                         "image models with one (batch, height, width, channels) input.")
     representative, held_out = _calibration_images(args.calibration, tuple(model.input.shape[1:]))
     output_dir = args.output_dir or str(path.with_name(f"{path.stem}_export"))
     manifest = export_model(model, output_dir, formats=tuple(args.formats), quantization=args.quantize,
@@ -110,6 +141,42 @@ def _export(args):
     print("| artifact | max abs diff | top-1 agreement |\n|---|---|---|")
     for name, result in manifest["parity"].items():
         print(f"| {name} | {result['max_abs_diff']:.2e} | {100 * result['top1_agreement']:.2f} % |")
+    return 0
+
+
+def export_command(model_path, input_shape):
+    """The `memblocks export` command line for a trained model."""
+    command = f"memblocks export {shlex.quote(str(model_path))}"
+    height, width, channels = input_shape
+    if height != width or channels not in (1, 3):  # the digits cannot calibrate it
+        command += " --calibration images.npy   # your (N, H, W, C) images"
+    return command
+
+
+def _train(args):
+    import contextlib
+
+    from keras_memblocks.data import stand_in_data
+    from keras_memblocks.training import train_seeds
+    from keras_memblocks.training.trainer import build_model
+
+    config = config_from_args(args)
+    model = None
+    if config.strategy != "multiworker":  # that strategy must come before any TF op
+        model = build_model(config)  # a bad model or block fails here, before any data is read
+    output_dir = args.output_dir or f"runs/{args.recipe}"
+    data = (stand_in_data(num_examples=args.stand_in_data) if args.stand_in_data
+            else contextlib.nullcontext())
+    with data:
+        summary = train_seeds(config, args.seeds, output_dir, overwrite=args.overwrite)
+    print(f"\n{summary['metric']}: {summary['mean']:.2f} ± {summary['sd']:.2f} "
+          f"over seeds {summary['seeds']} (summary in {output_dir}/summary.md)")
+    best_index = (min if summary["metric"] == "loss" else max)(
+        range(len(summary["values"])), key=summary["values"].__getitem__)
+    best_path = summary["model_paths"][best_index]
+    print(f"best model: {best_path}")
+    if model is not None:
+        print(f"export it:  {export_command(best_path, tuple(model.input.shape[1:]))}")
     return 0
 
 
@@ -132,7 +199,8 @@ def main(argv=None):
     export.add_argument("--calibration", default="digits",
                         help="'digits' (the embedded dataset) or a .npy file of images: "
                              "int8 calibration from its first half, parity on its second")
-    export.add_argument("--overwrite", action="store_true")
+    export.add_argument("--overwrite", action="store_true",
+                        help="replace a non-empty output directory (an empty one is used as is)")
     demo = subparsers.add_parser("demo", help="the main job on the embedded digits")
     demo.add_argument("--output-dir", default="runs/demo")
     demo.add_argument("--epochs", type=int, default=15)
@@ -156,17 +224,7 @@ def main(argv=None):
                              data_dir=args.data_dir)
             print(f"{len(rows)} rows; table in {args.output_dir}/{args.table}.md")
             return 0
-        from keras_memblocks.training import train_seeds
-        from keras_memblocks.training.trainer import build_model
-
-        config = config_from_args(args)
-        if config.strategy != "multiworker":  # that strategy must come before any TF op
-            build_model(config)  # a bad model or block fails here, before any data is read
-        output_dir = args.output_dir or f"runs/{args.recipe}"
-        summary = train_seeds(config, args.seeds, output_dir)
-        print(f"\n{summary['metric']}: {summary['mean']:.2f} ± {summary['sd']:.2f} "
-              f"over seeds {summary['seeds']} (summary in {output_dir}/summary.md)")
-        return 0
+        return _train(args)
     except (ValueError, DatasetNotFoundError, ExportError) as error:
         print(f"memblocks: error: {error}", file=sys.stderr)
         return 2

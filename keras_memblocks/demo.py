@@ -38,7 +38,8 @@ def run_demo(output_dir="runs/demo", epochs=15, seed=0, verbose=2):
     for index, (label, model, model_args) in enumerate(DEMO_MODELS):
         print(f"\n=== [{index + 1}/{len(DEMO_MODELS)}] {label}", flush=True)
         config = get_recipe("digits").replace(model=model, model_args=model_args, epochs=epochs)
-        run = train(config, output_dir / f"model_{index}", seed=seed, verbose=verbose)
+        run = train(config, output_dir / f"model_{index}", seed=seed, verbose=verbose,
+                    overwrite=True)  # the demo always trains afresh
         run["label"] = label
         results.append(run)
     table = format_table(results)

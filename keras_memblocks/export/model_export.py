@@ -74,6 +74,34 @@ def float32_clone(model):
     return clone
 
 
+def deployed_model(model):
+    """The network to deploy: `model` without its training-only heads.
+
+    A model whose outputs are a dict with `"predictions"` (the
+    segmentation models with `auxiliary_head=True`) is deployed as that
+    output alone. Returns `(model, names of the dropped outputs)`.
+
+    Example:
+
+    >>> from keras_memblocks.export.model_export import deployed_model
+    >>> from keras_memblocks.models import fcn
+    >>> model, dropped = deployed_model(fcn(3, (32, 32, 3), auxiliary_head=True))
+    >>> model.output.shape, dropped
+    ((None, 32, 32, 3), ['aux'])
+    """
+    outputs = model.outputs
+    if len(outputs) == 1:
+        return model, []
+    named = model.output if isinstance(model.output, dict) else {}
+    if "predictions" not in named:
+        raise ValueError(
+            f"Model {model.name!r} has {len(outputs)} outputs; export_model exports one. Export "
+            "keras.Model(model.inputs, <the output to deploy>) instead.")
+    dropped = sorted(set(named) - {"predictions"})
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    return keras.Model(inputs, named["predictions"], name=model.name), dropped
+
+
 def _is_float32(model):
     policies = {layer.dtype_policy.name for layer in model.layers}
     return policies == {"float32"} and all(w.dtype == "float32" for w in model.weights)
@@ -264,9 +292,13 @@ def export_model(model, out_dir, formats=FORMATS, quantization=None, representat
 
     Args:
         model: a `keras.Model` with one image input; a mixed-precision model
-            is exported as its float32 clone (`float32_clone`).
-        out_dir: the folder to create; it appears only once every artifact
-            converted and passed parity (nothing half-written is left).
+            is exported as its float32 clone (`float32_clone`), a model with
+            an auxiliary training head as its `"predictions"` output alone
+            (`deployed_model`).
+        out_dir: the folder to create (or an empty one, such as
+            `tempfile.mkdtemp()` gives); it is filled only once every
+            artifact converted and passed parity (nothing half-written is
+            left).
         formats: any of `"saved_model"`, `"tflite"`, `"onnx"`.
         quantization: TFLite quantization: `None` (float32), `"float16"`,
             `"dynamic_range"` or `"int8"` (full integer; needs
@@ -275,7 +307,7 @@ def export_model(model, out_dir, formats=FORMATS, quantization=None, representat
         opset: ONNX opset.
         parity_inputs: held-out inputs for the parity check; default: the
             representative data, else 8 standard-normal images.
-        overwrite: replace an existing `out_dir`.
+        overwrite: replace a non-empty `out_dir`.
         tolerance: the largest max abs diff a float artifact may show
             (default 1e-4). Deep nets can need more: a randomly initialised
             DeepLabv3 (ResNet50, no block) differs by 1.3e-4 between
@@ -312,13 +344,17 @@ def export_model(model, out_dir, formats=FORMATS, quantization=None, representat
         raise ValueError(f"Unknown quantization {quantization!r}. Valid: {QUANTIZATIONS}")
     if quantization == "int8" and representative_data is None:
         raise ValueError("quantization='int8' needs representative_data: real training images.")
+    model, dropped_outputs = deployed_model(model)
     source_precision = "float32"
     if not _is_float32(model):
         source_precision = "mixed"
         model = float32_clone(model)
     out_dir = Path(out_dir)
-    if out_dir.exists() and not overwrite:
-        raise ValueError(f"{str(out_dir)!r} exists; pass overwrite=True to replace it.")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"{str(out_dir)!r} is a file; give a directory to export into.")
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise ValueError(f"{str(out_dir)!r} exists and is not empty; pass overwrite=True "
+                         "(memblocks export --overwrite) to replace it.")
     if parity_inputs is None:
         parity_inputs = representative_data if representative_data is not None else (
             np.random.default_rng(0).normal(size=(8, *model.input.shape[1:])))
@@ -364,6 +400,8 @@ def export_model(model, out_dir, formats=FORMATS, quantization=None, representat
             "quantization": quantization,
             # A mixed-precision model is exported (and checked) as its float32 clone.
             "source_precision": source_precision,
+            # Training-only heads (the auxiliary segmentation head) are not deployed.
+            "dropped_outputs": dropped_outputs,
             "files": {name: {"path": path.name, "sha256": _sha256(path)}
                       for name, path in artifacts.items()},
             "input": {"name": "image", "shape": [None, *model.input.shape[1:]], "dtype": "float32"},

@@ -5,12 +5,14 @@ from keras_memblocks.training.recipes import RECIPES
 from keras_memblocks.training.recipes import TrainingConfig
 from keras_memblocks.training.recipes import get_recipe
 from keras_memblocks.training.recipes import load_config_file
-from keras_memblocks.training.sgd_with_l2 import SGDWithL2
+from keras_memblocks.optimizers import SGDWithL2
+from keras_memblocks.training.trainer import FinishedRunError
 from keras_memblocks.training.trainer import build_model
 from keras_memblocks.training.trainer import train
 from keras_memblocks.training.trainer import train_seeds
 
 __all__ = [
+    "FinishedRunError",
     "RECIPES",
     "SGDWithL2",
     "TrainingConfig",

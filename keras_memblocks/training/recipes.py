@@ -161,15 +161,28 @@ def load_config_file(path):
     {'epochs': 3, 'learning_rate': 0.05}
     """
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise ValueError(f"Config file {str(path)!r} does not exist.")
     text = path.read_text()
-    if path.suffix in (".yaml", ".yml"):
-        import yaml
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
 
-        overrides = yaml.safe_load(text) or {}
-    else:
-        overrides = json.loads(text)
+            try:
+                overrides = yaml.safe_load(text) or {}
+            except yaml.YAMLError as error:
+                mark = getattr(error, "problem_mark", None)
+                where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+                raise ValueError(f"{getattr(error, 'problem', None) or error}{where}") from None
+        else:
+            try:
+                overrides = json.loads(text)
+            except json.JSONDecodeError as error:
+                raise ValueError(
+                    f"{error.msg} at line {error.lineno}, column {error.colno}") from None
+    except ValueError as error:
+        kind = "YAML" if path.suffix in (".yaml", ".yml") else "JSON (or a .yaml / .yml file)"
+        raise ValueError(f"Config file {str(path)!r} is not valid {kind}: {error}.") from None
     if not isinstance(overrides, dict):
         raise ValueError(f"Config file {str(path)!r} must hold a mapping of recipe fields.")
     return overrides

@@ -1,7 +1,9 @@
 """One training run from a `TrainingConfig`, and several seeds of it."""
 
+import contextlib
 import csv
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -12,6 +14,7 @@ import tensorflow as tf
 
 from keras_memblocks import data
 from keras_memblocks import models
+from keras_memblocks.optimizers import SGDWithL2
 from keras_memblocks.training.distributed_loop import fit_distributed
 
 SEGMENTATION_MODELS = ("deeplabv3", "fcn")
@@ -97,8 +100,6 @@ def learning_rate_schedule(config, steps_per_epoch):
 
 
 def _compile(model, config, steps_per_epoch):
-    from keras_memblocks.training.sgd_with_l2 import SGDWithL2
-
     schedule = learning_rate_schedule(config, steps_per_epoch)
     if config.optimizer == "adam":
         optimizer = keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay)
@@ -164,7 +165,56 @@ class StepTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
-def train(config, output_dir, seed=0, verbose=None, strategy=None):
+# What a run writes into its output directory (removed by `overwrite`).
+RUN_FILES = ("best.keras", "last.keras", "history.csv", "results.json", "backup", "tensorboard")
+
+
+class FinishedRunError(ValueError):
+    """`train` was asked to train into a directory whose run already finished.
+
+    Example:
+
+    >>> import tempfile
+    >>> from keras_memblocks.training import FinishedRunError, get_recipe, train
+    >>> config = get_recipe("digits").replace(epochs=1, max_steps_per_epoch=1,
+    ...                                       model_args={"dataset": "cifar10", "width": 1})
+    >>> run = tempfile.mkdtemp()
+    >>> _ = train(config, run, verbose=0)
+    >>> try:
+    ...     train(config, run, verbose=0)
+    ... except FinishedRunError as error:
+    ...     print("already finished" in str(error))
+    True
+    """
+
+
+def finished_results(output_dir):
+    """The `results.json` of a finished run in `output_dir`, or `None`."""
+    path = Path(output_dir) / "results.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _clear_run(output_dir):
+    for name in RUN_FILES:
+        path = output_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+@contextlib.contextmanager
+def _global_settings(config):
+    """Keras' global dtype policy for the run, the caller's restored on any exit."""
+    caller_policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_float16" if config.mixed_precision else "float32")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(caller_policy)
+
+
+def train(config, output_dir, seed=0, verbose=None, strategy=None, overwrite=False):
     """Trains, keeps the best model on validation, evaluates it on test.
 
     A run killed at any point resumes where it stopped when started again
@@ -176,6 +226,12 @@ def train(config, output_dir, seed=0, verbose=None, strategy=None):
     `config.strategy` picks the distribution ("mirrored": all local GPUs;
     "multiworker": the cluster in TF_CONFIG); a `tf.distribute.Strategy`
     passed as `strategy` is used instead. `batch_size` is the global batch.
+
+    A run that already finished in `output_dir` (its `results.json`
+    exists) is not trained again: `FinishedRunError` says where its results
+    are, unless `overwrite=True`, which removes its files and starts over.
+    Keras' global dtype policy is set for the run and the caller's is
+    restored afterwards, also when the run fails.
 
     Returns:
         The results dict written to `results.json`.
@@ -199,12 +255,24 @@ def train(config, output_dir, seed=0, verbose=None, strategy=None):
                 "tensorboard=True needs the tensorboard package: "
                 "pip install 'keras-memblocks[tensorboard]'"
             ) from error
+    output_dir = Path(output_dir)
+    if finished_results(output_dir) is not None:
+        if not overwrite:
+            raise FinishedRunError(
+                f"The run in {output_dir} already finished: its results are in "
+                f"{output_dir / 'results.json'}. Pass overwrite=True (memblocks train "
+                "--overwrite) to train it again, or choose another output directory."
+            )
+        _clear_run(output_dir)
     # First: MultiWorkerMirroredStrategy must exist before TF runs any op.
     strategy = strategy or _strategy(config.strategy)
-    output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    with _global_settings(config):
+        return _train(config, output_dir, seed, verbose, strategy)
+
+
+def _train(config, output_dir, seed, verbose, strategy):
     keras.utils.set_random_seed(seed)
-    keras.mixed_precision.set_global_policy("mixed_float16" if config.mixed_precision else "float32")
     with strategy.scope():
         model = build_model(config)
     train_data, validation_data, test_data = make_datasets(config, seed)
@@ -274,7 +342,6 @@ def train(config, output_dir, seed=0, verbose=None, strategy=None):
         "config": config.to_dict(),
     }
     (output_dir / "results.json").write_text(json.dumps(results, indent=2, default=list) + "\n")
-    keras.mixed_precision.set_global_policy("float32")
     return results
 
 
@@ -286,8 +353,12 @@ def main_metric(results):
     return "loss", test["loss"]
 
 
-def train_seeds(config, seeds, output_dir, verbose=None):
+def train_seeds(config, seeds, output_dir, verbose=None, overwrite=False):
     """Runs `train` once per seed; writes `summary.md` with mean ± sd.
+
+    A seed whose run already finished in `output_dir/seed_<s>` is not
+    trained again (a line says so and where its results are) unless
+    `overwrite`; its results enter the summary as they are.
 
     Returns the summary dict (the per-seed values and their mean and sd,
     in percent for accuracy and IoU, as the papers report them).
@@ -303,7 +374,16 @@ def train_seeds(config, seeds, output_dir, verbose=None):
     ('accuracy', [0, 1], 2)
     """
     output_dir = Path(output_dir)
-    runs = [train(config, output_dir / f"seed_{s}", seed=s, verbose=verbose) for s in seeds]
+    runs = []
+    for seed in seeds:
+        seed_dir = output_dir / f"seed_{seed}"
+        finished = None if overwrite else finished_results(seed_dir)
+        if finished is not None:
+            print(f"seed {seed}: already finished, not trained again (results in "
+                  f"{seed_dir / 'results.json'}; --overwrite trains it again)", flush=True)
+            runs.append(finished)
+        else:
+            runs.append(train(config, seed_dir, seed=seed, verbose=verbose, overwrite=overwrite))
     metric, _ = main_metric(runs[0])
     scale = 1.0 if metric == "loss" else 100.0
     values = np.array([main_metric(r)[1] * scale for r in runs])
@@ -321,5 +401,6 @@ def train_seeds(config, seeds, output_dir, verbose=None):
         f"| {summary['mean']:.2f} ± {summary['sd']:.2f} |",
     ]
     (output_dir / "summary.md").write_text("\n".join(lines) + "\n")
+    summary["model_paths"] = [r["model_path"] for r in runs]
     (output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

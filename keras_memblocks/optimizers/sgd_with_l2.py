@@ -21,7 +21,7 @@ class SGDWithL2(keras.optimizers.SGD):
     Example (one step: the decay enters the gradient):
 
     >>> import keras, numpy as np
-    >>> from keras_memblocks.training import SGDWithL2
+    >>> from keras_memblocks.optimizers import SGDWithL2
     >>> weight = keras.Variable([1.0])
     >>> SGDWithL2(learning_rate=0.1, momentum=0.9, l2=0.5).apply([np.zeros(1, "float32")], [weight])
     >>> round(float(weight.numpy()[0]), 6)  # 1 - 0.1 * (0 + 0.5 * 1)
