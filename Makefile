@@ -4,7 +4,6 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
-export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: demo test test-large benchmark figures clean
 

@@ -23,6 +23,7 @@ def load_image(path, height, width, channels):
     to [0, 1], the preprocessing of the embedded digits.
     """
     check_file(path, "image")
+    height, width, channels = int(height), int(width), int(channels)
     if str(path).endswith(".npy"):
         image = np.load(path).astype("float32")
     else:

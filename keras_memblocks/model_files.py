@@ -99,10 +99,15 @@ def load_model_file(path, compile=True):
         missing = re.search(r"Could not locate (?:class|function) '([^']+)'", str(error))
         if missing is None:
             raise
-        module = re.search(r"'module': '([^']+)'", str(error))
+        # Keras appends the missing object's own config: its registered
+        # name ("package>Class") says which package it needs.
+        own_config = str(error).partition("Full object config:")[2]
+        registered = re.search(r"'registered_name': '([^']+)'", own_config)
+        module = re.search(r"'module': '([^']+)'", own_config)
+        name = registered[1] if registered else missing[1]
         origin = f" (module {module[1]})" if module else ""
         raise ModelFileError(
-            f"{path.name} holds {missing[1]!r}{origin}, which is not registered in this "
+            f"{path.name} holds {name!r}{origin}, which is not registered in this "
             "process: it comes from another package. Load the model in Python after "
             "importing that package, then call keras_memblocks.export.export_model on it."
         ) from None

@@ -13,7 +13,6 @@ import pytest
 import tensorflow as tf
 
 from keras_memblocks.cli import main as cli_main
-from keras_memblocks.data import stand_in_data
 from keras_memblocks.training import SGDWithL2
 from keras_memblocks.training import get_recipe
 from keras_memblocks.training import load_config_file
@@ -115,16 +114,6 @@ def test_seeds_summary(tmp_path):
     summary = train_seeds(tiny_digits(epochs=1), [0, 1], tmp_path, verbose=0)
     assert summary["seeds"] == [0, 1] and len(summary["values"]) == 2
     assert "±" in (tmp_path / "summary.md").read_text()
-
-
-def test_segmentation_training_on_stand_in_cityscapes(tmp_path):
-    config = get_recipe("sr-cityscapes").replace(
-        model_args={"num_classes": 19, "input_shape": [64, 128, 3], "auxiliary_head": True,
-                    "sr": {"module": 2, "num_memory_blocks": 2}},
-        crop_size=[64, 128], epochs=1, batch_size=2, max_steps_per_epoch=1)
-    with stand_in_data(num_examples=2):
-        results = train(config, tmp_path, verbose=0)
-    assert "predictions_mean_iou" in results["test"]
 
 
 def _train_command(output_dir, epochs):
