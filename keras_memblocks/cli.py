@@ -53,7 +53,9 @@ def _train_parser(subparsers):
     p.add_argument("--max-steps-per-epoch", type=int)
     p.add_argument("--strategy", help="none, mirrored (all local GPUs) or multiworker (TF_CONFIG)")
     p.add_argument("--mixed-precision", action="store_true")
-    p.add_argument("--jit-compile", action="store_true")
+    p.add_argument("--jit-compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="force XLA on (--jit-compile) or off (--no-jit-compile); default: Keras' "
+                        "'auto', XLA on a GPU or with JAX, graph mode on a TensorFlow CPU")
     p.add_argument("--tensorboard", action="store_true")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--output-dir", default=None, help="default: runs/<recipe>")
@@ -82,9 +84,11 @@ def config_from_args(args):
         value = getattr(args, flag)
         if value is not None:
             overrides[name] = value
-    for flag in ("mixed_precision", "jit_compile", "tensorboard"):
+    for flag in ("mixed_precision", "tensorboard"):
         if getattr(args, flag):
             overrides[flag] = True
+    if args.jit_compile is not None:
+        overrides["jit_compile"] = args.jit_compile
     return get_recipe(args.recipe).replace(**overrides).validate()
 
 

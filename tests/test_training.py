@@ -73,6 +73,7 @@ def test_recipes_are_valid_and_build():
      (["--dataset", "svhn"], "Unknown dataset 'svhn'"),
      (["--set", "epochz=3"], "Unknown recipe field(s) ['epochz']. Valid fields:"),
      (["--set", "schedule=cosine"], "Unknown schedule 'cosine'"),
+     (["--set", "jit_compile=yes"], "`jit_compile` must be true, false or 'auto'"),
      (["--model-args", '{"dataset": "cifar10", "width": 4, "block": "sq"}'], "Unknown block 'sq'"),
      (["--model-args", '{"dataset": "cifar10", "widht": 4}'], "Bad `model_args` for vgg_like"),
      (["--recipe", "sr-cifar100", "--data-dir", "/nonexistent"], "Dataset 'cifar100'")],
@@ -106,8 +107,15 @@ def test_train_writes_model_history_and_results(tmp_path):
 
 def test_mixed_precision_and_xla(tmp_path):
     results = train(tiny_digits(mixed_precision=True, jit_compile=True, epochs=1), tmp_path, verbose=0)
-    assert np.isfinite(results["test"]["loss"])
+    assert np.isfinite(results["test"]["loss"]) and results["jit_compile"] is True
     assert keras.mixed_precision.global_policy().name == "float32"  # restored
+
+
+def test_jit_compile_defaults_to_keras_auto(tmp_path):
+    # "auto": XLA on a GPU or with JAX; on this TensorFlow CPU Keras picks graph mode.
+    assert get_recipe("digits").jit_compile == "auto"
+    results = train(tiny_digits(epochs=1), tmp_path, verbose=0)
+    assert results["config"]["jit_compile"] == "auto" and results["jit_compile"] is False
 
 
 def test_seeds_summary(tmp_path):

@@ -50,7 +50,9 @@ class TrainingConfig:
     crop_size: tuple = (512, 1024)  # cityscapes only
     auxiliary_loss_weight: float = 0.4  # segmentation with auxiliary_head
     mixed_precision: bool = False
-    jit_compile: bool = False
+    # Keras' own default: XLA where it pays (a GPU, the JAX backend), graph
+    # mode on a TensorFlow CPU. True / False force it.
+    jit_compile: object = "auto"
     strategy: str = "none"
     data_dir: str = None
     tensorboard: bool = False
@@ -65,6 +67,9 @@ class TrainingConfig:
         argument_checks.check_choice("strategy", self.strategy, STRATEGIES)
         for name in ("epochs", "batch_size"):
             argument_checks.check_positive_int(name, getattr(self, name))
+        if self.jit_compile not in (True, False, "auto"):
+            raise ValueError(f"`jit_compile` must be true, false or 'auto'. "
+                             f"Received: {self.jit_compile!r}")
         if not isinstance(self.model_args, dict):
             raise ValueError(f"`model_args` must be a dict. Received: {self.model_args!r}")
         if self.learning_rate <= 0:
