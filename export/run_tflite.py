@@ -4,8 +4,8 @@
 
 Prints JSON: the top class and the top-5 probabilities; for a segmentation
 model, the pixels of each class (`--save-mask mask.npy` keeps the class map).
-A missing file or an image of the wrong size exits with code 2 and one line. Works for float and
-full-integer (int8) models.
+Works for float and full-integer (int8) models. A missing file or an image
+of the wrong size exits with code 2 and one line.
 """
 
 import argparse

@@ -122,8 +122,6 @@ def _calibration_images(source, input_shape):
 def _export(args):
     from pathlib import Path
 
-    import keras
-
     from keras_memblocks.export import export_model
     from keras_memblocks.model_files import load_model_file
 

@@ -1,4 +1,4 @@
-"""A quiet console for the `memblocks` commands and the test suite.
+"""A quiet console for the `memblocks` command.
 
 TensorFlow 2.21 writes its oneDNN and CUDA-probe lines to stderr while it
 is imported, before its logging is set up, whatever `TF_CPP_MIN_LOG_LEVEL`

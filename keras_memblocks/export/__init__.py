@@ -1,6 +1,7 @@
 """Verified export to SavedModel, TFLite and ONNX."""
 
 from keras_memblocks.export.model_export import ExportError
+from keras_memblocks.export.model_export import deployed_model
 from keras_memblocks.export.model_export import export_model
 from keras_memblocks.export.model_export import float32_clone
 from keras_memblocks.export.model_export import run_onnx
@@ -8,5 +9,5 @@ from keras_memblocks.export.model_export import run_saved_model
 from keras_memblocks.export.model_export import run_tflite
 from keras_memblocks.export.model_export import tflite_interpreter
 
-__all__ = ["ExportError", "export_model", "float32_clone", "run_onnx", "run_saved_model",
-           "run_tflite", "tflite_interpreter"]
+__all__ = ["ExportError", "deployed_model", "export_model", "float32_clone", "run_onnx",
+           "run_saved_model", "run_tflite", "tflite_interpreter"]

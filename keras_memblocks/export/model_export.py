@@ -83,7 +83,7 @@ def deployed_model(model):
 
     Example:
 
-    >>> from keras_memblocks.export.model_export import deployed_model
+    >>> from keras_memblocks.export import deployed_model
     >>> from keras_memblocks.models import fcn
     >>> model, dropped = deployed_model(fcn(3, (32, 32, 3), auxiliary_head=True))
     >>> model.output.shape, dropped
