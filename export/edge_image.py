@@ -59,5 +59,7 @@ def report(probabilities, save_mask=None):
 
 
 def top_classes(probabilities, k=5):
-    order = np.argsort(probabilities)[::-1][:k]
+    # Stable, descending: ties go to the lowest class, as argmax breaks them
+    # (int8 outputs step in 1/256 and tie often).
+    order = np.argsort(-probabilities, kind="stable")[:k]
     return [{"class": int(i), "probability": float(probabilities[i])} for i in order]
