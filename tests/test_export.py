@@ -94,7 +94,8 @@ def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="needs representative_data"):
         export_model(model, tmp_path / "a", quantization="int8")
     (tmp_path / "exists").mkdir()
-    with pytest.raises(ValueError, match="overwrite=True"):
+    (tmp_path / "exists" / "notes.txt").write_text("a user's file")  # an empty one is taken
+    with pytest.raises(ValueError, match="not empty; pass overwrite=True"):
         export_model(model, tmp_path / "exists")
 
 
