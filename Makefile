@@ -5,7 +5,24 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-large benchmark figures clean
+# The install without TensorFlow (README, "Without TensorFlow"): what the layers, models and
+# analysis need beside Keras and a backend, then the package with --no-deps.
+BACKEND_NEUTRAL_DEPS := "keras>=3.13,<4" numpy scipy matplotlib pyyaml scikit-learn
+TEST_DEPS := pytest pytest-xdist hypothesis
+# .venv-jax: JAX and no TensorFlow; .venv-torch: PyTorch and no TensorFlow.
+JAX_VENV ?= .venv-jax
+TORCH_VENV ?= .venv-torch
+# PyPI's Linux `torch` brings several GB of CUDA packages; a CPU build is enough here, e.g.
+# TORCH="torch --index-url https://download.pytorch.org/whl/cpu" or a local TORCH="torch==2.13.0".
+TORCH ?= torch
+# The test files that hold on every backend: layers, models, analysis, the GPU benchmark.
+BACKEND_TESTS := tests/test_squeeze_and_remember_2d.py tests/test_contextual_conv_block_2d.py \
+	tests/test_attention_and_regularizer_layers.py tests/test_vgg_like.py tests/test_cifar_models.py \
+	tests/test_resnet50.py tests/test_segmentation.py tests/test_block_insertion.py \
+	tests/test_block_registry.py tests/test_analysis.py tests/test_serialization_registry.py \
+	tests/test_backends.py tests/test_gpu_step_time.py
+
+.PHONY: demo test test-torch test-large benchmark figures clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,13 +30,35 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
+$(JAX_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(JAX_VENV)
+	$(JAX_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(JAX_VENV)/bin/python -m pip install --quiet $(BACKEND_NEUTRAL_DEPS) "jax[cpu]" $(TEST_DEPS)
+	$(JAX_VENV)/bin/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+$(TORCH_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(TORCH_VENV)
+	$(TORCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(TORCH_VENV)/bin/python -m pip install --quiet $(BACKEND_NEUTRAL_DEPS) $(TORCH) $(TEST_DEPS)
+	$(TORCH_VENV)/bin/python -m pip install --quiet --no-deps -e .
+	touch $@
+
 ## The main job: train and compare both blocks on the embedded digits.
 demo: $(STAMP)
 	$(VENV)/bin/memblocks demo
 
-## The default suite: everything but the `large` marker.
-test: $(STAMP)
+## The default suite: everything but the `large` marker, on TensorFlow; then the backend
+## files on JAX where TensorFlow is not installed (the property tests run on TensorFlow).
+test: $(STAMP) $(JAX_VENV)/.installed
 	$(PY) -m pytest -m "not large" -n 2 $(PYTEST_ARGS)
+	KERAS_BACKEND=jax JAX_PLATFORMS=cpu $(JAX_VENV)/bin/python -m pytest \
+		-m "not large and not property" -n 2 $(BACKEND_TESTS) $(PYTEST_ARGS)
+
+## The backend files on PyTorch, without TensorFlow (opt-in: the install is large).
+test-torch: $(TORCH_VENV)/.installed
+	KERAS_BACKEND=torch $(TORCH_VENV)/bin/python -m pytest -m "not large" -n 2 $(BACKEND_TESTS) \
+		$(PYTEST_ARGS)
 
 ## The slow checks, opt-in: `large` tests, and the property tests with 300 examples each.
 test-large: $(STAMP)
@@ -38,4 +77,4 @@ figures: $(STAMP)
 	MEMBLOCKS_FIGURES_DIR=$(CURDIR)/notebooks/figures $(PY) notebooks/run_notebooks.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) $(JAX_VENV) $(TORCH_VENV) .pytest_cache .hypothesis build *.egg-info

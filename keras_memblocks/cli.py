@@ -208,9 +208,24 @@ def main(argv=None):
     demo.add_argument("--epochs", type=int, default=15)
     args = parser.parse_args(argv)
 
-    from keras_memblocks.data import DatasetNotFoundError
-    from keras_memblocks.export import ExportError
+    from keras_memblocks import tensorflow_stack
 
+    # Every command feeds tf.data; demo and export also convert with TensorFlow.
+    needs = dict(tensorflow_stack.DATA)
+    if args.command in ("demo", "export"):
+        needs.update(tensorflow_stack.EXPORT)
+    try:
+        tensorflow_stack.require(f"memblocks {args.command}", needs)
+    except tensorflow_stack.MissingTensorFlowError as error:
+        print(f"memblocks: error: {error}", file=sys.stderr)
+        return 2
+    from keras_memblocks.data import DatasetNotFoundError
+
+    user_errors = [ValueError, DatasetNotFoundError]
+    if args.command in ("demo", "export"):
+        from keras_memblocks.export import ExportError
+
+        user_errors.append(ExportError)
     try:
         if args.command == "demo":
             from keras_memblocks.demo import run_demo
@@ -227,7 +242,7 @@ def main(argv=None):
             print(f"{len(rows)} rows; table in {args.output_dir}/{args.table}.md")
             return 0
         return _train(args)
-    except (ValueError, DatasetNotFoundError, ExportError) as error:
+    except tuple(user_errors) as error:
         print(f"memblocks: error: {error}", file=sys.stderr)
         return 2
 

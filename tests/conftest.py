@@ -22,5 +22,29 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "keras"))
 
-# Run only in its own process with KERAS_BACKEND=jax (test_jax_backend.py).
-collect_ignore = ["jax_backend_check.py"]
+
+def pytest_collection_modifyitems(config, items):
+    """Deselects what does not apply here (pytest reports them as deselected).
+
+    `@pytest.mark.backends("jax")` runs only on those Keras backends;
+    `@pytest.mark.without_tensorflow` only where TensorFlow is not installed.
+    `make test` runs the suite on TensorFlow, then the backend files on JAX
+    in an environment without TensorFlow, so each runs in one of the two.
+    """
+    import importlib.util
+
+    import keras
+
+    backend = keras.backend.backend()
+    has_tensorflow = importlib.util.find_spec("tensorflow") is not None
+
+    def applies(item):
+        marker = item.get_closest_marker("backends")
+        if marker is not None and backend not in marker.args:
+            return False
+        return not (has_tensorflow and item.get_closest_marker("without_tensorflow"))
+
+    deselected = [item for item in items if not applies(item)]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if applies(item)]

@@ -27,7 +27,7 @@ def sr_model(num_memory_blocks=3, hidden_units=4, channels=4, head=False):
 
 
 def layer_weights(layer):
-    return {w.name: np.asarray(w) for w in layer.weights}
+    return {w.name: keras.ops.convert_to_numpy(w) for w in layer.weights}
 
 
 def fix_memory_weights(layer, logits):
@@ -176,6 +176,9 @@ def test_class_difference_matrix_counts_the_distributions_that_differ():
         analysis.class_difference_matrix(small)
 
 
+# It trains six nets with model.fit (~30 s on JAX); fit itself is tested on
+# every backend in test_backends.py, so `make test` runs this on TensorFlow.
+@pytest.mark.backends("tensorflow")
 def test_accuracy_versus_weights_trains_every_configuration():
     from keras_memblocks.models import count_trainable_parameters
 

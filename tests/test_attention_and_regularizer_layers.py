@@ -1,5 +1,6 @@
 """SE, CBAM and DropBlock: the layers the SR paper combines with SR."""
 
+import keras
 import numpy as np
 import pytest
 
@@ -16,7 +17,7 @@ def sigmoid(v):
 
 
 def weights(layer):
-    return {w.name: np.asarray(w, dtype="float64") for w in layer.weights}
+    return {w.name: keras.ops.convert_to_numpy(w).astype("float64") for w in layer.weights}
 
 
 @pytest.mark.parametrize(
@@ -46,7 +47,7 @@ def test_squeeze_excite_matches_numpy():
     pooled = x.mean(axis=(1, 2))
     hidden = np.maximum(pooled @ w["reduce_kernel"] + w["reduce_bias"], 0)
     gate = sigmoid(hidden @ w["expand_kernel"] + w["expand_bias"])
-    np.testing.assert_allclose(np.asarray(layer(x)), x * gate[:, None, None, :], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x)), x * gate[:, None, None, :], rtol=1e-5, atol=1e-6)
 
 
 def test_cbam_matches_numpy():
@@ -70,13 +71,13 @@ def test_cbam_matches_numpy():
         for j in range(pooled.shape[2]):
             spatial[:, i, j] = (padded[:, i:i + 3, j:j + 3, :] * kernel).sum(axis=(1, 2, 3))
     expected = refined * sigmoid(spatial + w["spatial_bias"][0])[..., None]
-    np.testing.assert_allclose(np.asarray(layer(x)), expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x)), expected, rtol=1e-4, atol=1e-5)
 
 
 def test_dropblock_drops_whole_blocks_at_the_rate():
     x = np.ones((8, 16, 16, 4), "float32")
     layer = DropBlock2D(rate=0.2, block_size=4, seed=3)
-    out = np.asarray(layer(x, training=True))
+    out = keras.ops.convert_to_numpy(layer(x, training=True))
     dropped = out == 0
     assert 0.12 < dropped.mean() < 0.28
     # Kept values are rescaled so the expected activation is unchanged.
@@ -94,6 +95,6 @@ def test_dropblock_drops_whole_blocks_at_the_rate():
 
 def test_dropblock_is_identity_at_inference_and_rejects_bad_rate():
     x = layer_battery.random_inputs((6, 6, 3))
-    np.testing.assert_array_equal(np.asarray(DropBlock2D(0.5, 3)(x)), x)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(DropBlock2D(0.5, 3)(x)), x)
     with pytest.raises(ValueError, match=r"rate.*\[0, 1\).*1.5"):
         DropBlock2D(rate=1.5)

@@ -1,7 +1,6 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -23,7 +22,7 @@ SMALL = dict(ch_units=(5, 3))
 
 
 def weights_by_name(layer):
-    return {w.name: np.asarray(w) for w in layer.weights}
+    return {w.name: keras.ops.convert_to_numpy(w) for w in layer.weights}
 
 
 def randomize(layer, seed=0, scale=0.5):
@@ -64,12 +63,12 @@ def test_matches_numpy_reference(variant, emp, shape):
     ref_out, ref_map, ref_coefficients = numpy_reference.contextual_conv(
         x, weights_by_name(layer), variant, emp, ch_activation="relu"
     )
-    np.testing.assert_allclose(np.asarray(layer(x)), ref_out, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x)), ref_out, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(
-        np.asarray(layer.compute_excitation_map(x)), ref_map, rtol=1e-4, atol=1e-5
+        keras.ops.convert_to_numpy(layer.compute_excitation_map(x)), ref_map, rtol=1e-4, atol=1e-5
     )
     np.testing.assert_allclose(
-        np.asarray(layer.compute_coefficients(x)), ref_coefficients, rtol=1e-5, atol=1e-6
+        keras.ops.convert_to_numpy(layer.compute_coefficients(x)), ref_coefficients, rtol=1e-5, atol=1e-6
     )
 
 
@@ -81,12 +80,15 @@ def test_channels_first_equals_channels_last(variant, emp):
     first = ContextualConvBlock2D(variant, emp=emp, data_format="channels_first", **SMALL)
     first.build((None, 3, 12, 7))
     first.set_weights(last.get_weights())
-    out = np.asarray(first(x.transpose(0, 3, 1, 2))).transpose(0, 2, 3, 1)
-    np.testing.assert_allclose(out, np.asarray(last(x)), atol=1e-6)
+    out = keras.ops.convert_to_numpy(first(x.transpose(0, 3, 1, 2))).transpose(0, 2, 3, 1)
+    np.testing.assert_allclose(out, keras.ops.convert_to_numpy(last(x)), atol=1e-6)
 
 
+@pytest.mark.backends("tensorflow")
 @pytest.mark.parametrize("length", [1, 5, 11, 12, 16, 22, 32, 33, 57, 224])
 def test_nearest_indices_match_tf_image_resize(length):
+    import tensorflow as tf
+
     # A third-party reference for the sampling: TF's nearest resize.
     grid = min(11, length)
     image = np.arange(length, dtype="float32").reshape(1, length, 1, 1)
@@ -100,19 +102,19 @@ def test_identity_at_initialisation_for_input_dependent_variants():
         if variant == "input_independent":
             continue  # covered below per EMP
         layer = ContextualConvBlock2D(variant, **SMALL)
-        np.testing.assert_allclose(np.asarray(layer(x)), x, atol=1e-6, err_msg=variant)
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x)), x, atol=1e-6, err_msg=variant)
     for emp in ("bilinear", "sine"):
         layer = ContextualConvBlock2D("input_independent", emp=emp)
-        np.testing.assert_allclose(np.asarray(layer(x)), x, atol=1e-6, err_msg=emp)
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x)), x, atol=1e-6, err_msg=emp)
 
 
 @pytest.mark.parametrize("variant", ["reduced", "full", "full_no_mix", "full_no_ch"])
 def test_bilinear_map_is_rank_one_with_factors_in_range(variant):
     x = layer_battery.random_inputs((15, 9, 3), batch=3)
     layer = built_layer(variant, "bilinear", (15, 9, 3), scale=2.0)
-    coefficients = np.asarray(layer.compute_coefficients(x))
+    coefficients = keras.ops.convert_to_numpy(layer.compute_coefficients(x))
     assert coefficients.min() >= 0.5 and coefficients.max() <= 1.5
-    excitation = np.asarray(layer.compute_excitation_map(x))  # (B, H, W, C)
+    excitation = keras.ops.convert_to_numpy(layer.compute_excitation_map(x))  # (B, H, W, C)
     for b in range(3):
         for c in range(3):
             singular = np.linalg.svd(excitation[b, :, :, c].astype("float64"), compute_uv=False)
@@ -129,10 +131,10 @@ def test_bilinear_map_is_rank_one_with_factors_in_range(variant):
 def test_per_channel_variants_keep_channels_apart(variant):
     x = layer_battery.random_inputs((12, 12, 4))
     layer = built_layer(variant, "bilinear", (12, 12, 4))
-    before = np.asarray(layer.compute_excitation_map(x))
+    before = keras.ops.convert_to_numpy(layer.compute_excitation_map(x))
     perturbed = x.copy()
     perturbed[..., 2] += 3.0 * np.random.default_rng(1).normal(size=perturbed[..., 2].shape)
-    after = np.asarray(layer.compute_excitation_map(perturbed))
+    after = keras.ops.convert_to_numpy(layer.compute_excitation_map(perturbed))
     others = [0, 1, 3]
     np.testing.assert_array_equal(after[..., others], before[..., others])
     assert not np.allclose(after[..., 2], before[..., 2])
@@ -142,10 +144,10 @@ def test_per_channel_variants_keep_channels_apart(variant):
 def test_mix_variants_mix_channels(variant):
     x = layer_battery.random_inputs((12, 12, 4))
     layer = built_layer(variant, "bilinear", (12, 12, 4))
-    before = np.asarray(layer.compute_excitation_map(x))
+    before = keras.ops.convert_to_numpy(layer.compute_excitation_map(x))
     perturbed = x.copy()
     perturbed[..., 2] += 3.0
-    after = np.asarray(layer.compute_excitation_map(perturbed))
+    after = keras.ops.convert_to_numpy(layer.compute_excitation_map(perturbed))
     for c in (0, 1, 3):
         assert not np.allclose(after[..., c], before[..., c]), c
 
@@ -154,15 +156,15 @@ def test_mix_variants_mix_channels(variant):
                          + [("input_independent_scalar", "bilinear")])
 def test_input_independent_maps_ignore_the_input(variant, emp):
     layer = built_layer(variant, emp, (10, 8, 3))
-    first = np.asarray(layer.compute_excitation_map(layer_battery.random_inputs((10, 8, 3), seed=1)))
-    second = np.asarray(layer.compute_excitation_map(layer_battery.random_inputs((10, 8, 3), seed=2)))
+    first = keras.ops.convert_to_numpy(layer.compute_excitation_map(layer_battery.random_inputs((10, 8, 3), seed=1)))
+    second = keras.ops.convert_to_numpy(layer.compute_excitation_map(layer_battery.random_inputs((10, 8, 3), seed=2)))
     np.testing.assert_array_equal(first, second)
     assert not np.allclose(first, 1.0)  # a real map, not the identity
 
 
 def test_scalar_variant_has_no_spatial_selectivity():
     layer = built_layer("scalar", "bilinear", (10, 8, 3))
-    excitation = np.asarray(layer.compute_excitation_map(layer_battery.random_inputs((10, 8, 3))))
+    excitation = keras.ops.convert_to_numpy(layer.compute_excitation_map(layer_battery.random_inputs((10, 8, 3))))
     np.testing.assert_array_equal(excitation, excitation[:, :1, :1, :] * np.ones_like(excitation))
 
 
@@ -209,7 +211,7 @@ def test_property_matches_reference(variant, emp, height, width, channels, grid_
     ref, _, _ = numpy_reference.contextual_conv(
         x, weights_by_name(layer), variant, emp, grid_size, "relu", use_bias
     )
-    np.testing.assert_allclose(np.asarray(layer(x)), ref, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x)), ref, rtol=1e-4, atol=1e-4)
     assert layer.count_params() == numpy_reference.cc_parameter_count(
         variant, *shape, grid_size=grid_size, ch_units=SMALL["ch_units"], use_bias=use_bias
     )
@@ -264,7 +266,7 @@ def test_training_and_inference_formulations_agree(variant, emp):
     x = layer_battery.random_inputs((13, 9, 3))
     layer = built_layer(variant, emp, (13, 9, 3))
     np.testing.assert_allclose(
-        np.asarray(layer(x, training=True)), np.asarray(layer(x, training=False)),
+        keras.ops.convert_to_numpy(layer(x, training=True)), keras.ops.convert_to_numpy(layer(x, training=False)),
         rtol=1e-6, atol=1e-6,
     )
 
@@ -277,5 +279,5 @@ def test_inference_gather_samples_the_same_grid(data_format):
     x = layer_battery.random_inputs(shape, batch=3)
     layer = built_layer("reduced", "bilinear", shape, data_format=data_format)
     np.testing.assert_allclose(
-        np.asarray(layer._raw_coefficients(x, training=True)),
-        np.asarray(layer._raw_coefficients(x, training=False)), rtol=1e-6, atol=1e-6)
+        keras.ops.convert_to_numpy(layer._raw_coefficients(x, training=True)),
+        keras.ops.convert_to_numpy(layer._raw_coefficients(x, training=False)), rtol=1e-6, atol=1e-6)

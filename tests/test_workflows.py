@@ -24,10 +24,11 @@ EDGE = {"tflite": ROOT / "export" / "run_tflite.py", "onnx": ROOT / "export" / "
 CONSOLE_NOISE = ("cuInit", "I0000", "absl::InitializeLog", "Traceback")
 
 
-def run(command, cwd, expect=0, timeout=1200):
+def run(command, cwd, expect=0, timeout=1200, backend="tensorflow"):
     env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    env.update(PYTHONUNBUFFERED="1", KERAS_BACKEND=backend, JAX_PLATFORMS="cpu")
     result = subprocess.run([str(c) for c in command], cwd=cwd, capture_output=True, text=True,
-                            timeout=timeout, env={**env, "PYTHONUNBUFFERED": "1"})
+                            timeout=timeout, env=env)
     assert result.returncode == expect, (
         f"{command}\nexit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return result
@@ -73,6 +74,8 @@ STAND_IN = ["--stand-in-data", "16", "--batch-size", "4", "--epochs", "1",
 # (cell id, train arguments, image shape or None for the digits, segmentation)
 CELLS = {
     "digits": (["--recipe", "digits", "--epochs", "4"], None, False),
+    # Trained on JAX (from the same tf.data pipeline), exported through TensorFlow.
+    "digits-jax": (["--recipe", "digits", "--epochs", "4"], None, False),
     "digits-mixed-precision": (["--recipe", "digits", "--epochs", "4", "--mixed-precision"],
                                None, False),
     "sr-cifar100": (["--recipe", "sr-cifar100", *STAND_IN], (32, 32, 3), False),
@@ -90,7 +93,9 @@ CELLS = {
 # sr-cityscapes is `large`: exporting its DeepLabv3 (ResNet50, even at 32x64)
 # peaks at 13-14 GB of memory (measured with /usr/bin/time -v on `memblocks
 # export`), and two such test processes side by side can exhaust a 24 GB machine.
-IN_MAKE_TEST = ("digits", "digits-mixed-precision", "sr-cifar100")
+# `digits` (TensorFlow, float32) is `large`: digits-jax and digits-mixed-precision
+# take the same path with one more thing each.
+IN_MAKE_TEST = ("digits-jax", "digits-mixed-precision", "sr-cifar100")
 
 
 def edge(runtime, model_path, image_path, cwd, *extra):
@@ -103,9 +108,13 @@ def edge(runtime, model_path, image_path, cwd, *extra):
 def test_train_load_export_deploy_each_in_its_own_process(cell, tmp_path):
     train_args, image_shape, segmentation = CELLS[cell]
     # 1. train
-    trained = run([MEMBLOCKS, "train", *train_args, "--output-dir", "run"], tmp_path)
+    backend = "jax" if cell.endswith("-jax") else "tensorflow"
+    trained = run([MEMBLOCKS, "train", *train_args, "--output-dir", "run"], tmp_path,
+                  backend=backend)
     assert not any(noise in trained.stderr for noise in CONSOLE_NOISE), trained.stderr[-3000:]
     model_path = trained.stdout.split("best model: ")[1].split()[0]
+    results = json.loads((tmp_path / "run" / "seed_0" / "results.json").read_text())
+    assert results["backend"] == backend
     assert f"export it:  memblocks export {model_path}" in trained.stdout
     assert (tmp_path / model_path).exists()
 
@@ -118,6 +127,11 @@ def test_train_load_export_deploy_each_in_its_own_process(cell, tmp_path):
     if "sr-" in cell:
         assert loaded["optimizer"] == "SGDWithL2"  # the optimizer of the bug this test guards
     expected = np.load(tmp_path / "keras.npy")
+    # ... and on the other backend (TensorFlow <-> JAX): the same numbers.
+    other = "tensorflow" if backend == "jax" else "jax"
+    run([sys.executable, "-c", LOAD_SCRIPT, model_path, image, f"{other}.npy"], tmp_path,
+        backend=other)
+    np.testing.assert_allclose(np.load(tmp_path / f"{other}.npy"), expected, rtol=1e-4, atol=1e-5)
 
     # 3. export (into an existing empty directory, as tempfile.mkdtemp() gives)
     (tmp_path / "exported").mkdir()
@@ -140,7 +154,6 @@ def test_train_load_export_deploy_each_in_its_own_process(cell, tmp_path):
 
     # 4. the edge scripts, which import neither TensorFlow nor this package
     if segmentation:
-        results = json.loads((tmp_path / "run" / "seed_0" / "results.json").read_text())
         assert "predictions_mean_iou" in results["test"]  # the monitored metric of the task
         assert manifest["dropped_outputs"] == ["aux"]
         for runtime, path in (("tflite", tflite), ("onnx", tmp_path / "exported" / "model.onnx")):

@@ -17,6 +17,7 @@ figure.
 
 import dataclasses
 
+import keras
 import numpy as np
 
 from keras_memblocks.analysis import feature_taps
@@ -146,8 +147,9 @@ def cc_coefficients(model, images, labels=None, layer_names=None, batch_size=64)
                   for name in names]
     block_inputs = feature_taps.tap(model, [layer.input for layer in layers], images, batch_size)
     coefficients = [
-        np.concatenate([np.asarray(layer.compute_coefficients(inputs[start:start + batch_size]))
-                        for start in range(0, len(inputs), batch_size)])
+        np.concatenate([
+            keras.ops.convert_to_numpy(layer.compute_coefficients(inputs[start:start + batch_size]))
+            for start in range(0, len(inputs), batch_size)])
         for layer, inputs in zip(layers, block_inputs)
     ]
     return CCCoefficients([layer.name for layer in layers], coefficients,
@@ -346,7 +348,7 @@ def plot_excitation_maps(model, image, layer_name=None, channels=4):
 
     layer = feature_taps.find_blocks(model, ContextualConvBlock2D, layer_name)[0]
     (block_input,) = feature_taps.tap(model, [layer.input], np.asarray(image)[None])
-    excitation = np.asarray(layer.compute_excitation_map(block_input))[0]
+    excitation = keras.ops.convert_to_numpy(layer.compute_excitation_map(block_input))[0]
     before = block_input[0]
     if layer.data_format == "channels_first":
         excitation, before = np.moveaxis(excitation, 0, -1), np.moveaxis(before, 0, -1)

@@ -14,6 +14,7 @@ matplotlib and returns the figure.
 
 import dataclasses
 
+import keras
 import numpy as np
 
 from keras_memblocks.analysis import feature_taps
@@ -150,7 +151,8 @@ def memory_usage(model, images, labels, layer_name=None, batch_size=64):
     layer = _sr_block(model, layer_name)
     (block_inputs,) = feature_taps.tap(model, [layer.input], images, batch_size)
     weights = np.concatenate([
-        np.asarray(layer.compute_memory_weights(block_inputs[start:start + batch_size]))
+        keras.ops.convert_to_numpy(
+            layer.compute_memory_weights(block_inputs[start:start + batch_size]))
         for start in range(0, len(block_inputs), batch_size)
     ])
     classes = np.unique(labels)
@@ -179,7 +181,7 @@ def memory_activity(model, layer_name=None):
     (3, 4)
     """
     layer = _sr_block(model, layer_name)
-    memory = np.abs(np.asarray(layer.memory))  # (P, H, W, C) or (P, C, H, W)
+    memory = np.abs(keras.ops.convert_to_numpy(layer.memory))  # (P, H, W, C) or (P, C, H, W)
     spatial_axes = (1, 2) if layer.data_format == "channels_last" else (2, 3)
     return memory.mean(axis=spatial_axes)
 

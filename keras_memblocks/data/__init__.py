@@ -1,15 +1,26 @@
-"""Datasets: tensorflow-datasets pipelines, the embedded digits, generated data."""
+"""Datasets: tensorflow-datasets pipelines, the embedded digits, generated data.
 
+The digits and the generated data are NumPy arrays and need no TensorFlow;
+the tensorflow-datasets pipelines import it when first used.
+"""
+
+from keras_memblocks import tensorflow_stack
 from keras_memblocks.data.digits import load_digits
 from keras_memblocks.data.synthetic import synthetic_images
 from keras_memblocks.data.synthetic import synthetic_segmentation
-from keras_memblocks.data.tfds_datasets import DATASETS
-from keras_memblocks.data.tfds_datasets import DatasetNotFoundError
-from keras_memblocks.data.tfds_datasets import check_available
-from keras_memblocks.data.tfds_datasets import load
-from keras_memblocks.data.tfds_datasets import prepare_dataset
-from keras_memblocks.data.tfds_datasets import splits
-from keras_memblocks.data.tfds_datasets import stand_in_data
+
+_TFDS_NAMES = ("DATASETS", "DatasetNotFoundError", "check_available", "load",
+               "prepare_dataset", "splits", "stand_in_data")
+
+
+def __getattr__(name):
+    if name in _TFDS_NAMES:
+        tensorflow_stack.require("keras_memblocks.data." + name, tensorflow_stack.DATA)
+        from keras_memblocks.data import tfds_datasets
+
+        return getattr(tfds_datasets, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DATASETS",

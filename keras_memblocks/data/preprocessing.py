@@ -5,7 +5,12 @@ tensor), so a pipeline with a fixed seed yields the same batches every run.
 """
 
 import numpy as np
-import tensorflow as tf
+
+from keras_memblocks import tensorflow_stack
+
+tensorflow_stack.require("keras_memblocks.data.preprocessing", tensorflow_stack.DATA)
+
+import tensorflow as tf  # noqa: E402
 
 # Per-channel statistics used by the papers' PyTorch code.
 MEAN_STD = {

@@ -11,7 +11,11 @@ import os
 from dataclasses import dataclass
 from unittest import mock
 
-import tensorflow as tf
+from keras_memblocks import tensorflow_stack
+
+tensorflow_stack.require("keras_memblocks.data.tfds_datasets", tensorflow_stack.DATA)
+
+import tensorflow as tf  # noqa: E402
 
 from keras_memblocks.data import preprocessing
 from keras_memblocks.layers import argument_checks

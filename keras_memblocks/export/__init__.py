@@ -1,5 +1,10 @@
 """Verified export to SavedModel, TFLite and ONNX."""
 
+from keras_memblocks import tensorflow_stack
+
+# Built on TensorFlow's tools: without them, say what to install.
+tensorflow_stack.require("keras_memblocks.export", tensorflow_stack.EXPORT)
+
 from keras_memblocks.export.model_export import ExportError
 from keras_memblocks.export.model_export import deployed_model
 from keras_memblocks.export.model_export import export_model

@@ -1,5 +1,10 @@
 """Training: recipes, the trainer, and the demo on the embedded digits."""
 
+from keras_memblocks import tensorflow_stack
+
+# Built on TensorFlow's tools: without them, say what to install.
+tensorflow_stack.require("keras_memblocks.training", tensorflow_stack.DATA)
+
 from keras_memblocks.training.distributed_loop import fit_distributed
 from keras_memblocks.training.recipes import RECIPES
 from keras_memblocks.training.recipes import TrainingConfig

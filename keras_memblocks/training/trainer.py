@@ -337,6 +337,8 @@ def _train(config, output_dir, seed, verbose, strategy):
         "train_seconds_this_session": round(seconds, 2),
         # The first steps trace and compile; the median ignores them.
         "replicas": int(strategy.num_replicas_in_sync),
+        "backend": keras.backend.backend(),
+        "keras_version": keras.__version__,
         "jit_compile": bool(model.jit_compile),  # what `config.jit_compile` resolved to
         "median_step_ms": round(1e3 * float(np.median(timer.seconds)), 3) if timer.seconds else None,
         "model_path": str(checkpoint_path),
