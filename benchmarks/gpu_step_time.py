@@ -43,30 +43,35 @@ from keras_memblocks.models import vgg_like  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 
-# name: (block builder, plain builder, input shape, classes, batch) at full size.
+# name: (block builder, plain builder); a builder takes one of the pair's SIZES.
 PAIRS = {
     "resnet50_sr": (
-        lambda shape, classes: resnet50(classes, shape, sr=dict(module=3, num_memory_blocks=10,
-                                                                hidden_units=16)),
-        lambda shape, classes: resnet50(classes, shape),
-        (224, 224, 3), 1000, 128),
+        lambda size: resnet50(size["classes"], size["shape"],
+                              sr=dict(module=3, num_memory_blocks=10, hidden_units=16)),
+        lambda size: resnet50(size["classes"], size["shape"])),
     "vgg_like_cc": (
-        lambda shape, classes, width=32: vgg_like("cifar100", width, block="cc",
-                                                  variant="reduced", input_shape=shape),
-        lambda shape, classes, width=32: vgg_like("cifar100", width, input_shape=shape),
-        (32, 32, 3), 100, 128),
+        lambda size: vgg_like("cifar100", size["width"], block="cc", variant="reduced",
+                              num_classes=size["classes"], input_shape=size["shape"]),
+        lambda size: vgg_like("cifar100", size["width"], num_classes=size["classes"],
+                              input_shape=size["shape"])),
+}
+# The sizes, and --tiny: the same code at sizes a CPU runs in seconds,
+# so the script never rots.
+SIZES = {
+    "resnet50_sr": {"full": dict(shape=(224, 224, 3), classes=1000, batch=128),
+                    "tiny": dict(shape=(32, 32, 3), classes=10, batch=2)},
+    "vgg_like_cc": {"full": dict(shape=(32, 32, 3), classes=100, batch=128, width=32),
+                    "tiny": dict(shape=(32, 32, 3), classes=100, batch=4, width=4)},
 }
 TARGETS = {"resnet50_sr": {"train": 1.02, "inference": 1.02},
            "vgg_like_cc": {"train": 1.15, "inference": 1.10}}
-# --tiny: the same code at sizes a CPU runs in seconds, so the script never rots.
-TINY = {"resnet50_sr": ((32, 32, 3), 10, 2), "vgg_like_cc": ((32, 32, 3), 100, 4)}
 
 
-def compiled(builder, shape, classes, policy):
+def compiled(builder, size, policy):
     keras.config.set_dtype_policy(policy)
     try:
         keras.utils.set_random_seed(0)
-        model = builder(shape, classes)
+        model = builder(size)
     finally:
         keras.config.set_dtype_policy("float32")
     model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
@@ -82,18 +87,14 @@ def summary(seconds, images):
 
 
 def time_pair(name, policy, tiny, samples, steps, warmup):
-    block_builder, plain_builder, shape, classes, batch = PAIRS[name]
-    if tiny:
-        shape, classes, batch = TINY[name]
-    if tiny and name == "vgg_like_cc":
-        block_builder = lambda s, c, b=block_builder: b(s, c, width=4)  # noqa: E731
-        plain_builder = lambda s, c, p=plain_builder: p(s, c, width=4)  # noqa: E731
+    size = SIZES[name]["tiny" if tiny else "full"]
+    batch = size["batch"]
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(batch, *shape)).astype("float32")
-    y = rng.integers(0, classes, size=(batch,)).astype("int32")
-    models = {"block": compiled(block_builder, shape, classes, policy),
-              "plain": compiled(plain_builder, shape, classes, policy)}
-    result = {"batch": batch, "input_shape": list(shape), "policy": policy,
+    x = rng.normal(size=(batch, *size["shape"])).astype("float32")
+    y = rng.integers(0, size["classes"], size=(batch,)).astype("int32")
+    models = {kind: compiled(builder, size, policy)
+              for kind, builder in zip(("block", "plain"), PAIRS[name])}
+    result = {"batch": batch, "input_shape": list(size["shape"]), "policy": policy,
               "jit_compile": {k: bool(m.jit_compile) for k, m in models.items()},
               "parameters": {k: int(m.count_params()) for k, m in models.items()}}
     for mode in ("train", "inference"):

@@ -47,7 +47,8 @@ def machine():
         import tensorflow as tf
 
         gpus = tf.config.list_physical_devices("GPU")
-        gpu = tf.config.experimental.get_device_details(gpus[0]).get("device_name") if gpus else None
+        if gpus:
+            gpu = tf.config.experimental.get_device_details(gpus[0]).get("device_name")
     versions = {}
     for name in ("keras", "jax", "jaxlib", "torch", "tensorflow", "numpy"):
         try:

@@ -211,9 +211,8 @@ def main(argv=None):
     from keras_memblocks import tensorflow_stack
 
     # Every command feeds tf.data; demo and export also convert with TensorFlow.
-    needs = dict(tensorflow_stack.DATA)
-    if args.command in ("demo", "export"):
-        needs.update(tensorflow_stack.EXPORT)
+    exports = args.command in ("demo", "export")
+    needs = {**tensorflow_stack.DATA, **(tensorflow_stack.EXPORT if exports else {})}
     try:
         tensorflow_stack.require(f"memblocks {args.command}", needs)
     except tensorflow_stack.MissingTensorFlowError as error:
@@ -222,7 +221,7 @@ def main(argv=None):
     from keras_memblocks.data import DatasetNotFoundError
 
     user_errors = [ValueError, DatasetNotFoundError]
-    if args.command in ("demo", "export"):
+    if exports:
         from keras_memblocks.export import ExportError
 
         user_errors.append(ExportError)

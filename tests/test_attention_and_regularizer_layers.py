@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+from keras.ops import convert_to_numpy
 
 from keras_memblocks.layers import CBAM2D
 from keras_memblocks.layers import DropBlock2D
@@ -17,7 +18,7 @@ def sigmoid(v):
 
 
 def weights(layer):
-    return {w.name: keras.ops.convert_to_numpy(w).astype("float64") for w in layer.weights}
+    return {w.name: convert_to_numpy(w).astype("float64") for w in layer.weights}
 
 
 @pytest.mark.parametrize(
@@ -47,7 +48,7 @@ def test_squeeze_excite_matches_numpy():
     pooled = x.mean(axis=(1, 2))
     hidden = np.maximum(pooled @ w["reduce_kernel"] + w["reduce_bias"], 0)
     gate = sigmoid(hidden @ w["expand_kernel"] + w["expand_bias"])
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x)), x * gate[:, None, None, :], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(convert_to_numpy(layer(x)), x * gate[:, None, None, :], rtol=1e-5, atol=1e-6)
 
 
 def test_cbam_matches_numpy():
@@ -71,13 +72,13 @@ def test_cbam_matches_numpy():
         for j in range(pooled.shape[2]):
             spatial[:, i, j] = (padded[:, i:i + 3, j:j + 3, :] * kernel).sum(axis=(1, 2, 3))
     expected = refined * sigmoid(spatial + w["spatial_bias"][0])[..., None]
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x)), expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(convert_to_numpy(layer(x)), expected, rtol=1e-4, atol=1e-5)
 
 
 def test_dropblock_drops_whole_blocks_at_the_rate():
     x = np.ones((8, 16, 16, 4), "float32")
     layer = DropBlock2D(rate=0.2, block_size=4, seed=3)
-    out = keras.ops.convert_to_numpy(layer(x, training=True))
+    out = convert_to_numpy(layer(x, training=True))
     dropped = out == 0
     assert 0.12 < dropped.mean() < 0.28
     # Kept values are rescaled so the expected activation is unchanged.
@@ -95,6 +96,6 @@ def test_dropblock_drops_whole_blocks_at_the_rate():
 
 def test_dropblock_is_identity_at_inference_and_rejects_bad_rate():
     x = layer_battery.random_inputs((6, 6, 3))
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(DropBlock2D(0.5, 3)(x)), x)
+    np.testing.assert_array_equal(convert_to_numpy(DropBlock2D(0.5, 3)(x)), x)
     with pytest.raises(ValueError, match=r"rate.*\[0, 1\).*1.5"):
         DropBlock2D(rate=1.5)

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from keras.ops import convert_to_numpy
 
 from keras_memblocks.layers import CCBlock
 from keras_memblocks.layers import ContextualConvBlock2D
@@ -22,7 +23,7 @@ SMALL = dict(ch_units=(5, 3))
 
 
 def weights_by_name(layer):
-    return {w.name: keras.ops.convert_to_numpy(w) for w in layer.weights}
+    return {w.name: convert_to_numpy(w) for w in layer.weights}
 
 
 def randomize(layer, seed=0, scale=0.5):
@@ -63,12 +64,12 @@ def test_matches_numpy_reference(variant, emp, shape):
     ref_out, ref_map, ref_coefficients = numpy_reference.contextual_conv(
         x, weights_by_name(layer), variant, emp, ch_activation="relu"
     )
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x)), ref_out, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(convert_to_numpy(layer(x)), ref_out, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(
-        keras.ops.convert_to_numpy(layer.compute_excitation_map(x)), ref_map, rtol=1e-4, atol=1e-5
+        convert_to_numpy(layer.compute_excitation_map(x)), ref_map, rtol=1e-4, atol=1e-5
     )
     np.testing.assert_allclose(
-        keras.ops.convert_to_numpy(layer.compute_coefficients(x)), ref_coefficients, rtol=1e-5, atol=1e-6
+        convert_to_numpy(layer.compute_coefficients(x)), ref_coefficients, rtol=1e-5, atol=1e-6
     )
 
 
@@ -80,8 +81,8 @@ def test_channels_first_equals_channels_last(variant, emp):
     first = ContextualConvBlock2D(variant, emp=emp, data_format="channels_first", **SMALL)
     first.build((None, 3, 12, 7))
     first.set_weights(last.get_weights())
-    out = keras.ops.convert_to_numpy(first(x.transpose(0, 3, 1, 2))).transpose(0, 2, 3, 1)
-    np.testing.assert_allclose(out, keras.ops.convert_to_numpy(last(x)), atol=1e-6)
+    out = convert_to_numpy(first(x.transpose(0, 3, 1, 2))).transpose(0, 2, 3, 1)
+    np.testing.assert_allclose(out, convert_to_numpy(last(x)), atol=1e-6)
 
 
 @pytest.mark.backends("tensorflow")
@@ -102,19 +103,19 @@ def test_identity_at_initialisation_for_input_dependent_variants():
         if variant == "input_independent":
             continue  # covered below per EMP
         layer = ContextualConvBlock2D(variant, **SMALL)
-        np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x)), x, atol=1e-6, err_msg=variant)
+        np.testing.assert_allclose(convert_to_numpy(layer(x)), x, atol=1e-6, err_msg=variant)
     for emp in ("bilinear", "sine"):
         layer = ContextualConvBlock2D("input_independent", emp=emp)
-        np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x)), x, atol=1e-6, err_msg=emp)
+        np.testing.assert_allclose(convert_to_numpy(layer(x)), x, atol=1e-6, err_msg=emp)
 
 
 @pytest.mark.parametrize("variant", ["reduced", "full", "full_no_mix", "full_no_ch"])
 def test_bilinear_map_is_rank_one_with_factors_in_range(variant):
     x = layer_battery.random_inputs((15, 9, 3), batch=3)
     layer = built_layer(variant, "bilinear", (15, 9, 3), scale=2.0)
-    coefficients = keras.ops.convert_to_numpy(layer.compute_coefficients(x))
+    coefficients = convert_to_numpy(layer.compute_coefficients(x))
     assert coefficients.min() >= 0.5 and coefficients.max() <= 1.5
-    excitation = keras.ops.convert_to_numpy(layer.compute_excitation_map(x))  # (B, H, W, C)
+    excitation = convert_to_numpy(layer.compute_excitation_map(x))  # (B, H, W, C)
     for b in range(3):
         for c in range(3):
             singular = np.linalg.svd(excitation[b, :, :, c].astype("float64"), compute_uv=False)
@@ -131,10 +132,10 @@ def test_bilinear_map_is_rank_one_with_factors_in_range(variant):
 def test_per_channel_variants_keep_channels_apart(variant):
     x = layer_battery.random_inputs((12, 12, 4))
     layer = built_layer(variant, "bilinear", (12, 12, 4))
-    before = keras.ops.convert_to_numpy(layer.compute_excitation_map(x))
+    before = convert_to_numpy(layer.compute_excitation_map(x))
     perturbed = x.copy()
     perturbed[..., 2] += 3.0 * np.random.default_rng(1).normal(size=perturbed[..., 2].shape)
-    after = keras.ops.convert_to_numpy(layer.compute_excitation_map(perturbed))
+    after = convert_to_numpy(layer.compute_excitation_map(perturbed))
     others = [0, 1, 3]
     np.testing.assert_array_equal(after[..., others], before[..., others])
     assert not np.allclose(after[..., 2], before[..., 2])
@@ -144,10 +145,10 @@ def test_per_channel_variants_keep_channels_apart(variant):
 def test_mix_variants_mix_channels(variant):
     x = layer_battery.random_inputs((12, 12, 4))
     layer = built_layer(variant, "bilinear", (12, 12, 4))
-    before = keras.ops.convert_to_numpy(layer.compute_excitation_map(x))
+    before = convert_to_numpy(layer.compute_excitation_map(x))
     perturbed = x.copy()
     perturbed[..., 2] += 3.0
-    after = keras.ops.convert_to_numpy(layer.compute_excitation_map(perturbed))
+    after = convert_to_numpy(layer.compute_excitation_map(perturbed))
     for c in (0, 1, 3):
         assert not np.allclose(after[..., c], before[..., c]), c
 
@@ -156,15 +157,17 @@ def test_mix_variants_mix_channels(variant):
                          + [("input_independent_scalar", "bilinear")])
 def test_input_independent_maps_ignore_the_input(variant, emp):
     layer = built_layer(variant, emp, (10, 8, 3))
-    first = keras.ops.convert_to_numpy(layer.compute_excitation_map(layer_battery.random_inputs((10, 8, 3), seed=1)))
-    second = keras.ops.convert_to_numpy(layer.compute_excitation_map(layer_battery.random_inputs((10, 8, 3), seed=2)))
+    first, second = (convert_to_numpy(layer.compute_excitation_map(x)) for x in (
+        layer_battery.random_inputs((10, 8, 3), seed=1),
+        layer_battery.random_inputs((10, 8, 3), seed=2)))
     np.testing.assert_array_equal(first, second)
     assert not np.allclose(first, 1.0)  # a real map, not the identity
 
 
 def test_scalar_variant_has_no_spatial_selectivity():
     layer = built_layer("scalar", "bilinear", (10, 8, 3))
-    excitation = keras.ops.convert_to_numpy(layer.compute_excitation_map(layer_battery.random_inputs((10, 8, 3))))
+    x = layer_battery.random_inputs((10, 8, 3))
+    excitation = convert_to_numpy(layer.compute_excitation_map(x))
     np.testing.assert_array_equal(excitation, excitation[:, :1, :1, :] * np.ones_like(excitation))
 
 
@@ -211,7 +214,7 @@ def test_property_matches_reference(variant, emp, height, width, channels, grid_
     ref, _, _ = numpy_reference.contextual_conv(
         x, weights_by_name(layer), variant, emp, grid_size, "relu", use_bias
     )
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x)), ref, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(convert_to_numpy(layer(x)), ref, rtol=1e-4, atol=1e-4)
     assert layer.count_params() == numpy_reference.cc_parameter_count(
         variant, *shape, grid_size=grid_size, ch_units=SMALL["ch_units"], use_bias=use_bias
     )
@@ -266,7 +269,7 @@ def test_training_and_inference_formulations_agree(variant, emp):
     x = layer_battery.random_inputs((13, 9, 3))
     layer = built_layer(variant, emp, (13, 9, 3))
     np.testing.assert_allclose(
-        keras.ops.convert_to_numpy(layer(x, training=True)), keras.ops.convert_to_numpy(layer(x, training=False)),
+        convert_to_numpy(layer(x, training=True)), convert_to_numpy(layer(x, training=False)),
         rtol=1e-6, atol=1e-6,
     )
 
@@ -279,5 +282,5 @@ def test_inference_gather_samples_the_same_grid(data_format):
     x = layer_battery.random_inputs(shape, batch=3)
     layer = built_layer("reduced", "bilinear", shape, data_format=data_format)
     np.testing.assert_allclose(
-        keras.ops.convert_to_numpy(layer._raw_coefficients(x, training=True)),
-        keras.ops.convert_to_numpy(layer._raw_coefficients(x, training=False)), rtol=1e-6, atol=1e-6)
+        convert_to_numpy(layer._raw_coefficients(x, training=True)),
+        convert_to_numpy(layer._raw_coefficients(x, training=False)), rtol=1e-6, atol=1e-6)

@@ -59,10 +59,10 @@ def test_the_resnet50_pair_differs_by_the_sr_block_alone():
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import gpu_step_time
 
-    block_builder, plain_builder, shape, classes, batch = gpu_step_time.PAIRS["resnet50_sr"]
-    assert (shape, classes, batch) == ((224, 224, 3), 1000, 128)
-    tiny_shape, tiny_classes, _ = gpu_step_time.TINY["resnet50_sr"]
-    block, plain = block_builder(tiny_shape, tiny_classes), plain_builder(tiny_shape, tiny_classes)
+    block_builder, plain_builder = gpu_step_time.PAIRS["resnet50_sr"]
+    sizes = gpu_step_time.SIZES["resnet50_sr"]
+    assert sizes["full"] == dict(shape=(224, 224, 3), classes=1000, batch=128)
+    block, plain = block_builder(sizes["tiny"]), plain_builder(sizes["tiny"])
     sr = block.get_layer("module3_sr")
     assert (sr.num_memory_blocks, sr.hidden_units) == (10, 16)
     assert block.count_params() - plain.count_params() == sr.count_params()

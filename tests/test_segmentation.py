@@ -42,8 +42,9 @@ def test_sr_after_module_2_and_aux_head(builder):
 
 
 # DeepLabv3's round trip takes ~25 s on JAX: `make test` runs FCN's there.
-@pytest.mark.parametrize("builder", [pytest.param(deeplabv3, marks=pytest.mark.backends("tensorflow")),
-                                     fcn])
+@pytest.mark.parametrize("builder", [
+    pytest.param(deeplabv3, marks=pytest.mark.backends("tensorflow")),
+    fcn])
 def test_round_trip_and_jit(builder, tmp_path):
     model = builder(4, (32, 32, 3), sr=dict(module=2, num_memory_blocks=2), auxiliary_head=True)
     x = np.random.default_rng(0).random((2, 32, 32, 3), dtype=np.float32)

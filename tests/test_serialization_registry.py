@@ -85,7 +85,8 @@ def _optimizer_holder(optimizer_class, path, inputs_path):
     model.fit(x, np.arange(len(x)) % 3, epochs=2, batch_size=2, verbose=0)
     model.save(path)
     return {"kind": "optimizer", "config": keras.saving.serialize_keras_object(model.optimizer),
-            "variables": [keras.ops.convert_to_numpy(v).tolist() for v in model.optimizer.variables]}
+            "variables": [keras.ops.convert_to_numpy(v).tolist()
+                          for v in model.optimizer.variables]}
 
 
 HOLDERS = {keras.layers.Layer: _layer_holder, keras.optimizers.Optimizer: _optimizer_holder}
@@ -104,7 +105,8 @@ LOAD_SCRIPT = textwrap.dedent("""
             "output": keras.ops.convert_to_numpy(model(x)).tolist(),
             "optimizer": keras.saving.serialize_keras_object(model.optimizer)
                          if getattr(model, "optimizer", None) is not None else None,
-            "optimizer_variables": [keras.ops.convert_to_numpy(v).tolist() for v in model.optimizer.variables]
+            "optimizer_variables": [keras.ops.convert_to_numpy(v).tolist()
+                                    for v in model.optimizer.variables]
                                    if getattr(model, "optimizer", None) is not None else [],
         }
     print(json.dumps(report))

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from keras.ops import convert_to_numpy
 
 from keras_memblocks.layers import SRBlock
 from keras_memblocks.layers import SqueezeAndRemember2D
@@ -11,7 +12,7 @@ from tests import numpy_reference
 
 
 def weights_by_name(layer):
-    return {w.name: keras.ops.convert_to_numpy(w) for w in layer.weights}
+    return {w.name: convert_to_numpy(w) for w in layer.weights}
 
 
 def randomize(layer, seed=0):
@@ -42,8 +43,8 @@ def test_alias():
 def test_identity_at_initialisation():
     x = layer_battery.random_inputs((7, 7, 16))
     layer = SqueezeAndRemember2D(num_memory_blocks=5, hidden_units=4)
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(x)), x)
-    assert np.all(keras.ops.convert_to_numpy(layer.memory) == 0)
+    np.testing.assert_array_equal(convert_to_numpy(layer(x)), x)
+    assert np.all(convert_to_numpy(layer.memory) == 0)
 
 
 def test_initialisation_bounds_follow_fan_in():
@@ -74,10 +75,10 @@ def test_matches_numpy_reference(activation, use_bias):
     ref_out, ref_weights = numpy_reference.squeeze_and_remember(
         x, weights_by_name(layer), activation, use_bias
     )
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(out), ref_out, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(mem_weights), ref_weights, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(convert_to_numpy(out), ref_out, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(convert_to_numpy(mem_weights), ref_weights, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(
-        keras.ops.convert_to_numpy(layer.compute_memory_weights(x)), ref_weights, rtol=1e-5, atol=1e-6
+        convert_to_numpy(layer.compute_memory_weights(x)), ref_weights, rtol=1e-5, atol=1e-6
     )
 
 
@@ -87,8 +88,8 @@ def test_output_minus_input_is_a_convex_combination_of_memories():
                                  return_memory_weights=True)
     layer.build(x.shape)
     randomize(layer, seed=3)
-    out, weights = (keras.ops.convert_to_numpy(t) for t in layer(x))
-    memory = keras.ops.convert_to_numpy(layer.memory)  # (P, H, W, C)
+    out, weights = (convert_to_numpy(t) for t in layer(x))
+    memory = convert_to_numpy(layer.memory)  # (P, H, W, C)
     assert np.all(weights >= 0)
     np.testing.assert_allclose(weights.sum(axis=1), 1.0, rtol=1e-6)
     delta = out - x
@@ -109,12 +110,12 @@ def test_channels_first_equals_channels_last():
     first.build((None, 4, 5, 6))
     randomize(last)
     for w_last, w_first in zip(last.weights, first.weights):
-        value = keras.ops.convert_to_numpy(w_last)
+        value = convert_to_numpy(w_last)
         if w_last.name == "memory":
             value = value.transpose(0, 3, 1, 2)
         w_first.assign(value)
-    out_first = keras.ops.convert_to_numpy(first(x.transpose(0, 3, 1, 2)))
-    np.testing.assert_allclose(out_first.transpose(0, 2, 3, 1), keras.ops.convert_to_numpy(last(x)), atol=1e-5)
+    out_first = convert_to_numpy(first(x.transpose(0, 3, 1, 2)))
+    np.testing.assert_allclose(out_first.transpose(0, 2, 3, 1), convert_to_numpy(last(x)), atol=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -156,7 +157,7 @@ def test_property_matches_reference(height, width, channels, units, memories,
     ref, _ = numpy_reference.squeeze_and_remember(
         x, weights_by_name(layer), activation, use_bias
     )
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x)), ref, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(convert_to_numpy(layer(x)), ref, rtol=1e-4, atol=1e-4)
     assert layer.count_params() == numpy_reference.sr_parameter_count(
         height, width, channels, units, memories, use_bias
     )

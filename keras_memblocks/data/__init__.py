@@ -4,7 +4,6 @@ The digits and the generated data are NumPy arrays and need no TensorFlow;
 the tensorflow-datasets pipelines import it when first used.
 """
 
-from keras_memblocks import tensorflow_stack
 from keras_memblocks.data.digits import load_digits
 from keras_memblocks.data.synthetic import synthetic_images
 from keras_memblocks.data.synthetic import synthetic_segmentation
@@ -15,7 +14,7 @@ _TFDS_NAMES = ("DATASETS", "DatasetNotFoundError", "check_available", "load",
 
 def __getattr__(name):
     if name in _TFDS_NAMES:
-        tensorflow_stack.require("keras_memblocks.data." + name, tensorflow_stack.DATA)
+        # Without TensorFlow, tfds_datasets raises MissingTensorFlowError itself.
         from keras_memblocks.data import tfds_datasets
 
         return getattr(tfds_datasets, name)
