@@ -48,9 +48,12 @@ $(TORCH_VENV)/.installed: pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/memblocks demo
 
-## The default suite: everything but the `large` marker, on TensorFlow; then the backend
-## files on JAX where TensorFlow is not installed (the property tests run on TensorFlow).
+## The default suite: ruff on the whole tree; everything but the `large` marker, on
+## TensorFlow; then the backend files on JAX where TensorFlow is not installed (the property
+## tests run on TensorFlow).
 test: $(STAMP) $(JAX_VENV)/.installed
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m pytest -m "not large" -n 2 $(PYTEST_ARGS)
 	KERAS_BACKEND=jax JAX_PLATFORMS=cpu $(JAX_VENV)/bin/python -m pytest \
 		-m "not large and not property" -n 2 $(BACKEND_TESTS) $(PYTEST_ARGS)

@@ -27,14 +27,14 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from interleaved_timing import time_interleaved  # noqa: E402 (beside this script)
 
 import keras_memblocks  # noqa: E402
 from keras_memblocks.models import insert_blocks  # noqa: E402
 from keras_memblocks.models import vgg_like  # noqa: E402
-from interleaved_timing import time_interleaved  # noqa: E402 (beside this script)
 
 RESULTS = Path(__file__).parent / "results" / "block_overhead.json"
 
@@ -42,11 +42,18 @@ RESULTS = Path(__file__).parent / "results" / "block_overhead.json"
 def cifar100_vgg_like(width=32, block_variant=None, sr_after_stage=None):
     """The CC paper's CIFAR-100 net (`vgg_like`), with CC blocks after every
     conv (`block_variant`) or one SR block (P=10, U=8) after a stage's convs."""
-    kwargs = {} if block_variant is None else dict(block="cc", variant=block_variant)
-    model = vgg_like("cifar100", width, **kwargs)
+    blocks = None
+    if block_variant is not None:
+        blocks = {"block": "cc", "after": "conv", "variant": block_variant}
+    model = vgg_like("cifar100", width=width, blocks=blocks)
     if sr_after_stage is not None:
-        model = insert_blocks(model, "sr", after=[f"stage{sr_after_stage}_conv2"],
-                              num_memory_blocks=10, hidden_units=8)
+        model = insert_blocks(
+            model,
+            "sr",
+            after=[f"stage{sr_after_stage}_conv2"],
+            num_memory_blocks=10,
+            hidden_units=8,
+        )
     return model
 
 
@@ -68,8 +75,9 @@ def main():
     parser.add_argument("--models", nargs="+", default=list(MODELS))
     parser.add_argument("--modes", nargs="+", default=["graph", "xla"])
     parser.add_argument("--output", type=Path, default=RESULTS)
-    parser.add_argument("--width", type=int, default=32,
-                        help="first conv width of the VGG-like net (paper: 32)")
+    parser.add_argument(
+        "--width", type=int, default=32, help="first conv width of the VGG-like net (paper: 32)"
+    )
     args = parser.parse_args()
     unknown = sorted(set(args.models) - set(MODELS))
     if unknown:
@@ -80,8 +88,11 @@ def main():
     y = rng.integers(0, 100, args.batch_size)
     results = {
         "machine": f"{platform.machine()} {os.cpu_count()} CPUs, {platform.platform()}",
-        "versions": {"keras": keras.__version__, "tensorflow": tf.__version__,
-                     "keras_memblocks": keras_memblocks.__version__},
+        "versions": {
+            "keras": keras.__version__,
+            "tensorflow": tf.__version__,
+            "keras_memblocks": keras_memblocks.__version__,
+        },
         "batch_size": args.batch_size,
         "width": args.width,
         "repeats": args.repeats,
@@ -99,12 +110,8 @@ def main():
                 jit_compile=(mode == "xla"),
             )
             params[name] = model.count_params()
-            steps[f"{name}|train"] = (
-                lambda m=model: m.train_on_batch(x, y)
-            )
-            steps[f"{name}|inference"] = (
-                lambda m=model: m.predict_on_batch(x)
-            )
+            steps[f"{name}|train"] = lambda m=model: m.train_on_batch(x, y)
+            steps[f"{name}|inference"] = lambda m=model: m.predict_on_batch(x)
         print(f"[{mode}] warm-up (tracing and compiling {len(steps)} steps)")
         time_interleaved(steps, args.warmup)
         print(f"[{mode}] timing {args.repeats} interleaved rounds")
@@ -122,10 +129,11 @@ def main():
                     "ratio_median": round(float(np.median(t) / np.median(base)), 3),
                 }
             mode_results[name] = entry
+            train, inference = entry["train"], entry["inference"]
             print(
                 f"  {name:38s} params {params[name]:>9,d}  "
-                f"train x{entry['train']['ratio_p20']:.3f} (median x{entry['train']['ratio_median']:.3f})  "
-                f"inference x{entry['inference']['ratio_p20']:.3f} (median x{entry['inference']['ratio_median']:.3f})"
+                f"train x{train['ratio_p20']:.3f} (median x{train['ratio_median']:.3f})  "
+                f"inference x{inference['ratio_p20']:.3f} (median x{inference['ratio_median']:.3f})"
             )
         results["modes"][mode] = mode_results
     args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -137,17 +145,21 @@ def main():
 def markdown_table(results):
     """The README's table: one row per model, train / inference ratios."""
     modes = list(results["modes"])
-    header = "| model | parameters | " + " | ".join(
-        f"{mode} train | {mode} inference" for mode in modes
-    ) + " |"
+    header = (
+        "| model | parameters | "
+        + " | ".join(f"{mode} train | {mode} inference" for mode in modes)
+        + " |"
+    )
     lines = [header, "|" + "---|" * (2 + 2 * len(modes))]
     first = results["modes"][modes[0]]
     for name in first:
         cells = [name, f"{first[name]['parameters']:,}"]
         for mode in modes:
             entry = results["modes"][mode][name]
-            cells += [f"{entry['train']['ratio_p20']:.2f}x",
-                      f"{entry['inference']['ratio_p20']:.2f}x"]
+            cells += [
+                f"{entry['train']['ratio_p20']:.2f}x",
+                f"{entry['inference']['ratio_p20']:.2f}x",
+            ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -39,6 +39,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from interleaved_timing import time_interleaved  # noqa: E402 (beside this script)
 
 import keras_memblocks  # noqa: E402
 from keras_memblocks.data import load_digits  # noqa: E402
@@ -47,7 +48,6 @@ from keras_memblocks.export import tflite_interpreter  # noqa: E402
 from keras_memblocks.models import calibrate_batch_norm  # noqa: E402
 from keras_memblocks.models import insert_blocks  # noqa: E402
 from keras_memblocks.models import vgg_like  # noqa: E402
-from interleaved_timing import time_interleaved  # noqa: E402 (beside this script)
 
 RESULTS = Path(__file__).parent / "results" / "export_latency.json"
 MOBILENET_STAGE_ENDS = ["block_2_add", "block_5_add", "block_12_add", "block_15_add"]
@@ -58,14 +58,18 @@ def _mobilenet_v2():
 
 
 MODELS = {
-    "vgg_like": lambda: vgg_like("cifar10", 32),
-    "vgg_like+cc": lambda: vgg_like("cifar10", 32, block="cc", variant="reduced"),
-    "vgg_like+sr": lambda: insert_blocks(vgg_like("cifar10", 32), "sr", ["stage3_conv1"],
-                                         num_memory_blocks=10),
+    "vgg_like": lambda: vgg_like("cifar10", width=32),
+    "vgg_like+cc": lambda: vgg_like(
+        "cifar10", width=32, blocks={"block": "cc", "after": "conv", "variant": "reduced"}
+    ),
+    "vgg_like+sr": lambda: insert_blocks(
+        vgg_like("cifar10", width=32), "sr", ["stage3_conv1"], num_memory_blocks=10
+    ),
     "mobilenet_v2": _mobilenet_v2,
     "mobilenet_v2+cc": lambda: insert_blocks(_mobilenet_v2(), "cc", MOBILENET_STAGE_ENDS),
-    "mobilenet_v2+sr": lambda: insert_blocks(_mobilenet_v2(), "sr", ["block_12_add"],
-                                             num_memory_blocks=10),
+    "mobilenet_v2+sr": lambda: insert_blocks(
+        _mobilenet_v2(), "sr", ["block_12_add"], num_memory_blocks=10
+    ),
 }
 
 
@@ -73,7 +77,7 @@ def _perturb_blocks(model, seed=0):
     """Non-identity blocks: SR memories and the CC coefficient layer start at 0."""
     rng = np.random.default_rng(seed)
     for layer in model.layers:
-        if layer.name.endswith(("_cc", "_sr", "_block")):
+        if layer.name.endswith(("_cc", "_sr")):
             for weight in layer.weights:
                 weight.assign(np.asarray(weight) + 0.1 * rng.normal(size=weight.shape))
 
@@ -107,20 +111,31 @@ def build_runners(name, work_dir, threads, calibration):
     # norm statistics from real images make the parity checks meaningful.
     calibrate_batch_norm(model, x_train[:32])
     out = Path(work_dir) / name
-    float_export = export_model(model, out / "float", formats=("tflite", "onnx"),
-                                parity_inputs=x_test[:8])
-    int8_export = export_model(model, out / "int8", formats=("tflite",), quantization="int8",
-                               representative_data=x_train[:calibration], parity_inputs=x_test[:64])
+    float_export = export_model(
+        model, out / "float", formats=("tflite", "onnx"), parity_inputs=x_test[:8]
+    )
+    int8_export = export_model(
+        model,
+        out / "int8",
+        formats=("tflite",),
+        quantization="int8",
+        representative_data=x_train[:calibration],
+        parity_inputs=x_test[:64],
+    )
     image = x_test[:1]
     runners = {
         "keras": _keras_runner(model, image),
         "tflite_float32": tflite_interpreter(out / "float" / "model.tflite", image, threads).invoke,
-        "tflite_int8": tflite_interpreter(out / "int8" / "model_int8.tflite", image, threads).invoke,
+        "tflite_int8": tflite_interpreter(
+            out / "int8" / "model_int8.tflite", image, threads
+        ).invoke,
         "onnx": _onnx_runner(out / "float" / "model.onnx", image, threads),
     }
-    parity = {"tflite_float32": float_export["parity"]["tflite"],
-              "onnx": float_export["parity"]["onnx"],
-              "tflite_int8": int8_export["parity"]["tflite"]}
+    parity = {
+        "tflite_float32": float_export["parity"]["tflite"],
+        "onnx": float_export["parity"]["onnx"],
+        "tflite_int8": int8_export["parity"]["tflite"],
+    }
     return runners, parity, model.count_params()
 
 
@@ -129,11 +144,16 @@ def main():
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--rounds", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="threads of every runtime (default 1: stable numbers on a shared "
-                             "machine, and the usual edge setting)")
-    parser.add_argument("--calibration", type=int, default=128,
-                        help="digits images for int8 calibration")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="threads of every runtime (default 1: stable numbers on a shared "
+        "machine, and the usual edge setting)",
+    )
+    parser.add_argument(
+        "--calibration", type=int, default=128, help="digits images for int8 calibration"
+    )
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
@@ -144,7 +164,8 @@ def main():
         for name in args.models:
             print(f"exporting {name} (float32 TFLite + ONNX, int8 TFLite; parity checked)")
             model_runners, parity[name], params[name] = build_runners(
-                name, work_dir, args.threads, args.calibration)
+                name, work_dir, args.threads, args.calibration
+            )
             runners.update({(name, key): run for key, run in model_runners.items()})
         print(f"timing {len(runners)} artifacts, {args.rounds} rounds")
         time_interleaved(runners, args.warmup)
@@ -168,11 +189,13 @@ def main():
                 continue
             entry["latency_ms"][runtime] = round(median, 3)
         if plain != name and plain in args.models:
-            entry["ratio_vs_plain"] = {runtime: round(medians[(name, runtime)]
-                                                      / medians[(plain, runtime)], 3)
-                                       for runtime in entry["latency_ms"]}
+            entry["ratio_vs_plain"] = {
+                runtime: round(medians[(name, runtime)] / medians[(plain, runtime)], 3)
+                for runtime in entry["latency_ms"]
+            }
         entry["int8_vs_float32_tflite"] = round(
-            medians[(name, "tflite_int8")] / medians[(name, "tflite_float32")], 3)
+            medians[(name, "tflite_int8")] / medians[(name, "tflite_float32")], 3
+        )
         results["models"][name] = entry
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n")
@@ -184,17 +207,21 @@ def export_versions():
     import ai_edge_litert
     import onnxruntime
 
-    return {"keras": keras.__version__, "tensorflow": tf.__version__,
-            "onnxruntime": onnxruntime.__version__,
-            "ai_edge_litert": getattr(ai_edge_litert, "__version__", "unknown"),
-            "keras_memblocks": keras_memblocks.__version__}
+    return {
+        "keras": keras.__version__,
+        "tensorflow": tf.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "ai_edge_litert": getattr(ai_edge_litert, "__version__", "unknown"),
+        "keras_memblocks": keras_memblocks.__version__,
+    }
 
 
 def markdown_table(results):
     runtimes = ["keras", "tflite_float32", "tflite_int8", "onnx"]
-    lines = ["| model | " + " | ".join(f"{r} ms (x plain)" for r in runtimes)
-             + " | int8 / float32 |",
-             "|---" * (len(runtimes) + 2) + "|"]
+    lines = [
+        "| model | " + " | ".join(f"{r} ms (x plain)" for r in runtimes) + " | int8 / float32 |",
+        "|---" * (len(runtimes) + 2) + "|",
+    ]
     for name, entry in results["models"].items():
         cells = []
         for runtime in runtimes:
@@ -202,8 +229,9 @@ def markdown_table(results):
             if "ratio_vs_plain" in entry:
                 cell += f" ({entry['ratio_vs_plain'][runtime]:.2f}x)"
             cells.append(cell)
-        lines.append(f"| {name} | " + " | ".join(cells)
-                     + f" | {entry['int8_vs_float32_tflite']:.2f} |")
+        lines.append(
+            f"| {name} | " + " | ".join(cells) + f" | {entry['int8_vs_float32_tflite']:.2f} |"
+        )
     return "\n".join(lines)
 
 

@@ -46,25 +46,42 @@ RESULTS = Path(__file__).parent / "results"
 # name: (block builder, plain builder); a builder takes one of the pair's SIZES.
 PAIRS = {
     "resnet50_sr": (
-        lambda size: resnet50(size["classes"], size["shape"],
-                              sr=dict(module=3, num_memory_blocks=10, hidden_units=16)),
-        lambda size: resnet50(size["classes"], size["shape"])),
+        lambda size: resnet50(
+            size["classes"],
+            input_shape=size["shape"],
+            blocks={"block": "sr", "after": 3, "num_memory_blocks": 10, "hidden_units": 16},
+        ),
+        lambda size: resnet50(size["classes"], input_shape=size["shape"]),
+    ),
     "vgg_like_cc": (
-        lambda size: vgg_like("cifar100", size["width"], block="cc", variant="reduced",
-                              num_classes=size["classes"], input_shape=size["shape"]),
-        lambda size: vgg_like("cifar100", size["width"], num_classes=size["classes"],
-                              input_shape=size["shape"])),
+        lambda size: vgg_like(
+            "cifar100",
+            width=size["width"],
+            num_classes=size["classes"],
+            input_shape=size["shape"],
+            blocks={"block": "cc", "after": "conv", "variant": "reduced"},
+        ),
+        lambda size: vgg_like(
+            "cifar100", width=size["width"], num_classes=size["classes"], input_shape=size["shape"]
+        ),
+    ),
 }
 # The issue's sizes, and --tiny: the same code at sizes a CPU runs in seconds,
 # so the script never rots.
 SIZES = {
-    "resnet50_sr": {"full": dict(shape=(224, 224, 3), classes=1000, batch=128),
-                    "tiny": dict(shape=(32, 32, 3), classes=10, batch=2)},
-    "vgg_like_cc": {"full": dict(shape=(32, 32, 3), classes=100, batch=128, width=32),
-                    "tiny": dict(shape=(32, 32, 3), classes=100, batch=4, width=4)},
+    "resnet50_sr": {
+        "full": dict(shape=(224, 224, 3), classes=1000, batch=128),
+        "tiny": dict(shape=(32, 32, 3), classes=10, batch=2),
+    },
+    "vgg_like_cc": {
+        "full": dict(shape=(32, 32, 3), classes=100, batch=128, width=32),
+        "tiny": dict(shape=(32, 32, 3), classes=100, batch=4, width=4),
+    },
 }
-TARGETS = {"resnet50_sr": {"train": 1.02, "inference": 1.02},
-           "vgg_like_cc": {"train": 1.15, "inference": 1.10}}
+TARGETS = {
+    "resnet50_sr": {"train": 1.02, "inference": 1.02},
+    "vgg_like_cc": {"train": 1.15, "inference": 1.10},
+}
 
 
 def compiled(builder, size, policy):
@@ -74,16 +91,21 @@ def compiled(builder, size, policy):
         model = builder(size)
     finally:
         keras.config.set_dtype_policy("float32")
-    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
-                  loss="sparse_categorical_crossentropy", jit_compile="auto")
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
+        loss="sparse_categorical_crossentropy",
+        jit_compile="auto",
+    )
     return model
 
 
 def summary(seconds, images):
     seconds = np.asarray(seconds)
-    return {"median_ms": round(1e3 * float(np.median(seconds)), 3),
-            "p10_ms": round(1e3 * float(np.quantile(seconds, 0.1)), 3),
-            "images_per_s": round(images / float(np.median(seconds)), 1)}
+    return {
+        "median_ms": round(1e3 * float(np.median(seconds)), 3),
+        "p10_ms": round(1e3 * float(np.quantile(seconds, 0.1)), 3),
+        "images_per_s": round(images / float(np.median(seconds)), 1),
+    }
 
 
 def time_pair(name, policy, tiny, samples, steps, warmup):
@@ -92,12 +114,19 @@ def time_pair(name, policy, tiny, samples, steps, warmup):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(batch, *size["shape"])).astype("float32")
     y = rng.integers(0, size["classes"], size=(batch,)).astype("int32")
-    models = {kind: compiled(builder, size, policy)
-              for kind, builder in zip(("block", "plain"), PAIRS[name])}
-    result = {"batch": batch, "input_shape": list(size["shape"]), "policy": policy,
-              "jit_compile": {k: bool(m.jit_compile) for k, m in models.items()},
-              "parameters": {k: int(m.count_params()) for k, m in models.items()}}
+    models = {
+        kind: compiled(builder, size, policy)
+        for kind, builder in zip(("block", "plain"), PAIRS[name])
+    }
+    result = {
+        "batch": batch,
+        "input_shape": list(size["shape"]),
+        "policy": policy,
+        "jit_compile": {k: bool(m.jit_compile) for k, m in models.items()},
+        "parameters": {k: int(m.count_params()) for k, m in models.items()},
+    }
     for mode in ("train", "inference"):
+
         def step(model, mode=mode):
             for _ in range(steps):
                 if mode == "train":
@@ -111,25 +140,32 @@ def time_pair(name, policy, tiny, samples, steps, warmup):
         times = time_interleaved({k: (lambda m=m: step(m)) for k, m in models.items()}, samples)
         per_step = {k: [t / steps for t in v] for k, v in times.items()}
         entry = {k: summary(v, batch) for k, v in per_step.items()}
-        entry["ratio_median"] = round(float(np.median(per_step["block"])
-                                            / np.median(per_step["plain"])), 4)
-        entry["ratio_p10"] = round(float(np.quantile(per_step["block"], 0.1)
-                                         / np.quantile(per_step["plain"], 0.1)), 4)
+        entry["ratio_median"] = round(
+            float(np.median(per_step["block"]) / np.median(per_step["plain"])), 4
+        )
+        entry["ratio_p10"] = round(
+            float(np.quantile(per_step["block"], 0.1) / np.quantile(per_step["plain"], 0.1)), 4
+        )
         entry["target"] = TARGETS[name][mode]
         result[mode] = entry
     return result
 
 
 def markdown_table(results):
-    lines = ["| pair | precision | mode | plain ms | block ms | ratio (median) | ratio (p10) "
-             "| target | block images/s |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| pair | precision | mode | plain ms | block ms | ratio (median) | ratio (p10) "
+        "| target | block images/s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for run in results["runs"]:
         for mode in ("train", "inference"):
             e = run[mode]
-            lines.append(f"| {run['pair']} | {run['policy']} | {mode} | {e['plain']['median_ms']} "
-                         f"| {e['block']['median_ms']} | {e['ratio_median']:.3f} "
-                         f"| {e['ratio_p10']:.3f} | <= {e['target']} "
-                         f"| {e['block']['images_per_s']} |")
+            lines.append(
+                f"| {run['pair']} | {run['policy']} | {mode} | {e['plain']['median_ms']} "
+                f"| {e['block']['median_ms']} | {e['ratio_median']:.3f} "
+                f"| {e['ratio_p10']:.3f} | <= {e['target']} "
+                f"| {e['block']['images_per_s']} |"
+            )
     return "\n".join(lines)
 
 
@@ -141,8 +177,12 @@ def default_output(info):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pairs", nargs="+", choices=list(PAIRS), default=list(PAIRS))
-    parser.add_argument("--policies", nargs="+", default=["float32", "mixed_bfloat16"],
-                        choices=["float32", "mixed_bfloat16", "mixed_float16"])
+    parser.add_argument(
+        "--policies",
+        nargs="+",
+        default=["float32", "mixed_bfloat16"],
+        choices=["float32", "mixed_bfloat16", "mixed_float16"],
+    )
     parser.add_argument("--samples", type=int, default=30, help="timed samples per model")
     parser.add_argument("--steps", type=int, default=5, help="calls in a row per sample")
     parser.add_argument("--warmup", type=int, default=3, help="untimed samples first")
@@ -152,10 +192,16 @@ def main(argv=None):
 
     info = machine()
     if info["gpu"] is None and not args.tiny:
-        parser.error(f"no GPU visible to Keras' {info['backend']} backend; "
-                     "pass --tiny for a CPU smoke run")
-    results = {"machine": info, "tiny": args.tiny, "samples": args.samples,
-               "steps_per_sample": args.steps, "runs": []}
+        parser.error(
+            f"no GPU visible to Keras' {info['backend']} backend; pass --tiny for a CPU smoke run"
+        )
+    results = {
+        "machine": info,
+        "tiny": args.tiny,
+        "samples": args.samples,
+        "steps_per_sample": args.steps,
+        "runs": [],
+    }
     for name in args.pairs:
         for policy in args.policies:
             print(f"{name} {policy} ...", flush=True)

@@ -28,8 +28,9 @@ def machine():
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as cpuinfo:
-            cpu = next(line.split(":", 1)[1].strip() for line in cpuinfo
-                       if line.startswith("model name"))
+            cpu = next(
+                line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")
+            )
     except (OSError, StopIteration):
         pass
     backend = keras.backend.backend()
@@ -55,5 +56,11 @@ def machine():
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             pass
-    return {"cpu": cpu, "cpu_cores": os.cpu_count(), "gpu": gpu, "backend": backend,
-            "python": platform.python_version(), "versions": versions}
+    return {
+        "cpu": cpu,
+        "cpu_cores": os.cpu_count(),
+        "gpu": gpu,
+        "backend": backend,
+        "python": platform.python_version(),
+        "versions": versions,
+    }

@@ -35,9 +35,11 @@ def load_image(path, height, width, channels):
         if channels == 1:
             image = image[..., None]
     if image.shape != (height, width, channels):
-        raise ValueError(f"{path}: image of shape {image.shape}, the model takes "
-                         f"{(height, width, channels)}; resize it (an image file other "
-                         "than .npy is resized for you, with Pillow)")
+        raise ValueError(
+            f"{path}: image of shape {image.shape}, the model takes "
+            f"{(height, width, channels)}; resize it (an image file other "
+            "than .npy is resized for you, with Pillow)"
+        )
     return image
 
 
@@ -54,8 +56,12 @@ def report(probabilities, save_mask=None):
     if save_mask:
         np.save(save_mask, mask)
     classes, counts = np.unique(mask, return_counts=True)
-    return {"segmentation": {"shape": list(mask.shape),
-                             "pixels_per_class": {int(c): int(n) for c, n in zip(classes, counts)}}}
+    return {
+        "segmentation": {
+            "shape": list(mask.shape),
+            "pixels_per_class": {int(c): int(n) for c, n in zip(classes, counts)},
+        }
+    }
 
 
 def top_classes(probabilities, k=5):

@@ -30,15 +30,19 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("model")
     parser.add_argument("image", help=".npy array (H, W, C), or an image file (needs Pillow)")
-    parser.add_argument("--save-mask", metavar="PATH",
-                        help="segmentation models: save the (H, W) class map as .npy")
+    parser.add_argument(
+        "--save-mask", metavar="PATH", help="segmentation models: save the (H, W) class map as .npy"
+    )
     args = parser.parse_args(argv)
     try:
         check_file(args.model, "model")
         import onnxruntime
 
-        shape = onnxruntime.InferenceSession(args.model, providers=["CPUExecutionProvider"]) \
-            .get_inputs()[0].shape
+        shape = (
+            onnxruntime.InferenceSession(args.model, providers=["CPUExecutionProvider"])
+            .get_inputs()[0]
+            .shape
+        )
         image = load_image(args.image, *shape[1:])
     except ValueError as error:  # the user's files: one line, no traceback
         parser.exit(2, f"{parser.prog}: error: {error}\n")

@@ -45,8 +45,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("model")
     parser.add_argument("image", help=".npy array (H, W, C), or an image file (needs Pillow)")
-    parser.add_argument("--save-mask", metavar="PATH",
-                        help="segmentation models: save the (H, W) class map as .npy")
+    parser.add_argument(
+        "--save-mask", metavar="PATH", help="segmentation models: save the (H, W) class map as .npy"
+    )
     args = parser.parse_args(argv)
     try:
         check_file(args.model, "model")

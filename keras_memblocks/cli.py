@@ -6,9 +6,15 @@ import shlex
 import sys
 
 FLAGS = {  # command-line flag -> recipe field
-    "model": "model", "model_args": "model_args", "dataset": "dataset", "epochs": "epochs",
-    "batch_size": "batch_size", "learning_rate": "learning_rate",
-    "weight_decay": "weight_decay", "data_dir": "data_dir", "strategy": "strategy",
+    "model": "model",
+    "model_args": "model_args",
+    "dataset": "dataset",
+    "epochs": "epochs",
+    "batch_size": "batch_size",
+    "learning_rate": "learning_rate",
+    "weight_decay": "weight_decay",
+    "data_dir": "data_dir",
+    "strategy": "strategy",
     "max_steps_per_epoch": "max_steps_per_epoch",
 }
 
@@ -28,44 +34,82 @@ def _json_value(text):
     except json.JSONDecodeError as error:
         raise argparse.ArgumentTypeError(
             f"not valid JSON ({error.msg} at column {error.colno}): {text!r}; "
-            """e.g. '{"depth": 34}' with double quotes""") from None
+            """e.g. '{"depth": 34}' with double quotes"""
+        ) from None
 
 
 def _train_parser(subparsers):
+    from keras_memblocks.training import RECIPES
+    from keras_memblocks.training import recipes
+    from keras_memblocks.training import specs
+
     p = subparsers.add_parser(
-        "train", help="train a recipe (every field overridable)",
+        "train",
+        help="train a recipe (every field overridable)",
         description="Train a named recipe; override any field with --set FIELD=VALUE, "
-                    "a --config YAML/JSON file, or the shortcuts below.",
+        "a --config YAML/JSON file, or the shortcuts below.",
     )
-    p.add_argument("--recipe", default="digits", help="sr-cifar10, sr-cifar100, sr-imagenet, "
-                   "sr-cityscapes, cc-cifar100, digits (default)")
+    p.add_argument(
+        "--recipe",
+        default="digits",
+        choices=list(RECIPES),
+        help="the papers' settings (default: digits, the embedded dataset)",
+    )
     p.add_argument("--config", help="YAML or JSON file of recipe fields")
-    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override one recipe field (VALUE parsed as JSON when possible)")
-    p.add_argument("--model")
-    p.add_argument("--model-args", type=_json_value, help="JSON dict of builder arguments")
-    p.add_argument("--dataset")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override one recipe field (VALUE parsed as JSON when possible)",
+    )
+    p.add_argument("--model", choices=list(specs.MODELS))
+    p.add_argument(
+        "--model-args",
+        type=_json_value,
+        help="""JSON dict of builder arguments, e.g. '{"depth": 34, "blocks": """
+        """{"block": "sr", "after": 3, "num_memory_blocks": 4}}'""",
+    )
+    p.add_argument("--dataset", choices=list(specs.DATASETS))
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--learning-rate", type=float)
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--data-dir")
     p.add_argument("--max-steps-per-epoch", type=int)
-    p.add_argument("--strategy", help="none, mirrored (all local GPUs) or multiworker (TF_CONFIG)")
+    p.add_argument(
+        "--strategy",
+        choices=recipes.STRATEGIES,
+        help="none, mirrored (all local GPUs) or multiworker (TF_CONFIG)",
+    )
     p.add_argument("--mixed-precision", action="store_true")
-    p.add_argument("--jit-compile", action=argparse.BooleanOptionalAction, default=None,
-                   help="force XLA on (--jit-compile) or off (--no-jit-compile); default: Keras' "
-                        "'auto', XLA on a GPU or with JAX, graph mode on a TensorFlow CPU")
+    p.add_argument(
+        "--jit-compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="force XLA on (--jit-compile) or off (--no-jit-compile); default: Keras' "
+        "'auto', XLA on a GPU or with JAX, graph mode on a TensorFlow CPU",
+    )
     p.add_argument("--tensorboard", action="store_true")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--output-dir", default=None, help="default: runs/<recipe>")
-    p.add_argument("--overwrite", action="store_true",
-                   help="train again a seed whose run already finished (its files are replaced); "
-                        "without it a finished run is kept and reported")
-    p.add_argument("--stand-in-data", type=int, nargs="?", const=16, default=None, metavar="N",
-                   help="run the recipe's real pipeline on N (16) generated examples per split of "
-                        "the dataset's shape: checks that a recipe runs here before the data is "
-                        "downloaded (the accuracy means nothing; use a small --batch-size)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="train again a seed whose run already finished (its files are replaced); "
+        "without it a finished run is kept and reported",
+    )
+    p.add_argument(
+        "--stand-in-data",
+        type=int,
+        nargs="?",
+        const=16,
+        default=None,
+        metavar="N",
+        help="run the recipe's real pipeline on N (16) generated examples per split of "
+        "the dataset's shape: checks that a recipe runs here before the data is "
+        "downloaded (the accuracy means nothing; use a small --batch-size)",
+    )
     return p
 
 
@@ -99,8 +143,10 @@ def _calibration_images(source, input_shape):
     height, width, channels = input_shape
     if source == "digits":
         if height != width or height < 8 or channels not in (1, 3):
-            raise ValueError(f"The digits cannot feed a model taking {input_shape}; pass a .npy "
-                             "file of images with --calibration.")
+            raise ValueError(
+                f"The digits cannot feed a model taking {input_shape}; pass a .npy "
+                "file of images with --calibration."
+            )
         from keras_memblocks.data import load_digits
 
         (x_train, _), (x_test, _) = load_digits(height, channels=channels)
@@ -132,13 +178,21 @@ def _export(args):
     inputs = model.inputs
     if len(inputs) != 1 or len(inputs[0].shape) != 4:
         shapes = ", ".join(str(tuple(i.shape)) for i in inputs)
-        raise ValueError(f"{path.name} takes inputs of shape {shapes}; memblocks export exports "
-                         "image models with one (batch, height, width, channels) input.")
+        raise ValueError(
+            f"{path.name} takes inputs of shape {shapes}; memblocks export exports "
+            "image models with one (batch, height, width, channels) input."
+        )
     representative, held_out = _calibration_images(args.calibration, tuple(model.input.shape[1:]))
     output_dir = args.output_dir or str(path.with_name(f"{path.stem}_export"))
-    manifest = export_model(model, output_dir, formats=tuple(args.formats), quantization=args.quantize,
-                            representative_data=representative, parity_inputs=held_out,
-                            overwrite=args.overwrite)
+    manifest = export_model(
+        model,
+        output_dir,
+        formats=tuple(args.formats),
+        quantization=args.quantize,
+        representative_data=representative,
+        parity_inputs=held_out,
+        overwrite=args.overwrite,
+    )
     print(f"exported to {output_dir} ({manifest['parity_examples']} held-out images)")
     print("| artifact | max abs diff | top-1 agreement |\n|---|---|---|")
     for name, result in manifest["parity"].items():
@@ -167,14 +221,20 @@ def _train(args):
     if config.strategy != "multiworker":  # that strategy must come before any TF op
         model = build_model(config)  # a bad model or block fails here, before any data is read
     output_dir = args.output_dir or f"runs/{args.recipe}"
-    data = (stand_in_data(num_examples=args.stand_in_data) if args.stand_in_data
-            else contextlib.nullcontext())
+    data = (
+        stand_in_data(num_examples=args.stand_in_data)
+        if args.stand_in_data
+        else contextlib.nullcontext()
+    )
     with data:
         summary = train_seeds(config, args.seeds, output_dir, overwrite=args.overwrite)
-    print(f"\n{summary['metric']}: {summary['mean']:.2f} ± {summary['sd']:.2f} "
-          f"over seeds {summary['seeds']} (summary in {output_dir}/summary.md)")
+    print(
+        f"\n{summary['metric']}: {summary['mean']:.2f} ± {summary['sd']:.2f} "
+        f"over seeds {summary['seeds']} (summary in {output_dir}/summary.md)"
+    )
     best_index = (min if summary["metric"] == "loss" else max)(
-        range(len(summary["values"])), key=summary["values"].__getitem__)
+        range(len(summary["values"])), key=summary["values"].__getitem__
+    )
     best_path = summary["model_paths"][best_index]
     print(f"best model: {best_path}")
     if model is not None:
@@ -182,39 +242,57 @@ def _train(args):
     return 0
 
 
-def main(argv=None):
+def _parser():
+    from keras_memblocks.training.reproduction import GRIDS
+
     parser = argparse.ArgumentParser(prog="memblocks", description="keras-memblocks command line")
     subparsers = parser.add_subparsers(dest="command", required=True)
     _train_parser(subparsers)
     reproduce = subparsers.add_parser("reproduce", help="run a published table's experiment grid")
-    reproduce.add_argument("table", help="sr-table1, sr-table3, sr-table4, sr-table5, cc-table3, cc-fig4")
+    reproduce.add_argument("table", choices=list(GRIDS))
     reproduce.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     reproduce.add_argument("--data-dir")
     reproduce.add_argument("--output-dir", default="runs/reproduce")
-    reproduce.add_argument("--quick", action="store_true",
-                           help="check the grid on generated data (every model built, 2 rows trained 1 step)")
+    reproduce.add_argument(
+        "--quick",
+        action="store_true",
+        help="check the grid on generated data (every model built, 2 rows trained 1 step)",
+    )
     export = subparsers.add_parser("export", help="export a .keras model, verified against Keras")
     export.add_argument("model", help="a .keras file")
     export.add_argument("--output-dir", help="default: <model>_export beside the model")
     export.add_argument("--formats", nargs="+", default=["saved_model", "tflite", "onnx"])
     export.add_argument("--quantize", help="TFLite quantization: float16, dynamic_range or int8")
-    export.add_argument("--calibration", default="digits",
-                        help="'digits' (the embedded dataset) or a .npy file of images: "
-                             "int8 calibration from its first half, parity on its second")
-    export.add_argument("--overwrite", action="store_true",
-                        help="replace a non-empty output directory (an empty one is used as is)")
+    export.add_argument(
+        "--calibration",
+        default="digits",
+        help="'digits' (the embedded dataset) or a .npy file of images: "
+        "int8 calibration from its first half, parity on its second",
+    )
+    export.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a non-empty output directory (an empty one is used as is)",
+    )
     demo = subparsers.add_parser("demo", help="the main job on the embedded digits")
     demo.add_argument("--output-dir", default="runs/demo")
     demo.add_argument("--epochs", type=int, default=15)
-    args = parser.parse_args(argv)
+    return parser
 
+
+def main(argv=None):
     from keras_memblocks import tensorflow_stack
 
-    # Every command feeds tf.data; demo and export also convert with TensorFlow.
-    exports = args.command in ("demo", "export")
-    needs = {**tensorflow_stack.DATA, **(tensorflow_stack.EXPORT if exports else {})}
+    # Every command feeds tf.data (and the choices come from the training
+    # registries); demo and export also convert with TensorFlow.
+    words = sys.argv[1:] if argv is None else argv
+    command = f"memblocks {words[0]}" if words and not words[0].startswith("-") else "memblocks"
     try:
-        tensorflow_stack.require(f"memblocks {args.command}", needs)
+        tensorflow_stack.require(command, tensorflow_stack.DATA)
+        args = _parser().parse_args(argv)
+        exports = args.command in ("demo", "export")
+        if exports:
+            tensorflow_stack.require(f"memblocks {args.command}", tensorflow_stack.EXPORT)
     except tensorflow_stack.MissingTensorFlowError as error:
         print(f"memblocks: error: {error}", file=sys.stderr)
         return 2
@@ -236,8 +314,13 @@ def main(argv=None):
         if args.command == "reproduce":
             from keras_memblocks.training.reproduction import reproduce
 
-            rows = reproduce(args.table, args.output_dir, seeds=args.seeds, quick=args.quick,
-                             data_dir=args.data_dir)
+            rows = reproduce(
+                args.table,
+                args.output_dir,
+                seeds=args.seeds,
+                quick=args.quick,
+                data_dir=args.data_dir,
+            )
             print(f"{len(rows)} rows; table in {args.output_dir}/{args.table}.md")
             return 0
         return _train(args)

@@ -19,15 +19,22 @@ from keras_memblocks.data import load_digits
 from keras_memblocks.export import export_model
 from keras_memblocks.training import get_recipe
 from keras_memblocks.training import train
+from keras_memblocks.training.recipes import cc_after_every_conv
+from keras_memblocks.training.recipes import sr_after
 
 DEMO_MODELS = [
     ("VGG-like (CC paper), standard", "vgg_like", {"dataset": "cifar10", "width": 16}),
-    ("VGG-like (CC paper), reduced CC after every conv", "vgg_like",
-     {"dataset": "cifar10", "width": 16, "block": "cc", "variant": "reduced"}),
+    (
+        "VGG-like (CC paper), reduced CC after every conv",
+        "vgg_like",
+        {"dataset": "cifar10", "width": 16, "blocks": cc_after_every_conv("reduced")},
+    ),
     ("ResNet-18 (width 16), no SR", "cifar_resnet", {"depth": 18, "num_classes": 10, "width": 16}),
-    ("ResNet-18 (width 16), SR after module 3 (P=4, U=8)", "cifar_resnet",
-     {"depth": 18, "num_classes": 10, "width": 16,
-      "sr": {"module": 3, "num_memory_blocks": 4, "hidden_units": 8}}),
+    (
+        "ResNet-18 (width 16), SR after module 3 (P=4, U=8)",
+        "cifar_resnet",
+        {"depth": 18, "num_classes": 10, "width": 16, "blocks": sr_after(3, 4, 8)},
+    ),
 ]
 
 
@@ -38,8 +45,9 @@ def run_demo(output_dir="runs/demo", epochs=15, seed=0, verbose=2):
     for index, (label, model, model_args) in enumerate(DEMO_MODELS):
         print(f"\n=== [{index + 1}/{len(DEMO_MODELS)}] {label}", flush=True)
         config = get_recipe("digits").replace(model=model, model_args=model_args, epochs=epochs)
-        run = train(config, output_dir / f"model_{index}", seed=seed, verbose=verbose,
-                    overwrite=True)  # the demo always trains afresh
+        run = train(
+            config, output_dir / f"model_{index}", seed=seed, verbose=verbose, overwrite=True
+        )  # the demo always trains afresh
         run["label"] = label
         results.append(run)
     table = format_table(results)
@@ -63,24 +71,37 @@ def export_best(model_path, export_dir):
     (x_train, _), (x_test, _) = load_digits(int(model.input.shape[1]), channels=3)
     common = dict(parity_inputs=x_test, overwrite=True)
     parity = dict(export_model(model, export_dir / "float32", **common)["parity"])
-    int8 = export_model(model, export_dir / "int8", formats=("tflite",), quantization="int8",
-                        representative_data=x_train[:256], **common)["parity"]
+    int8 = export_model(
+        model,
+        export_dir / "int8",
+        formats=("tflite",),
+        quantization="int8",
+        representative_data=x_train[:256],
+        **common,
+    )["parity"]
     parity["tflite int8"] = int8["tflite"]
     return parity
 
 
 def format_parity(label, parity):
-    lines = [f"Export of {label}, against the Keras model on the held-out digits:", "",
-             "| artifact | max abs diff | top-1 agreement |", "|---|---|---|"]
+    lines = [
+        f"Export of {label}, against the Keras model on the held-out digits:",
+        "",
+        "| artifact | max abs diff | top-1 agreement |",
+        "|---|---|---|",
+    ]
     for name, result in parity.items():
-        lines.append(f"| {name} | {result['max_abs_diff']:.2e} | {100 * result['top1_agreement']:.2f} % |")
+        lines.append(
+            f"| {name} | {result['max_abs_diff']:.2e} | {100 * result['top1_agreement']:.2f} % |"
+        )
     return "\n".join(lines)
 
 
 def format_table(results):
-    lines = ["| model | parameters | test accuracy | median train step |",
-             "|---|---|---|---|"]
+    lines = ["| model | parameters | test accuracy | median train step |", "|---|---|---|---|"]
     for r in results:
-        lines.append(f"| {r['label']} | {r['trainable_parameters']:,} | "
-                     f"{100 * r['test']['accuracy']:.2f} % | {r['median_step_ms']:.1f} ms |")
+        lines.append(
+            f"| {r['label']} | {r['trainable_parameters']:,} | "
+            f"{100 * r['test']['accuracy']:.2f} % | {r['median_step_ms']:.1f} ms |"
+        )
     return "\n".join(lines)

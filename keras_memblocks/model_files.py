@@ -60,7 +60,7 @@ def load_model_file(path, compile=True):
     >>> from keras_memblocks.model_files import load_model_file
     >>> from keras_memblocks.models import vgg_like
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "model.keras"
-    >>> vgg_like("mnist", 1, block="cc").save(path)
+    >>> vgg_like("mnist", width=1, blocks={"block": "cc", "after": "conv"}).save(path)
     >>> load_model_file(path).name
     'vgg_like_mnist_w1_cc'
     """

@@ -19,8 +19,12 @@ import re
 
 # What each TensorFlow-built part imports: distribution name -> module name.
 DATA = {"tensorflow": "tensorflow", "tensorflow-datasets": "tensorflow_datasets"}
-EXPORT = {"tensorflow": "tensorflow", "tf2onnx": "tf2onnx", "onnxruntime": "onnxruntime",
-          "ai-edge-litert": "ai_edge_litert"}
+EXPORT = {
+    "tensorflow": "tensorflow",
+    "tf2onnx": "tf2onnx",
+    "onnxruntime": "onnxruntime",
+    "ai-edge-litert": "ai_edge_litert",
+}
 
 
 class MissingTensorFlowError(ImportError):
@@ -57,11 +61,11 @@ def require(feature, modules):
     >>> tensorflow_stack.requirement("tensorflow")
     'tensorflow==2.21.*'
     """
-    missing = [name for name, module in modules.items()
-               if importlib.util.find_spec(module) is None]
+    missing = [name for name, module in modules.items() if importlib.util.find_spec(module) is None]
     if missing:
         install = " ".join(f"'{requirement(name)}'" for name in missing)
         raise MissingTensorFlowError(
             f"{feature} is built on TensorFlow's tools and needs {', '.join(missing)}, which "
             f"this environment does not have (an install with --no-deps leaves them out): "
-            f"pip install {install}")
+            f"pip install {install}"
+        )

@@ -20,8 +20,12 @@ def main(paths):
     for path in paths:
         start = time.perf_counter()
         notebook = nbformat.read(path, as_version=4)
-        NotebookClient(notebook, timeout=15 * 60, kernel_name="python3",
-                       resources={"metadata": {"path": str(path.parent)}}).execute()
+        NotebookClient(
+            notebook,
+            timeout=15 * 60,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(path.parent)}},
+        ).execute()
         print(f"{path.name}: ran in {time.perf_counter() - start:.0f} s", flush=True)
 
 

@@ -29,9 +29,7 @@ BATCH = 4
 
 
 def random_inputs(input_shape, batch=BATCH, seed=0):
-    return np.random.default_rng(seed).normal(
-        size=(batch, *input_shape)
-    ).astype("float32")
+    return np.random.default_rng(seed).normal(size=(batch, *input_shape)).astype("float32")
 
 
 def as_list(outputs):
@@ -47,17 +45,25 @@ def functional_model(layer_cls, init_kwargs, input_shape, dtype=None):
     return keras.Model(inputs, outputs)
 
 
-def randomize_weights(model, seed=0, scale=0.3):
+def randomize_weights(model, seed=0, scale=0.3, keep_initial=True):
     """Moves every weight off its initial value, deterministically.
 
     Zero-initialised weights (SR memories, CC coefficient layers) make some
     gradients vanish at initialisation by design; the battery tests that
-    gradients reach every weight from a generic state.
+    gradients reach every weight from a generic state. With
+    `keep_initial=False` every weight is drawn afresh, `scale * N(0, 1)`
+    (the NumPy-reference tests: no weight keeps a special value).
     """
     rng = np.random.default_rng(seed)
     for weight in model.weights:
         value = keras.ops.convert_to_numpy(weight)
-        weight.assign(value + scale * rng.normal(size=value.shape))
+        noise = scale * rng.normal(size=value.shape)
+        weight.assign((value + noise) if keep_initial else noise.astype("float32"))
+
+
+def weights_by_name(layer):
+    """`{weight name: NumPy array}`, what the NumPy references take."""
+    return {w.name: keras.ops.convert_to_numpy(w) for w in layer.weights}
 
 
 def check_config_round_trip(layer_cls, init_kwargs):
@@ -98,12 +104,9 @@ def check_fit_updates_every_weight(layer_cls, init_kwargs, input_shape):
     randomize_weights(model)
     x = random_inputs(input_shape)
     targets = [
-        np.random.default_rng(1).normal(size=(BATCH, *o.shape[1:]))
-        for o in as_list(model.outputs)
+        np.random.default_rng(1).normal(size=(BATCH, *o.shape[1:])) for o in as_list(model.outputs)
     ]
-    model.compile(
-        optimizer=keras.optimizers.SGD(0.1), loss=["mse"] * len(targets)
-    )
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss=["mse"] * len(targets))
     before = [keras.ops.convert_to_numpy(w).copy() for w in model.trainable_weights]
     history = model.fit(x, targets, batch_size=BATCH, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
@@ -121,9 +124,7 @@ def check_mixed_precision(layer_cls, init_kwargs, input_shape):
     keras.utils.set_random_seed(0)
     full = functional_model(layer_cls, init_kwargs, input_shape)
     randomize_weights(full, scale=0.1)
-    mixed = functional_model(
-        layer_cls, init_kwargs, input_shape, dtype="mixed_float16"
-    )
+    mixed = functional_model(layer_cls, init_kwargs, input_shape, dtype="mixed_float16")
     mixed.set_weights(full.get_weights())
     for weight in mixed.weights:
         assert weight.dtype == "float32", weight.path
@@ -164,9 +165,7 @@ def check_jit_compile(layer_cls, init_kwargs, input_shape):
     for e, g in zip(expected, got):
         np.testing.assert_allclose(keras.ops.convert_to_numpy(g), e, rtol=1e-4, atol=1e-5)
     # And the user-facing path: compile(jit_compile=True) + a train step.
-    model.compile(
-        optimizer="sgd", loss=["mse"] * len(expected), jit_compile=True
-    )
+    model.compile(optimizer="sgd", loss=["mse"] * len(expected), jit_compile=True)
     model.train_on_batch(x, expected)
 
 
@@ -195,9 +194,17 @@ def check_save_load_fresh_process(layer_cls, init_kwargs, input_shape, tmp_path)
     model.save(model_path)
     np.save(tmp_path / "inputs.npy", x)
     result = subprocess.run(
-        [sys.executable, "-c", _LOAD_SCRIPT, str(model_path),
-         str(tmp_path / "inputs.npy"), str(tmp_path / "outputs.npz")],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-c",
+            _LOAD_SCRIPT,
+            str(model_path),
+            str(tmp_path / "inputs.npy"),
+            str(tmp_path / "outputs.npz"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     loaded = np.load(tmp_path / "outputs.npz")

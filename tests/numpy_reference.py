@@ -57,8 +57,7 @@ def nearest_downsample(x, grid_size):
     return x[:, rows][:, :, cols]
 
 
-def cc_coefficients(x, weights, variant, grid_size=11, ch_activation="relu",
-                    use_bias=True):
+def cc_coefficients(x, weights, variant, grid_size=11, ch_activation="relu", use_bias=True):
     """(B, C, K) coefficients of the CC block, after tanh(p)/2 + 1 for the
     input-dependent variants."""
     x = x.astype("float64")
@@ -70,9 +69,7 @@ def cc_coefficients(x, weights, variant, grid_size=11, ch_activation="relu",
 
     grid = nearest_downsample(x, grid_size)  # (B, g_h, g_w, C)
     # Each channel's grid, row-major: (B, C, g_h*g_w).
-    per_channel = np.stack(
-        [grid[..., c].reshape(batch, -1) for c in range(channels)], axis=1
-    )
+    per_channel = np.stack([grid[..., c].reshape(batch, -1) for c in range(channels)], axis=1)
     act = ACTIVATIONS[ch_activation]
 
     def dense_per_channel(features, name):
@@ -115,10 +112,8 @@ def excitation_map(coefficients, height, width, emp):
                 fw = p[..., 0] * (width - x) / width + p[..., 1] * x / width
                 fh = p[..., 2] * (height - y) / height + p[..., 3] * y / height
             elif emp == "gaussian":
-                fw = np.exp(-((x / width - p[..., 0]) ** 2)
-                            / (2 * p[..., 1] ** 2 + 1e-6)) + 0.5
-                fh = np.exp(-((y / height - p[..., 2]) ** 2)
-                            / (2 * p[..., 3] ** 2 + 1e-6)) + 0.5
+                fw = np.exp(-((x / width - p[..., 0]) ** 2) / (2 * p[..., 1] ** 2 + 1e-6)) + 0.5
+                fh = np.exp(-((y / height - p[..., 2]) ** 2) / (2 * p[..., 3] ** 2 + 1e-6)) + 0.5
             elif emp == "sine":
                 fw = np.sin(p[..., 0] * x / width + p[..., 1]) / 2 + 1
                 fh = np.sin(p[..., 2] * y / height + p[..., 3]) / 2 + 1
@@ -128,12 +123,11 @@ def excitation_map(coefficients, height, width, emp):
     return out
 
 
-def contextual_conv(x, weights, variant, emp="bilinear", grid_size=11,
-                    ch_activation="relu", use_bias=True):
+def contextual_conv(
+    x, weights, variant, emp="bilinear", grid_size=11, ch_activation="relu", use_bias=True
+):
     """CC block: returns (output, map, coefficients)."""
-    coefficients = cc_coefficients(
-        x, weights, variant, grid_size, ch_activation, use_bias
-    )
+    coefficients = cc_coefficients(x, weights, variant, grid_size, ch_activation, use_bias)
     _, height, width, _ = x.shape
     excitation = excitation_map(coefficients, height, width, emp)
     return excitation * x.astype("float64"), excitation, coefficients
@@ -141,13 +135,15 @@ def contextual_conv(x, weights, variant, emp="bilinear", grid_size=11,
 
 def sr_parameter_count(height, width, channels, units, memories, use_bias):
     """The paper's eq. 1 (+ FC biases)."""
-    count = (channels + height * width * units + units * memories
-             + memories * channels * height * width)
+    count = (
+        channels + height * width * units + units * memories + memories * channels * height * width
+    )
     return count + (units + memories if use_bias else 0)
 
 
-def cc_parameter_count(variant, height, width, channels, grid_size=11,
-                       ch_units=(16, 4), use_bias=True):
+def cc_parameter_count(
+    variant, height, width, channels, grid_size=11, ch_units=(16, 4), use_bias=True
+):
     pixels = min(grid_size, height) * min(grid_size, width)
     b = 1 if use_bias else 0
     if variant == "input_independent":

@@ -1,6 +1,8 @@
 """The analyses on constructed cases whose answers are known, and against the
 NumPy reference of the blocks."""
 
+import json
+
 import keras
 import matplotlib
 import numpy as np
@@ -55,18 +57,21 @@ def test_memory_usage_and_activation_change_match_the_numpy_reference():
     layer_battery.randomize_weights(model, scale=0.5)
     images = RNG.random((30, 6, 6, 3), dtype=np.float32)
     labels = np.arange(30) % 3
-    block_input = keras.Model(model.input, model.get_layer("conv").output).predict(images,
-                                                                                 verbose=0)
+    block_input = keras.Model(model.input, model.get_layer("conv").output).predict(
+        images, verbose=0
+    )
     output, weights = numpy_reference.squeeze_and_remember(
-        block_input, layer_weights(model.get_layer("sr")))
+        block_input, layer_weights(model.get_layer("sr"))
+    )
     usage = analysis.memory_usage(model, images, labels, batch_size=7)
     change = analysis.activation_change(model, images, labels, batch_size=7)
     per_example = np.abs(output - block_input).mean(axis=(1, 2))
     for c in range(3):
         np.testing.assert_allclose(usage.mean[c], weights[labels == c].mean(0), atol=1e-5)
         np.testing.assert_allclose(usage.std[c], weights[labels == c].std(0), atol=1e-5)
-        np.testing.assert_allclose(change.mean_abs_difference[c], per_example[labels == c].mean(0),
-                                   atol=1e-5)
+        np.testing.assert_allclose(
+            change.mean_abs_difference[c], per_example[labels == c].mean(0), atol=1e-5
+        )
     assert usage.std.max() > 0  # the weights do depend on the input here
 
 
@@ -103,7 +108,7 @@ def test_sr_analyses_reject_bad_input():
     with pytest.raises(ValueError, match="no SqueezeAndRemember2D named 'conv'.*'sr'"):
         analysis.memory_usage(model, images, np.zeros(4, int), layer_name="conv")
     with pytest.raises(ValueError, match="no SqueezeAndRemember2D layer"):
-        analysis.memory_activity(vgg_like("mnist", 1))
+        analysis.memory_activity(vgg_like("mnist", width=1))
     with pytest.raises(ValueError, match="outputs \\(4, 6, 6, 4\\)"):
         analysis.removal_ablation(model, images, np.zeros(4, int))
     inputs = keras.Input((6, 6, 2))
@@ -114,21 +119,27 @@ def test_sr_analyses_reject_bad_input():
 
 
 def cc_model(variant="input_independent", emp="bilinear"):
-    return vgg_like("mnist", 2, block="cc", variant=variant, emp=emp)
+    return vgg_like(
+        "mnist", width=2, blocks={"block": "cc", "after": "conv", "variant": variant, "emp": emp}
+    )
 
 
 def test_tilt_and_magnitude_of_known_coefficients():
     model = cc_model()
-    first, second = (model.get_layer(n) for n in ("stage1_conv1_block", "stage2_conv1_block"))
+    first, second = (model.get_layer(n) for n in ("stage1_conv1_cc", "stage2_conv1_cc"))
     # {a_w, b_w, a_h, b_h} for every channel; stored as (K, C).
     first.coefficients.assign(np.tile([[0.8], [1.4], [1.0], [1.2]], (1, 2)))
     second.coefficients.assign(np.tile([[1.5], [0.5], [0.6], [0.6]], (1, 8)))
     coefficients = analysis.cc_coefficients(model, np.zeros((5, 28, 28, 1)))
     result = analysis.tilt_and_magnitude(coefficients)
-    assert result.layer_names == ["stage1_conv1_block", "stage2_conv1_block"]
+    assert result.layer_names == ["stage1_conv1_cc", "stage2_conv1_cc"]
     assert [len(v) for v in result.tilt_w] == [5 * 2, 5 * 8]
-    for values, expected in [(result.tilt_w, (0.6, 1.0)), (result.tilt_h, (0.2, 0.0)),
-                             (result.magnitude_w, (0.1, 0.0)), (result.magnitude_h, (0.1, 0.4))]:
+    for values, expected in [
+        (result.tilt_w, (0.6, 1.0)),
+        (result.tilt_h, (0.2, 0.0)),
+        (result.magnitude_w, (0.1, 0.0)),
+        (result.magnitude_h, (0.1, 0.4)),
+    ]:
         for layer_values, value in zip(values, expected):
             np.testing.assert_allclose(layer_values, value, atol=1e-6)
 
@@ -138,7 +149,7 @@ def test_cc_coefficients_match_the_numpy_reference():
     layer_battery.randomize_weights(model, scale=0.3)
     images = RNG.random((9, 28, 28, 1), dtype=np.float32)
     result = analysis.cc_coefficients(model, images, labels=np.arange(9) % 3, batch_size=4)
-    layer = model.get_layer("stage2_conv1_block")
+    layer = model.get_layer("stage2_conv1_cc")
     block_input = keras.Model(model.input, layer.input).predict(images, verbose=0)
     expected = numpy_reference.cc_coefficients(block_input, layer_weights(layer), "reduced")
     np.testing.assert_allclose(result.coefficients[1], expected, atol=1e-5)
@@ -176,33 +187,54 @@ def test_class_difference_matrix_counts_the_distributions_that_differ():
         analysis.class_difference_matrix(small)
 
 
-# It trains six nets with model.fit (~30 s on JAX); fit itself is tested on
-# every backend in test_backends.py, so `make test` runs this on TensorFlow.
+# It trains five nets through the trainer (tf.data), so it runs on TensorFlow.
 @pytest.mark.backends("tensorflow")
-def test_accuracy_versus_weights_trains_every_configuration():
+def test_accuracy_versus_weights_trains_through_the_reproduce_path(tmp_path):
     from keras_memblocks.models import count_trainable_parameters
+    from keras_memblocks.training import build_model
+    from keras_memblocks.training.reproduction import capacity_config
 
-    images = RNG.random((40, 16, 16, 1), dtype=np.float32)
-    labels = np.arange(40) % 4
+    quick = dict(epochs=1, max_steps_per_epoch=2, image_size=16, batch_size=16)
     curves = analysis.accuracy_versus_weights(
-        (images, labels), (images[:20], labels[:20]), dataset="mnist", widths=(1, 2),
-        variants=("standard", "scalar"), epochs=1, seeds=(0, 1), verbose=False)
+        "digits",
+        widths=(1, 2),
+        variants=("standard", "scalar"),
+        seeds=(0, 1),
+        output_dir=tmp_path,
+        verbose=False,
+        **quick,
+    )
     assert curves.variants.tolist() == ["standard"] * 4 + ["scalar"] * 4
     assert curves.widths.tolist() == [1, 1, 2, 2] * 2 and curves.seeds.tolist() == [0, 1] * 4
-    expected = count_trainable_parameters(vgg_like("mnist", 2, block="cc", variant="scalar",
-                                                   num_classes=4, input_shape=(16, 16, 1)))
+    # Each point is the cc-fig4 row's config, trained and saved by train_seeds.
+    config = capacity_config("digits", 2, "scalar", layout="cifar10", recipe="digits")
+    expected = count_trainable_parameters(build_model(config.replace(**quick)))
     assert curves.parameters[-1] == expected
+    results = json.loads((tmp_path / "scalar_w2" / "seed_1" / "results.json").read_text())
+    assert results["config"]["model_args"] == {**config.model_args}
+    assert curves.accuracy[-1] == results["test"]["accuracy"]
     assert np.all((curves.accuracy >= 0) & (curves.accuracy <= 1))
     widths, parameters, mean, std = curves.summary()["scalar"]
     assert widths.tolist() == [1, 2] and mean.shape == std.shape == (2,)
     figure = analysis.plot_accuracy_versus_weights(curves)
     assert figure.axes[0].get_xscale() == "log"
+    # Finished runs are read back, not trained again.
+    again = analysis.accuracy_versus_weights(
+        "digits",
+        widths=(1, 2),
+        variants=("standard", "scalar"),
+        seeds=(0, 1),
+        output_dir=tmp_path,
+        verbose=False,
+        **quick,
+    )
+    np.testing.assert_array_equal(again.accuracy, curves.accuracy)
     swapped = analysis.accuracy_versus_weights(
-        (images, labels), (images[:20], labels[:20]), dataset="mnist", widths=(1,),
-        variants=("standard",), epochs=1, swap_train_test=True, verbose=False)
+        "digits", widths=(1,), variants=("standard",), swap_train_test=True, verbose=False, **quick
+    )
     assert swapped.swapped
     with pytest.raises(ValueError, match="Unknown variants \\['huge'\\]"):
-        analysis.accuracy_versus_weights((images, labels), (images, labels), variants=("huge",))
+        analysis.accuracy_versus_weights(variants=("huge",))
 
 
 def test_every_plot_renders(tmp_path):
@@ -216,15 +248,18 @@ def test_every_plot_renders(tmp_path):
     coefficients = analysis.cc_coefficients(cc, digits, np.arange(24) % 3)
     figures = {
         "memory_usage": analysis.plot_memory_usage(
-            analysis.memory_usage(sr, images, labels), class_names="abcd"),
+            analysis.memory_usage(sr, images, labels), class_names="abcd"
+        ),
         "memory_activity": analysis.plot_memory_activity(analysis.memory_activity(sr)),
         "activation_change": analysis.plot_activation_change(
-            analysis.activation_change(sr, images, labels)),
+            analysis.activation_change(sr, images, labels)
+        ),
         "removal": analysis.plot_removal_ablation(analysis.removal_ablation(sr, images, labels)),
         "tilt": analysis.plot_tilt_and_magnitude(analysis.tilt_and_magnitude(coefficients)),
         "classes": analysis.plot_class_difference_matrix(
-            analysis.class_difference_matrix(coefficients)),
-        "maps": analysis.plot_excitation_maps(cc, digits[0], "stage2_conv1_block", channels=3),
+            analysis.class_difference_matrix(coefficients)
+        ),
+        "maps": analysis.plot_excitation_maps(cc, digits[0], "stage2_conv1_cc", channels=3),
         "emps": analysis.plot_excitation_map_producers(),
     }
     assert len(figures["memory_usage"].axes) == 4
@@ -234,4 +269,4 @@ def test_every_plot_renders(tmp_path):
     for name, figure in figures.items():
         figure.savefig(tmp_path / f"{name}.png")
         assert (tmp_path / f"{name}.png").stat().st_size > 1000
-    assert isinstance(cc.get_layer("stage1_conv1_block"), ContextualConvBlock2D)
+    assert isinstance(cc.get_layer("stage1_conv1_cc"), ContextualConvBlock2D)

@@ -1,6 +1,5 @@
 """SE, CBAM and DropBlock: the layers the SR paper combines with SR."""
 
-import keras
 import numpy as np
 import pytest
 from keras.ops import convert_to_numpy
@@ -23,9 +22,12 @@ def weights(layer):
 
 @pytest.mark.parametrize(
     "cls,kwargs",
-    [(SqueezeExcite2D, dict(reduction=4)), (CBAM2D, dict(reduction=4, kernel_size=3)),
-     (CBAM2D, dict(reduction=2, data_format="channels_first")),
-     (DropBlock2D, dict(rate=0.2, block_size=3, seed=1))],
+    [
+        (SqueezeExcite2D, dict(reduction=4)),
+        (CBAM2D, dict(reduction=4, kernel_size=3)),
+        (CBAM2D, dict(reduction=2, data_format="channels_first")),
+        (DropBlock2D, dict(rate=0.2, block_size=3, seed=1)),
+    ],
     ids=["se", "cbam", "cbam_channels_first", "dropblock"],
 )
 def test_layer_battery(cls, kwargs, tmp_path):
@@ -48,7 +50,9 @@ def test_squeeze_excite_matches_numpy():
     pooled = x.mean(axis=(1, 2))
     hidden = np.maximum(pooled @ w["reduce_kernel"] + w["reduce_bias"], 0)
     gate = sigmoid(hidden @ w["expand_kernel"] + w["expand_bias"])
-    np.testing.assert_allclose(convert_to_numpy(layer(x)), x * gate[:, None, None, :], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        convert_to_numpy(layer(x)), x * gate[:, None, None, :], rtol=1e-5, atol=1e-6
+    )
 
 
 def test_cbam_matches_numpy():
@@ -70,7 +74,7 @@ def test_cbam_matches_numpy():
     spatial = np.zeros(pooled.shape[:3])
     for i in range(pooled.shape[1]):
         for j in range(pooled.shape[2]):
-            spatial[:, i, j] = (padded[:, i:i + 3, j:j + 3, :] * kernel).sum(axis=(1, 2, 3))
+            spatial[:, i, j] = (padded[:, i : i + 3, j : j + 3, :] * kernel).sum(axis=(1, 2, 3))
     expected = refined * sigmoid(spatial + w["spatial_bias"][0])[..., None]
     np.testing.assert_allclose(convert_to_numpy(layer(x)), expected, rtol=1e-4, atol=1e-5)
 
@@ -88,9 +92,13 @@ def test_dropblock_drops_whole_blocks_at_the_rate():
     # Every dropped pixel lies in a fully dropped 4x4 square.
     for b, i, j, c in zip(*np.nonzero(dropped)):
         assert any(
-            dropped[b, max(r, 0):r + 4, max(s, 0):s + 4, c].all()
-            and r >= 0 and s >= 0 and r + 4 <= 16 and s + 4 <= 16
-            for r in range(i - 3, i + 1) for s in range(j - 3, j + 1)
+            dropped[b, max(r, 0) : r + 4, max(s, 0) : s + 4, c].all()
+            and r >= 0
+            and s >= 0
+            and r + 4 <= 16
+            and s + 4 <= 16
+            for r in range(i - 3, i + 1)
+            for s in range(j - 3, j + 1)
         )
 
 

@@ -28,23 +28,34 @@ OTHER_BACKEND = "jax" if BACKEND == "tensorflow" else BACKEND
 
 
 def run_python(script, env=None, timeout=600):
-    environment = {**os.environ, "KERAS_BACKEND": OTHER_BACKEND, "JAX_PLATFORMS": "cpu",
-                   **(env or {})}
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(script)],
-                            capture_output=True, text=True, timeout=timeout, env=environment)
+    environment = {
+        **os.environ,
+        "KERAS_BACKEND": OTHER_BACKEND,
+        "JAX_PLATFORMS": "cpu",
+        **(env or {}),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=environment,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout.strip().splitlines()[-1]
 
 
 def test_the_backend_neutral_package_imports_no_tensorflow():
-    imported = json.loads(run_python("""
+    imported = json.loads(
+        run_python("""
         import json, sys
         import keras_memblocks
         from keras_memblocks import analysis, layers, models, optimizers
         from keras_memblocks.data import load_digits, synthetic_images
         print(json.dumps(sorted(m for m in ("tensorflow", "tensorflow_datasets", "tf2onnx",
                                             "keras_cv") if m in sys.modules)))
-    """))
+    """)
+    )
     assert imported == []
 
 
@@ -62,7 +73,9 @@ def test_a_tensorflow_part_names_what_to_install():
 @pytest.mark.without_tensorflow
 def test_without_tensorflow_the_tensorflow_parts_say_so_in_one_line():
     for module in ("keras_memblocks.training", "keras_memblocks.export"):
-        with pytest.raises(tensorflow_stack.MissingTensorFlowError, match="pip install 'tensorflow"):
+        with pytest.raises(
+            tensorflow_stack.MissingTensorFlowError, match="pip install 'tensorflow"
+        ):
             __import__(module)
     memblocks = os.path.join(os.path.dirname(sys.executable), "memblocks")
     for command in (["train", "--recipe", "digits"], ["export", "model.keras"]):
@@ -80,9 +93,15 @@ def digits(size, count, seed=0):
 # The papers' classifiers, and a keras.applications model with a block
 # inserted. Each is trained with model.fit on real digits.
 PAPER_MODELS = {
-    "vgg_like_cc": lambda: models.vgg_like("cifar10", 16, block="cc", num_classes=10),
+    "vgg_like_cc": lambda: models.vgg_like(
+        "cifar10", width=16, num_classes=10, blocks={"block": "cc", "after": "conv"}
+    ),
     "cifar_resnet18_sr": lambda: models.cifar_resnet(
-        18, num_classes=10, width=16, sr=dict(module=3, num_memory_blocks=4, hidden_units=8)),
+        18,
+        num_classes=10,
+        width=16,
+        blocks={"block": "sr", "after": 3, "num_memory_blocks": 4, "hidden_units": 8},
+    ),
 }
 
 
@@ -93,8 +112,11 @@ def test_the_papers_models_learn_the_digits_with_fit(name):
     keras.utils.set_random_seed(0)
     (x, y), (x_test, y_test) = digits(32, 512)
     model = PAPER_MODELS[name]()
-    model.compile(optimizer=keras.optimizers.AdamW(2e-3), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.AdamW(2e-3),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     model.fit(x, y, batch_size=32, epochs=4, verbose=0)
     # Four epochs are too few for BatchNorm's moving averages; set them.
     calibrate_batch_norm(model, x)
@@ -113,8 +135,10 @@ def test_mobilenet_v2_with_cc_inserted_takes_fit_steps():
     before = [keras.ops.convert_to_numpy(w).copy() for w in model.trainable_weights]
     history = model.fit(x, y, batch_size=4, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
-    moved = [not np.array_equal(keras.ops.convert_to_numpy(w), b)
-             for w, b in zip(model.trainable_weights, before)]
+    moved = [
+        not np.array_equal(keras.ops.convert_to_numpy(w), b)
+        for w, b in zip(model.trainable_weights, before)
+    ]
     assert sum(moved) > 0.9 * len(moved)
 
 
@@ -156,10 +180,15 @@ print(json.dumps({{
 
 
 @pytest.mark.backends("jax")
-@pytest.mark.parametrize("builder", [
-    'models.vgg_like("cifar10", 8, block="cc", num_classes=10)',
-    "models.cifar_resnet(18, num_classes=10, width=8, sr=dict(module=3, num_memory_blocks=3))",
-])
+@pytest.mark.parametrize(
+    "builder",
+    [
+        'models.vgg_like("cifar10", width=8, num_classes=10, '
+        'blocks={"block": "cc", "after": "conv"})',
+        'models.cifar_resnet(18, num_classes=10, width=8, blocks={"block": "sr", "after": 3, '
+        '"num_memory_blocks": 3})',
+    ],
+)
 def test_data_parallel_on_two_devices_trains_as_one_device_does(builder):
     """Keras' DataParallel, the JAX counterpart of `--strategy mirrored`:
     every weight replicated on both devices, and the batch split over them
@@ -170,8 +199,11 @@ def test_data_parallel_on_two_devices_trains_as_one_device_does(builder):
     after 4 steps of ResNet-18, in a one-off check with this script and
     BatchNormalization left trainable).
     """
-    result = json.loads(run_python(
-        DATA_PARALLEL.format(builder=builder),
-        env={"XLA_FLAGS": "--xla_force_host_platform_device_count=2", "KERAS_BACKEND": "jax"}))
+    result = json.loads(
+        run_python(
+            DATA_PARALLEL.format(builder=builder),
+            env={"XLA_FLAGS": "--xla_force_host_platform_device_count=2", "KERAS_BACKEND": "jax"},
+        )
+    )
     assert result["replicated_on_devices"] == [2], result
     assert result["max_diff"] < 1e-5, result

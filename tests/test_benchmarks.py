@@ -11,11 +11,30 @@ def test_block_overhead_benchmark_runs(tmp_path):
     # `make benchmark`.
     output = tmp_path / "overhead.json"
     result = subprocess.run(
-        [sys.executable, "benchmarks/block_overhead.py", "--batch-size", "4",
-         "--width", "4", "--repeats", "2", "--warmup", "1", "--modes", "graph",
-         "--models", "plain", "cc_reduced", "sr_P10_after_stage3",
-         "--output", str(output)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "benchmarks/block_overhead.py",
+            "--batch-size",
+            "4",
+            "--width",
+            "4",
+            "--repeats",
+            "2",
+            "--warmup",
+            "1",
+            "--modes",
+            "graph",
+            "--models",
+            "plain",
+            "cc_reduced",
+            "sr_P10_after_stage3",
+            "--output",
+            str(output),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads(output.read_text())
@@ -32,7 +51,10 @@ def test_parameter_table_is_what_the_builders_give(tmp_path):
     output = tmp_path / "table.json"
     result = subprocess.run(
         [sys.executable, "benchmarks/parameter_table.py", "--output", str(output)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     committed = json.loads((ROOT / "benchmarks/results/parameter_table.json").read_text())
@@ -42,9 +64,26 @@ def test_parameter_table_is_what_the_builders_give(tmp_path):
 def test_input_pipeline_benchmark_runs(tmp_path):
     output = tmp_path / "pipeline.json"
     result = subprocess.run(
-        [sys.executable, "benchmarks/input_pipeline.py", "--examples", "64", "--batch-size", "16",
-         "--epochs", "1", "--steps", "2", "--width", "2", "--output", str(output)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "benchmarks/input_pipeline.py",
+            "--examples",
+            "64",
+            "--batch-size",
+            "16",
+            "--epochs",
+            "1",
+            "--steps",
+            "2",
+            "--width",
+            "2",
+            "--output",
+            str(output),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads(output.read_text())
@@ -54,9 +93,25 @@ def test_input_pipeline_benchmark_runs(tmp_path):
 def test_export_latency_benchmark_runs(tmp_path):
     output = tmp_path / "latency.json"
     result = subprocess.run(
-        [sys.executable, "benchmarks/export_latency.py", "--models", "vgg_like", "vgg_like+sr",
-         "--rounds", "2", "--warmup", "1", "--calibration", "8", "--output", str(output)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "benchmarks/export_latency.py",
+            "--models",
+            "vgg_like",
+            "vgg_like+sr",
+            "--rounds",
+            "2",
+            "--warmup",
+            "1",
+            "--calibration",
+            "8",
+            "--output",
+            str(output),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads(output.read_text())

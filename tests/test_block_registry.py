@@ -9,9 +9,13 @@ from keras_memblocks.layers import register_block
 
 @pytest.mark.parametrize(
     "name,cls",
-    [("sr", SqueezeAndRemember2D), ("SR", SqueezeAndRemember2D),
-     ("squeeze_and_remember", SqueezeAndRemember2D), ("cc", ContextualConvBlock2D),
-     ("contextual_conv", ContextualConvBlock2D)],
+    [
+        ("sr", SqueezeAndRemember2D),
+        ("SR", SqueezeAndRemember2D),
+        ("squeeze_and_remember", SqueezeAndRemember2D),
+        ("cc", ContextualConvBlock2D),
+        ("contextual_conv", ContextualConvBlock2D),
+    ],
 )
 def test_names_resolve_with_kwargs(name, cls):
     kwargs = {"num_memory_blocks": 3} if cls is SqueezeAndRemember2D else {"variant": "full"}

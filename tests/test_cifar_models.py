@@ -9,8 +9,14 @@ from tests import model_checks
 # The SR paper's rows with a published overhead: (depth, module, P, percent).
 # Table I (CIFAR-100) for ResNet18/34, U = 8.
 RESNET_ROWS = [
-    (18, 3, 10, 1.47), (18, 4, 12, 0.88), (18, 3, 2, 0.30), (18, 4, 2, 0.15),
-    (34, 4, 4, 0.16), (34, 3, 6, 0.46), (34, 3, 2, 0.16), (34, 3, 6, 0.46),
+    (18, 3, 10, 1.47),
+    (18, 4, 12, 0.88),
+    (18, 3, 2, 0.30),
+    (18, 4, 2, 0.15),
+    (34, 4, 4, 0.16),
+    (34, 3, 6, 0.46),
+    (34, 3, 2, 0.16),
+    (34, 3, 6, 0.46),
 ]
 
 
@@ -27,8 +33,8 @@ def test_trainable_parameters(depth, expected):
 
 @pytest.mark.parametrize("depth,module,memories,percent", RESNET_ROWS)
 def test_sr_overhead_matches_paper(depth, module, memories, percent):
-    sr = dict(module=module, num_memory_blocks=memories, hidden_units=8)
-    overhead = overhead_percent(cifar_resnet(depth), cifar_resnet(depth, sr=sr))
+    sr = {"block": "sr", "after": module, "num_memory_blocks": memories, "hidden_units": 8}
+    overhead = overhead_percent(cifar_resnet(depth), cifar_resnet(depth, blocks=sr))
     assert abs(overhead - percent) <= 0.02, overhead
 
 
@@ -39,7 +45,9 @@ def test_resnet50_rows_cannot_match_and_why():
     # channels, so the true overhead is 4x larger. We build the true one.
     base = cifar_resnet(50)
     base_count = count_trainable_parameters(base)
-    true = overhead_percent(base, cifar_resnet(50, sr=dict(module=3, num_memory_blocks=2)))
+    true = overhead_percent(
+        base, cifar_resnet(50, blocks={"block": "sr", "after": 3, "num_memory_blocks": 2})
+    )
     assert abs(true - 0.56) < 0.01
     for module, memories, percent in [(4, 6, 0.21), (3, 8, 0.55), (4, 4, 0.14), (3, 2, 0.14)]:
         channels, side = (256, 8) if module == 3 else (512, 4)
@@ -49,17 +57,21 @@ def test_resnet50_rows_cannot_match_and_why():
 
 @pytest.mark.parametrize("depth,module,memories,percent", [(16, 2, 8, 0.42), (19, 4, 10, 0.10)])
 def test_vgg_sr_overhead_matches_paper(depth, module, memories, percent):
-    sr = dict(module=module, num_memory_blocks=memories, hidden_units=8)
-    overhead = overhead_percent(cifar_vgg(depth), cifar_vgg(depth, sr=sr))
+    sr = {"block": "sr", "after": module, "num_memory_blocks": memories, "hidden_units": 8}
+    overhead = overhead_percent(cifar_vgg(depth), cifar_vgg(depth, blocks=sr))
     assert abs(overhead - percent) <= 0.02, overhead
 
 
-@pytest.mark.parametrize("regularizer,layer_type", [("dropout", "Dropout"), ("dropout2d", "SpatialDropout2D"),
-                                                    ("dropblock", "DropBlock2D")])
+@pytest.mark.parametrize(
+    "regularizer,layer_type",
+    [("dropout", "Dropout"), ("dropout2d", "SpatialDropout2D"), ("dropblock", "DropBlock2D")],
+)
 @pytest.mark.parametrize("attention", [None, "se", "cbam"])
 def test_options_place_layers(regularizer, layer_type, attention):
-    model = cifar_resnet(18, sr=dict(module=3, num_memory_blocks=4), regularizer=regularizer,
-                         attention=attention)
+    blocks = [{"block": "sr", "after": 3, "num_memory_blocks": 4}]
+    if attention:  # the SR paper's Table II: SE / CBAM in every residual block
+        blocks.append({"block": attention, "after": "residual"})
+    model = cifar_resnet(18, regularizer=regularizer, blocks=blocks)
     names = model_checks.layer_names(model)
     for module in (3, 4):
         assert type(model.get_layer(f"module{module}_{regularizer}")).__name__ == layer_type
@@ -70,15 +82,24 @@ def test_options_place_layers(regularizer, layer_type, attention):
 
 
 def test_round_trip_and_jit(tmp_path):
-    model = cifar_resnet(18, num_classes=10, sr=dict(module=4, num_memory_blocks=2),
-                         regularizer="dropblock", attention="cbam")
+    model = cifar_resnet(
+        18,
+        num_classes=10,
+        regularizer="dropblock",
+        blocks=[
+            {"block": "cbam", "after": "residual"},
+            {"block": "sr", "after": 4, "num_memory_blocks": 2},
+        ],
+    )
     x = np.random.default_rng(0).random((2, 32, 32, 3), dtype=np.float32)
     model_checks.check_save_load_round_trip(model, x, tmp_path)
     model_checks.check_jit_train_step(model, x, np.array([1, 2]))
 
 
 def test_vgg_round_trip(tmp_path):
-    model = cifar_vgg(16, num_classes=10, sr=dict(module=2, num_memory_blocks=8))
+    model = cifar_vgg(
+        16, num_classes=10, blocks={"block": "sr", "after": 2, "num_memory_blocks": 8}
+    )
     x = np.random.default_rng(0).random((2, 32, 32, 3), dtype=np.float32)
     model_checks.check_save_load_round_trip(model, x, tmp_path)
     model_checks.check_jit_train_step(model, x, np.array([1, 2]))
@@ -86,12 +107,30 @@ def test_vgg_round_trip(tmp_path):
 
 @pytest.mark.parametrize(
     "kwargs,match",
-    [(dict(depth=101), r"depth.*\[18, 34, 50\].*101"),
-     (dict(depth=18, regularizer="l2"), r"Unknown regularizer 'l2'.*'dropout'"),
-     (dict(depth=18, attention="eca"), r"Unknown attention 'eca'.*'se', 'cbam'"),
-     (dict(depth=18, sr=dict(module=5)), r"sr\['module'\].*1..4.*5"),
-     (dict(depth=18, sr=dict(module=2, memories=3)), r"Unknown `sr` keys \['memories'\]"),
-     (dict(depth=18, sr=3), r"`sr` must be None or a dict")],
+    [
+        (dict(depth=101), r"depth.*\[18, 34, 50\].*101"),
+        (dict(depth=18, regularizer="l2"), r"Unknown regularizer 'l2'.*'dropout'"),
+        (
+            dict(depth=18, blocks={"block": "eca", "after": "residual"}),
+            r"Unknown block 'eca'.*cbam",
+        ),
+        (
+            dict(depth=18, blocks={"block": "sr", "after": 5}),
+            r"cifar_resnet places blocks after module numbers 1..4 or 'residual'. "
+            r"Received: after=5",
+        ),
+        (dict(depth=18, blocks={"block": "sr", "after": "conv"}), r"after='conv'"),
+        (
+            dict(depth=18, blocks={"block": "sr", "after": 2, "memories": 3}),
+            r"Bad arguments for the 'sr' block.*'memories'",
+        ),
+        (dict(depth=18, blocks={"block": "sr"}), r"needs 'block' and 'after'"),
+        (dict(depth=18, blocks=3), r"`blocks` must be None, a placement"),
+        (
+            dict(depth=18, blocks=[{"block": "sr", "after": 3}, {"block": "sr", "after": 3}]),
+            r"the same block twice at the same place",
+        ),
+    ],
 )
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -1,3 +1,5 @@
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -5,10 +7,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from keras.ops import convert_to_numpy
 
-from keras_memblocks.layers import CCBlock
-from keras_memblocks.layers import ContextualConvBlock2D
 from keras_memblocks.layers import EMP_NAMES
 from keras_memblocks.layers import VARIANT_NAMES
+from keras_memblocks.layers import CCBlock
+from keras_memblocks.layers import ContextualConvBlock2D
 from keras_memblocks.layers.contextual_conv_block_2d import nearest_indices
 from tests import layer_battery
 from tests import numpy_reference
@@ -22,14 +24,8 @@ ALL_CONFIGS = [(v, e) for v in SPATIAL_VARIANTS for e in EMP_NAMES] + [
 SMALL = dict(ch_units=(5, 3))
 
 
-def weights_by_name(layer):
-    return {w.name: convert_to_numpy(w) for w in layer.weights}
-
-
 def randomize(layer, seed=0, scale=0.5):
-    rng = np.random.default_rng(seed)
-    for w in layer.weights:
-        w.assign(rng.normal(size=w.shape).astype("float32") * scale)
+    layer_battery.randomize_weights(layer, seed, scale, keep_initial=False)
 
 
 def built_layer(variant, emp, input_shape, seed=0, scale=0.5, **kwargs):
@@ -42,9 +38,12 @@ def built_layer(variant, emp, input_shape, seed=0, scale=0.5, **kwargs):
 @pytest.mark.parametrize(
     "init_kwargs",
     [dict(variant=v, **SMALL) for v in VARIANT_NAMES]
-    + [dict(variant="reduced", emp="gaussian"), dict(variant="reduced", emp="sine"),
-       dict(variant="full", data_format="channels_first", **SMALL),
-       dict(variant="reduced", grid_size=3, use_bias=False, ch_activation="tanh")],
+    + [
+        dict(variant="reduced", emp="gaussian"),
+        dict(variant="reduced", emp="sine"),
+        dict(variant="full", data_format="channels_first", **SMALL),
+        dict(variant="reduced", grid_size=3, use_bias=False, ch_activation="tanh"),
+    ],
     ids=list(VARIANT_NAMES) + ["gaussian", "sine", "full_channels_first", "grid3_nobias"],
 )
 def test_layer_battery(init_kwargs, tmp_path):
@@ -62,7 +61,7 @@ def test_matches_numpy_reference(variant, emp, shape):
     x = layer_battery.random_inputs(shape)
     layer = built_layer(variant, emp, shape)
     ref_out, ref_map, ref_coefficients = numpy_reference.contextual_conv(
-        x, weights_by_name(layer), variant, emp, ch_activation="relu"
+        x, layer_battery.weights_by_name(layer), variant, emp, ch_activation="relu"
     )
     np.testing.assert_allclose(convert_to_numpy(layer(x)), ref_out, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(
@@ -73,8 +72,15 @@ def test_matches_numpy_reference(variant, emp, shape):
     )
 
 
-@pytest.mark.parametrize("variant,emp", [("reduced", "bilinear"), ("full_no_ch", "sine"),
-                                         ("scalar", "bilinear"), ("input_independent", "gaussian")])
+@pytest.mark.parametrize(
+    "variant,emp",
+    [
+        ("reduced", "bilinear"),
+        ("full_no_ch", "sine"),
+        ("scalar", "bilinear"),
+        ("input_independent", "gaussian"),
+    ],
+)
 def test_channels_first_equals_channels_last(variant, emp):
     x = layer_battery.random_inputs((12, 7, 3))
     last = built_layer(variant, emp, (12, 7, 3))
@@ -153,13 +159,19 @@ def test_mix_variants_mix_channels(variant):
         assert not np.allclose(after[..., c], before[..., c]), c
 
 
-@pytest.mark.parametrize("variant,emp", [("input_independent", e) for e in EMP_NAMES]
-                         + [("input_independent_scalar", "bilinear")])
+@pytest.mark.parametrize(
+    "variant,emp",
+    [("input_independent", e) for e in EMP_NAMES] + [("input_independent_scalar", "bilinear")],
+)
 def test_input_independent_maps_ignore_the_input(variant, emp):
     layer = built_layer(variant, emp, (10, 8, 3))
-    first, second = (convert_to_numpy(layer.compute_excitation_map(x)) for x in (
-        layer_battery.random_inputs((10, 8, 3), seed=1),
-        layer_battery.random_inputs((10, 8, 3), seed=2)))
+    first, second = (
+        convert_to_numpy(layer.compute_excitation_map(x))
+        for x in (
+            layer_battery.random_inputs((10, 8, 3), seed=1),
+            layer_battery.random_inputs((10, 8, 3), seed=2),
+        )
+    )
     np.testing.assert_array_equal(first, second)
     assert not np.allclose(first, 1.0)  # a real map, not the identity
 
@@ -186,8 +198,16 @@ def test_paper_cifar100_block_parameters():
     # Spec: reduced blocks after all 8 convs of the c=32 CIFAR-100 net add
     # 1,511,428 - 1,316,356 = 195,072 parameters.
     total = 0
-    for side, channels in [(32, 32), (32, 32), (16, 64), (16, 64), (8, 128),
-                           (8, 128), (4, 256), (4, 256)]:
+    for side, channels in [
+        (32, 32),
+        (32, 32),
+        (16, 64),
+        (16, 64),
+        (8, 128),
+        (8, 128),
+        (4, 256),
+        (4, 256),
+    ]:
         layer = ContextualConvBlock2D("reduced")
         layer.build((None, side, side, channels))
         total += layer.count_params()
@@ -196,23 +216,28 @@ def test_paper_cifar100_block_parameters():
 
 @pytest.mark.property
 @given(
-    variant=st.sampled_from(VARIANT_NAMES), emp=st.sampled_from(EMP_NAMES),
-    height=st.integers(1, 14), width=st.integers(1, 14), channels=st.integers(1, 4),
-    grid_size=st.integers(1, 12), batch=st.integers(1, 3), use_bias=st.booleans(),
+    variant=st.sampled_from(VARIANT_NAMES),
+    emp=st.sampled_from(EMP_NAMES),
+    height=st.integers(1, 14),
+    width=st.integers(1, 14),
+    channels=st.integers(1, 4),
+    grid_size=st.integers(1, 12),
+    batch=st.integers(1, 3),
+    use_bias=st.booleans(),
     seed=st.integers(0, 2**16),
 )
-def test_property_matches_reference(variant, emp, height, width, channels, grid_size,
-                                    batch, use_bias, seed):
+def test_property_matches_reference(
+    variant, emp, height, width, channels, grid_size, batch, use_bias, seed
+):
     if "scalar" in variant:
         emp = "bilinear"
     shape = (height, width, channels)
     x = layer_battery.random_inputs(shape, batch=batch, seed=seed)
-    layer = ContextualConvBlock2D(variant, emp=emp, grid_size=grid_size,
-                                  use_bias=use_bias, **SMALL)
+    layer = ContextualConvBlock2D(variant, emp=emp, grid_size=grid_size, use_bias=use_bias, **SMALL)
     layer.build((None, *shape))
     randomize(layer, seed)
     ref, _, _ = numpy_reference.contextual_conv(
-        x, weights_by_name(layer), variant, emp, grid_size, "relu", use_bias
+        x, layer_battery.weights_by_name(layer), variant, emp, grid_size, "relu", use_bias
     )
     np.testing.assert_allclose(convert_to_numpy(layer(x)), ref, rtol=1e-4, atol=1e-4)
     assert layer.count_params() == numpy_reference.cc_parameter_count(
@@ -221,6 +246,7 @@ def test_property_matches_reference(variant, emp, height, width, channels, grid_
 
 
 # === Bad input ===
+
 
 @pytest.mark.parametrize(
     "kwargs,match",
@@ -269,8 +295,10 @@ def test_training_and_inference_formulations_agree(variant, emp):
     x = layer_battery.random_inputs((13, 9, 3))
     layer = built_layer(variant, emp, (13, 9, 3))
     np.testing.assert_allclose(
-        convert_to_numpy(layer(x, training=True)), convert_to_numpy(layer(x, training=False)),
-        rtol=1e-6, atol=1e-6,
+        convert_to_numpy(layer(x, training=True)),
+        convert_to_numpy(layer(x, training=False)),
+        rtol=1e-6,
+        atol=1e-6,
     )
 
 
@@ -283,4 +311,25 @@ def test_inference_gather_samples_the_same_grid(data_format):
     layer = built_layer("reduced", "bilinear", shape, data_format=data_format)
     np.testing.assert_allclose(
         convert_to_numpy(layer._raw_coefficients(x, training=True)),
-        convert_to_numpy(layer._raw_coefficients(x, training=False)), rtol=1e-6, atol=1e-6)
+        convert_to_numpy(layer._raw_coefficients(x, training=False)),
+        rtol=1e-6,
+        atol=1e-6,
+    )
+
+
+@pytest.mark.parametrize("variant", VARIANT_NAMES)
+def test_every_weight_attribute_exists_and_none_where_unused(variant):
+    from keras_memblocks.layers.contextual_conv_block_2d import VARIANTS
+
+    layer = ContextualConvBlock2D(variant, **SMALL)
+    layer.build((None, 16, 16, 3))
+    spec = VARIANTS[variant]
+    assert layer.spec is spec and layer.spec.name == variant
+    independent = not spec.input_dependent
+    assert (layer.scale is not None) == (independent and spec.num_coefficients == 1)
+    assert (layer.coefficients is not None) == (independent and spec.num_coefficients == 4)
+    assert len(layer.ch_layers) == (len(SMALL["ch_units"]) if spec.uses_ch else 0)
+    assert (layer.mix_kernel is not None) == spec.uses_mix
+    assert (layer.head_kernel is not None) == (spec.input_dependent and not spec.uses_mix)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.num_coefficients = 2

@@ -7,10 +7,10 @@ import tensorflow as tf
 from keras_memblocks.data import DatasetNotFoundError
 from keras_memblocks.data import load
 from keras_memblocks.data import load_digits
+from keras_memblocks.data import preprocessing
 from keras_memblocks.data import splits
 from keras_memblocks.data import stand_in_data
 from keras_memblocks.data import synthetic_images
-from keras_memblocks.data import preprocessing
 
 
 def test_digits_shapes_range_and_fixed_split():
@@ -24,15 +24,25 @@ def test_digits_shapes_range_and_fixed_split():
     assert x17.shape[1:] == (17, 17, 1) and np.all(x17[:, -1] == 0)
 
 
-@pytest.mark.parametrize("kwargs,match", [(dict(image_size=4), "image_size"), (dict(channels=2), "channels"),
-                                          (dict(test_fraction=1.0), "test_fraction")])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(image_size=4), "image_size"),
+        (dict(channels=2), "channels"),
+        (dict(test_fraction=1.0), "test_fraction"),
+    ],
+)
 def test_digits_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         load_digits(**kwargs)
 
 
 def test_splits():
-    assert splits("cifar100") == {"train": "train[:90%]", "validation": "train[90%:]", "test": "test"}
+    assert splits("cifar100") == {
+        "train": "train[:90%]",
+        "validation": "train[90%:]",
+        "test": "test",
+    }
     assert splits("cifar10", reverse=True) == {"train": "test", "validation": None, "test": "train"}
     assert splits("imagenet2012", validation_fraction=0)["test"] == "validation"
     with pytest.raises(ValueError, match="validation_fraction"):
@@ -41,9 +51,14 @@ def test_splits():
         load("svhn", "train")
 
 
-@pytest.mark.parametrize("name,needle", [("cifar100", "prepare_dataset('cifar100'"),
-                                         ("imagenet2012", "ILSVRC2012_img_train.tar"),
-                                         ("cityscapes", "gtFine_trainvaltest.zip")])
+@pytest.mark.parametrize(
+    "name,needle",
+    [
+        ("cifar100", "prepare_dataset('cifar100'"),
+        ("imagenet2012", "ILSVRC2012_img_train.tar"),
+        ("cityscapes", "gtFine_trainvaltest.zip"),
+    ],
+)
 def test_missing_dataset_fails_fast_with_instructions(name, needle, tmp_path):
     start = time.perf_counter()
     with pytest.raises(DatasetNotFoundError) as error:
@@ -77,7 +92,7 @@ def test_cifar_augment_is_a_shifted_window_possibly_flipped():
     image = synthetic_images(1, (32, 32, 3), 10)[0][0]
     out = preprocessing.cifar_augment(tf.constant(image), tf.constant([3, 4], tf.int64)).numpy()
     padded = np.pad(image, ((4, 4), (4, 4), (0, 0)))
-    windows = [padded[dy:dy + 32, dx:dx + 32] for dy in range(9) for dx in range(9)]
+    windows = [padded[dy : dy + 32, dx : dx + 32] for dy in range(9) for dx in range(9)]
     assert any(np.array_equal(out, w) or np.array_equal(out, w[:, ::-1]) for w in windows)
 
 

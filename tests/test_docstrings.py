@@ -8,12 +8,21 @@ import inspect
 
 import pytest
 
-PACKAGES = ["keras_memblocks.layers", "keras_memblocks.models", "keras_memblocks.data",
-            "keras_memblocks.training", "keras_memblocks.export", "keras_memblocks.analysis"]
-SYMBOLS = [(package, name) for package in PACKAGES
-           for name in importlib.import_module(package).__all__
-           if inspect.isclass(getattr(importlib.import_module(package), name))
-           or inspect.isfunction(getattr(importlib.import_module(package), name))]
+PACKAGES = [
+    "keras_memblocks.layers",
+    "keras_memblocks.models",
+    "keras_memblocks.data",
+    "keras_memblocks.training",
+    "keras_memblocks.export",
+    "keras_memblocks.analysis",
+]
+SYMBOLS = [
+    (package, name)
+    for package in PACKAGES
+    for name in importlib.import_module(package).__all__
+    if inspect.isclass(getattr(importlib.import_module(package), name))
+    or inspect.isfunction(getattr(importlib.import_module(package), name))
+]
 
 
 def test_symbols_are_found():

@@ -26,7 +26,9 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     folder = tmp_path_factory.mktemp("edge")
-    model = vgg_like("cifar10", 4, block="cc", variant="reduced")
+    model = vgg_like(
+        "cifar10", width=4, blocks={"block": "cc", "after": "conv", "variant": "reduced"}
+    )
     layer_battery.randomize_weights(model, scale=0.05)
     (_, _), (x_test, _) = load_digits(32)
     images = x_test[:4]
@@ -35,13 +37,23 @@ def exported(tmp_path_factory):
     return folder, int(np.argmax(model.predict(images[:1], verbose=0)[0]))
 
 
-@pytest.mark.parametrize("script,artifact", [("run_tflite.py", "model.tflite"), ("run_onnx.py", "model.onnx")])
+@pytest.mark.parametrize(
+    "script,artifact", [("run_tflite.py", "model.tflite"), ("run_onnx.py", "model.onnx")]
+)
 def test_edge_script_classifies_without_tensorflow(script, artifact, exported):
     folder, keras_class = exported
     result = subprocess.run(
-        [sys.executable, "-c", BLOCKED, str(ROOT / "export" / script),
-         str(folder / "model" / artifact), str(folder / "digit.npy")],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-c",
+            BLOCKED,
+            str(ROOT / "export" / script),
+            str(folder / "model" / artifact),
+            str(folder / "digit.npy"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     output = json.loads(result.stdout.strip().splitlines()[-1])
@@ -53,6 +65,14 @@ def test_wrong_image_shape_is_a_clear_error(exported, tmp_path):
     folder, _ = exported
     np.save(tmp_path / "small.npy", np.zeros((8, 8, 3), "float32"))
     result = subprocess.run(
-        [sys.executable, str(ROOT / "export" / "run_onnx.py"), str(folder / "model" / "model.onnx"),
-         str(tmp_path / "small.npy")], capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            str(ROOT / "export" / "run_onnx.py"),
+            str(folder / "model" / "model.onnx"),
+            str(tmp_path / "small.npy"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode != 0 and "the model takes (32, 32, 3)" in result.stderr

@@ -21,8 +21,9 @@ class SingularValues(keras.layers.Layer):
     """Needs TF's Svd op, which TFLite has no builtin for."""
 
     def call(self, x):
-        values = keras.ops.svd(keras.ops.reshape(x, (-1, x.shape[1], x.shape[2] * x.shape[3])),
-                               compute_uv=False)
+        values = keras.ops.svd(
+            keras.ops.reshape(x, (-1, x.shape[1], x.shape[2] * x.shape[3])), compute_uv=False
+        )
         return keras.ops.mean(values, axis=-1, keepdims=True)
 
 
@@ -31,7 +32,9 @@ def no_leftovers(path):
 
 
 def cc_model():
-    model = vgg_like("cifar10", 4, block="cc", variant="reduced")
+    model = vgg_like(
+        "cifar10", width=4, blocks={"block": "cc", "after": "conv", "variant": "reduced"}
+    )
     layer_battery.randomize_weights(model, scale=0.05)
     return model
 
@@ -53,7 +56,9 @@ def test_all_formats_with_parity_and_manifest(tmp_path):
 
 
 def test_sr_model_and_dynamic_batch(tmp_path):
-    model = cifar_resnet(18, num_classes=10, width=4, sr=dict(module=3, num_memory_blocks=2))
+    model = cifar_resnet(
+        18, num_classes=10, width=4, blocks={"block": "sr", "after": 3, "num_memory_blocks": 2}
+    )
     layer_battery.randomize_weights(model, scale=0.05)
     manifest = export_model(model, tmp_path / "sr", formats=("tflite", "onnx"), parity_inputs=X[:3])
     assert manifest["parity"]["tflite"]["max_abs_diff"] <= 1e-4  # batch 3, not the traced one
@@ -61,8 +66,14 @@ def test_sr_model_and_dynamic_batch(tmp_path):
 
 def test_int8_with_real_images_is_reported(tmp_path):
     (x_train, _), (x_test, _) = load_digits(32)
-    manifest = export_model(cc_model(), tmp_path / "int8", formats=("tflite",), quantization="int8",
-                            representative_data=x_train[:32], parity_inputs=x_test[:32])
+    manifest = export_model(
+        cc_model(),
+        tmp_path / "int8",
+        formats=("tflite",),
+        quantization="int8",
+        representative_data=x_train[:32],
+        parity_inputs=x_test[:32],
+    )
     assert manifest["files"]["tflite"]["path"] == "model_int8.tflite"
     assert manifest["parity"]["tflite"]["checked"] == "reported"
     assert 0.0 <= manifest["parity"]["tflite"]["top1_agreement"] <= 1.0
@@ -102,11 +113,13 @@ def test_bad_arguments(tmp_path):
 def test_mixed_precision_model_exports_as_float32_clone(tmp_path):
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        mixed = vgg_like("cifar10", 4, block="cc", variant="reduced")
+        mixed = vgg_like(
+            "cifar10", width=4, blocks={"block": "cc", "after": "conv", "variant": "reduced"}
+        )
     finally:
         keras.mixed_precision.set_global_policy("float32")
     layer_battery.randomize_weights(mixed, scale=0.05)
-    assert mixed.get_layer("stage1_conv1_block").compute_dtype == "float16"
+    assert mixed.get_layer("stage1_conv1_cc").compute_dtype == "float16"
     manifest = export_model(mixed, tmp_path / "mixed", formats=("onnx", "tflite"), parity_inputs=X)
     assert manifest["source_precision"] == "mixed"
     assert manifest["parity"]["onnx"]["max_abs_diff"] <= 1e-4
@@ -121,8 +134,9 @@ def test_export_command_with_digits_calibration(tmp_path, capsys):
 
     model = cc_model()
     model.save(tmp_path / "net.keras")
-    code = cli_main(["export", str(tmp_path / "net.keras"), "--formats", "tflite", "onnx",
-                     "--quantize", "int8"])
+    code = cli_main(
+        ["export", str(tmp_path / "net.keras"), "--formats", "tflite", "onnx", "--quantize", "int8"]
+    )
     assert code == 0, capsys.readouterr().err
     manifest = json.loads((tmp_path / "net_export" / "manifest.json").read_text())
     assert manifest["quantization"] == "int8" and manifest["parity_examples"] == 256
@@ -130,6 +144,17 @@ def test_export_command_with_digits_calibration(tmp_path, capsys):
     assert cli_main(["export", str(tmp_path / "missing.keras")]) == 2
     assert "No model file" in capsys.readouterr().err
     np.save(tmp_path / "bad.npy", np.zeros((4, 16, 16, 3), "float32"))
-    assert cli_main(["export", str(tmp_path / "net.keras"), "--calibration", str(tmp_path / "bad.npy"),
-                     "--output-dir", str(tmp_path / "x")]) == 2
+    assert (
+        cli_main(
+            [
+                "export",
+                str(tmp_path / "net.keras"),
+                "--calibration",
+                str(tmp_path / "bad.npy"),
+                "--output-dir",
+                str(tmp_path / "x"),
+            ]
+        )
+        == 2
+    )
     assert "the model takes (32, 32, 3)" in capsys.readouterr().err

@@ -20,11 +20,11 @@ import pytest
 
 from keras_memblocks.export import export_model
 from keras_memblocks.layers import CBAM2D
-from keras_memblocks.layers import ContextualConvBlock2D
 from keras_memblocks.layers import EMP_NAMES
+from keras_memblocks.layers import VARIANT_NAMES
+from keras_memblocks.layers import ContextualConvBlock2D
 from keras_memblocks.layers import SqueezeAndRemember2D
 from keras_memblocks.layers import SqueezeExcite2D
-from keras_memblocks.layers import VARIANT_NAMES
 from keras_memblocks.models import calibrate_batch_norm
 from keras_memblocks.models import cifar_resnet
 from keras_memblocks.models import cifar_vgg
@@ -36,43 +36,74 @@ from keras_memblocks.models import vgg_like
 from tests import layer_battery
 
 BLOCK_TYPES = (SqueezeAndRemember2D, ContextualConvBlock2D, SqueezeExcite2D, CBAM2D)
-SR = dict(module=3, num_memory_blocks=2)
+SR = {"block": "sr", "after": 3, "num_memory_blocks": 2}
 
 
 def _mobilenet_v2_with_blocks():
-    base = keras.applications.MobileNetV2(weights=None, input_shape=(32, 32, 3), alpha=0.35,
-                                          classes=10)
+    base = keras.applications.MobileNetV2(
+        weights=None, input_shape=(32, 32, 3), alpha=0.35, classes=10
+    )
     model = insert_blocks(base, "sr", ["block_3_project_BN"], num_memory_blocks=2)
     return insert_blocks(model, "cc", ["block_6_project_BN", "block_13_expand_relu"])
 
 
 # case name -> builder of the model to export.
 CASES = {
-    **{f"vgg_like-cc-{variant}-{emp}": (
-        lambda variant=variant, emp=emp: vgg_like("mnist", 4, block="cc", variant=variant, emp=emp))
-       for variant in VARIANT_NAMES for emp in EMP_NAMES
-       # The one-coefficient variants have no map, hence no EMP choice.
-       if emp == "bilinear" or "scalar" not in variant},
-    "vgg_like-cifar100-cc-reduced": lambda: vgg_like("cifar100", 4, block="cc"),
-    "vgg_like-cifar10-sr": lambda: vgg_like("cifar10", 4, block="sr", num_memory_blocks=2),
-    "cifar_resnet18-sr-se": lambda: cifar_resnet(18, 10, sr=SR, attention="se", width=4),
-    "cifar_resnet18-sr-cbam": lambda: cifar_resnet(18, 10, sr=SR, attention="cbam", width=4),
-    **{f"cifar_resnet18-sr-{reg}": (lambda reg=reg: cifar_resnet(18, 10, sr=SR, regularizer=reg,
-                                                                 width=4))
-       for reg in ("dropout", "dropout2d", "dropblock")},
-    "cifar_resnet34-sr-module1": lambda: cifar_resnet(34, 10, sr=dict(module=1, num_memory_blocks=3),
-                                                      width=4),
-    "cifar_resnet50-sr-cbam": lambda: cifar_resnet(50, 10, sr=SR, attention="cbam", width=4),
-    "cifar_vgg16-sr": lambda: cifar_vgg(16, 10, sr=SR),
-    "resnet50-sr": lambda: resnet50(10, (64, 64, 3), sr=SR),
-    "deeplabv3-sr": lambda: deeplabv3(5, (32, 32, 3), sr=dict(module=2, num_memory_blocks=2)),
-    "fcn-sr": lambda: fcn(5, (32, 32, 3), sr=dict(module=2, num_memory_blocks=3)),
+    **{
+        f"vgg_like-cc-{variant}-{emp}": (
+            lambda variant=variant, emp=emp: vgg_like(
+                "mnist",
+                width=4,
+                blocks={"block": "cc", "after": "conv", "variant": variant, "emp": emp},
+            )
+        )
+        for variant in VARIANT_NAMES
+        for emp in EMP_NAMES
+        # The one-coefficient variants have no map, hence no EMP choice.
+        if emp == "bilinear" or "scalar" not in variant
+    },
+    "vgg_like-cifar100-cc-reduced": lambda: vgg_like(
+        "cifar100", width=4, blocks={"block": "cc", "after": "conv"}
+    ),
+    "vgg_like-cifar10-sr": lambda: vgg_like(
+        "cifar10", width=4, blocks={"block": "sr", "after": "conv", "num_memory_blocks": 2}
+    ),
+    "cifar_resnet18-sr-se": lambda: cifar_resnet(
+        18, num_classes=10, width=4, blocks=[{"block": "se", "after": "residual"}, SR]
+    ),
+    "cifar_resnet18-sr-cbam": lambda: cifar_resnet(
+        18, num_classes=10, width=4, blocks=[{"block": "cbam", "after": "residual"}, SR]
+    ),
+    **{
+        f"cifar_resnet18-sr-{reg}": (
+            lambda reg=reg: cifar_resnet(18, num_classes=10, regularizer=reg, width=4, blocks=SR)
+        )
+        for reg in ("dropout", "dropout2d", "dropblock")
+    },
+    "cifar_resnet34-sr-module1": lambda: cifar_resnet(
+        34, num_classes=10, width=4, blocks={"block": "sr", "after": 1, "num_memory_blocks": 3}
+    ),
+    "cifar_resnet50-sr-cbam": lambda: cifar_resnet(
+        50, num_classes=10, width=4, blocks=[{"block": "cbam", "after": "residual"}, SR]
+    ),
+    "cifar_vgg16-sr": lambda: cifar_vgg(16, num_classes=10, blocks=SR),
+    "resnet50-sr": lambda: resnet50(10, input_shape=(64, 64, 3), blocks=SR),
+    "deeplabv3-sr": lambda: deeplabv3(
+        5, input_shape=(32, 32, 3), blocks={"block": "sr", "after": 2, "num_memory_blocks": 2}
+    ),
+    "fcn-sr": lambda: fcn(
+        5, input_shape=(32, 32, 3), blocks={"block": "sr", "after": 2, "num_memory_blocks": 3}
+    ),
     "mobilenet_v2-sr-cc": _mobilenet_v2_with_blocks,
 }
 # Minutes each on 2 CPU cores: the deep and the full-resolution nets.
 LARGE_CASES = {
-    "cifar_resnet34-sr-module1", "cifar_resnet50-sr-cbam", "cifar_vgg16-sr", "resnet50-sr",
-    "deeplabv3-sr", "fcn-sr",
+    "cifar_resnet34-sr-module1",
+    "cifar_resnet50-sr-cbam",
+    "cifar_vgg16-sr",
+    "resnet50-sr",
+    "deeplabv3-sr",
+    "fcn-sr",
 }
 
 # Float32 alone moves these 1.1-1.3e-4 between TensorFlow, LiteRT and
@@ -80,9 +111,10 @@ LARGE_CASES = {
 LOOSER_TOLERANCE = {"deeplabv3-sr": 5e-4, "fcn-sr": 5e-4}
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=pytest.mark.large if name in LARGE_CASES else ()) for name in CASES
-])
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(name, marks=pytest.mark.large if name in LARGE_CASES else ()) for name in CASES],
+)
 def test_exports_with_parity(name, tmp_path):
     model = CASES[name]()
     blocks = [layer for layer in model.layers if isinstance(layer, BLOCK_TYPES)]

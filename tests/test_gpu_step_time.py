@@ -22,18 +22,37 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_gpu_step_time_runs_at_tiny_sizes(tmp_path):
     output = tmp_path / "gpu.json"
     result = subprocess.run(
-        [sys.executable, "benchmarks/gpu_step_time.py", "--tiny", "--samples", "2", "--steps",
-         "1", "--warmup", "1", "--pairs", "vgg_like_cc", "--policies", "mixed_bfloat16",
-         "--output", str(output)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-        env={**os.environ, "KERAS_BACKEND": keras.backend.backend(), "JAX_PLATFORMS": "cpu"})
+        [
+            sys.executable,
+            "benchmarks/gpu_step_time.py",
+            "--tiny",
+            "--samples",
+            "2",
+            "--steps",
+            "1",
+            "--warmup",
+            "1",
+            "--pairs",
+            "vgg_like_cc",
+            "--policies",
+            "mixed_bfloat16",
+            "--output",
+            str(output),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "KERAS_BACKEND": keras.backend.backend(), "JAX_PLATFORMS": "cpu"},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads(output.read_text())
     machine = results["machine"]
     assert machine["backend"] == keras.backend.backend() and machine["gpu"] is None
     assert machine["cpu"] and machine["cpu_cores"] >= 1 and "keras" in machine["versions"]
     assert [(run["pair"], run["policy"]) for run in results["runs"]] == [
-        ("vgg_like_cc", "mixed_bfloat16")]
+        ("vgg_like_cc", "mixed_bfloat16")
+    ]
     for run in results["runs"]:
         # The block adds parameters; both models really are different.
         assert run["parameters"]["block"] > run["parameters"]["plain"]
@@ -45,10 +64,19 @@ def test_gpu_step_time_runs_at_tiny_sizes(tmp_path):
 
 
 def test_without_a_gpu_it_asks_for_tiny():
-    result = subprocess.run([sys.executable, "benchmarks/gpu_step_time.py"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "KERAS_BACKEND": keras.backend.backend(),
-                                 "JAX_PLATFORMS": "cpu", "CUDA_VISIBLE_DEVICES": ""})
+    result = subprocess.run(
+        [sys.executable, "benchmarks/gpu_step_time.py"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={
+            **os.environ,
+            "KERAS_BACKEND": keras.backend.backend(),
+            "JAX_PLATFORMS": "cpu",
+            "CUDA_VISIBLE_DEVICES": "",
+        },
+    )
     assert result.returncode == 2
     assert "no GPU visible" in result.stderr and "--tiny" in result.stderr
 

@@ -13,7 +13,9 @@ LIMIT_SECONDS = 15 * 60  # the promise: each under 15 minutes on 2 CPU cores
 
 def test_the_four_notebooks_exist():
     assert [path.stem for path in NOTEBOOKS] == [
-        "01_quickstart", "02_squeeze_and_remember", "03_contextual_convolution",
+        "01_quickstart",
+        "02_squeeze_and_remember",
+        "03_contextual_convolution",
         "04_export_to_edge",
     ]
 
@@ -31,13 +33,27 @@ def test_notebook_runs_and_shows_its_plots(path, monkeypatch):
     monkeypatch.delenv("MEMBLOCKS_FIGURES_DIR", raising=False)  # "as they are"
     notebook = nbformat.read(path, as_version=4)
     start = time.perf_counter()
-    NotebookClient(notebook, timeout=LIMIT_SECONDS, kernel_name="python3",
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    NotebookClient(
+        notebook,
+        timeout=LIMIT_SECONDS,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+    ).execute()
     elapsed = time.perf_counter() - start
     assert elapsed < LIMIT_SECONDS
-    images = [output for cell in notebook.cells if cell.cell_type == "code"
-              for output in cell.outputs if "image/png" in output.get("data", {})]
+    images = [
+        output
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+        if "image/png" in output.get("data", {})
+    ]
     assert images, "the notebook shows no plot inline"
-    errors = [output for cell in notebook.cells if cell.cell_type == "code"
-              for output in cell.outputs if output.output_type == "error"]
+    errors = [
+        output
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+        if output.output_type == "error"
+    ]
     assert not errors

@@ -5,8 +5,15 @@ from keras_memblocks.training.reproduction import GRIDS
 from keras_memblocks.training.reproduction import grid
 from keras_memblocks.training.reproduction import reproduce
 
-ROWS = {"sr-table1": 28, "sr-table3": 10, "sr-table4": 4, "sr-table5": 10, "cc-table3": 5,
-        "cc-fig4": 168}
+ROWS = {
+    "sr-table1": 28,
+    "sr-table2": 12,
+    "sr-table3": 10,
+    "sr-table4": 4,
+    "sr-table5": 10,
+    "cc-table3": 5,
+    "cc-fig4": 168,
+}
 
 
 def test_grids_hold_the_published_rows():
@@ -16,7 +23,18 @@ def test_grids_hold_the_published_rows():
     assert table1["R50 +D2D+SR (3,8)"] == "78.68±0.55"
     label, config, paper = grid("sr-table3")[6]
     assert (label, paper) == ("R50 +D2D+SR (3,10)", "77.79±0.02")
-    assert config.model_args["sr"] == {"module": 3, "num_memory_blocks": 10, "hidden_units": 16}
+    assert config.model_args["blocks"] == {
+        "block": "sr",
+        "after": 3,
+        "num_memory_blocks": 10,
+        "hidden_units": 16,
+    }
+    label, config, paper = grid("sr-table2")[7]
+    assert (label, paper) == ("R34 SE +SR (4,2)", "77.93±0.23")
+    assert config.model_args["blocks"] == [
+        {"block": "se", "after": "residual"},
+        {"block": "sr", "after": 4, "num_memory_blocks": 2, "hidden_units": 8},
+    ]
     swapped = [c for label, c, _ in grid("cc-fig4") if "swapped" in label]
     assert len(swapped) == 84 and all(c.reverse_split for c in swapped)
 
@@ -30,5 +48,8 @@ def test_quick_mode_checks_the_whole_grid(name, tmp_path):
 
 
 def test_unknown_table(capsys):
-    assert cli_main(["reproduce", "sr-table9", "--quick"]) == 2
-    assert "Unknown table 'sr-table9'. Valid tables: sr-table1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        cli_main(["reproduce", "sr-table9", "--quick"])
+    assert exit_.value.code == 2
+    error = capsys.readouterr().err
+    assert "invalid choice: 'sr-table9'" in error and "sr-table2" in error

@@ -27,8 +27,11 @@ INPUT_SHAPE = (8, 8, 4)
 
 
 def registered_in_this_process():
-    return {name: obj for name, obj in keras.saving.get_custom_objects().items()
-            if name.startswith(PREFIX)}
+    return {
+        name: obj
+        for name, obj in keras.saving.get_custom_objects().items()
+        if name.startswith(PREFIX)
+    }
 
 
 def registered_by_every_module():
@@ -37,8 +40,9 @@ def registered_by_every_module():
     Without TensorFlow, the TensorFlow-built parts (tf.data, export) cannot
     be imported, and register nothing there.
     """
-    for info in pkgutil.walk_packages(keras_memblocks.__path__, "keras_memblocks.",
-                                      onerror=lambda name: None):
+    for info in pkgutil.walk_packages(
+        keras_memblocks.__path__, "keras_memblocks.", onerror=lambda name: None
+    ):
         try:
             importlib.import_module(info.name)
         except MissingTensorFlowError:
@@ -47,17 +51,21 @@ def registered_by_every_module():
 
 
 def test_import_keras_memblocks_registers_everything_the_package_registers():
-    script = ("import json, keras, keras_memblocks\n"
-              f"print(json.dumps(sorted(k for k in keras.saving.get_custom_objects() "
-              f"if k.startswith({PREFIX!r}))))")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=300)
+    script = (
+        "import json, keras, keras_memblocks\n"
+        f"print(json.dumps(sorted(k for k in keras.saving.get_custom_objects() "
+        f"if k.startswith({PREFIX!r}))))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     on_import = json.loads(result.stdout.strip().splitlines()[-1])
     everything = sorted(registered_by_every_module())
     assert "keras_memblocks>SGDWithL2" in everything
     assert on_import == everything, (
-        f"registered only when a submodule is imported: {sorted(set(everything) - set(on_import))}")
+        f"registered only when a submodule is imported: {sorted(set(everything) - set(on_import))}"
+    )
 
 
 def _layer_holder(layer_class, path, inputs_path):
@@ -76,17 +84,27 @@ def _optimizer_holder(optimizer_class, path, inputs_path):
     """A compiled, trained model whose optimizer (with its state and a
     learning-rate schedule, as the recipes use) is the class."""
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input(INPUT_SHAPE), keras.layers.Flatten(),
-                              keras.layers.Dense(3, activation="softmax")])
+    model = keras.Sequential(
+        [
+            keras.Input(INPUT_SHAPE),
+            keras.layers.Flatten(),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
     schedule = keras.optimizers.schedules.PiecewiseConstantDecay([2], [0.1, 0.01])
-    model.compile(optimizer=optimizer_class(learning_rate=schedule),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(
+        optimizer=optimizer_class(learning_rate=schedule),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     x = np.load(inputs_path)
     model.fit(x, np.arange(len(x)) % 3, epochs=2, batch_size=2, verbose=0)
     model.save(path)
-    return {"kind": "optimizer", "config": keras.saving.serialize_keras_object(model.optimizer),
-            "variables": [keras.ops.convert_to_numpy(v).tolist()
-                          for v in model.optimizer.variables]}
+    return {
+        "kind": "optimizer",
+        "config": keras.saving.serialize_keras_object(model.optimizer),
+        "variables": [keras.ops.convert_to_numpy(v).tolist() for v in model.optimizer.variables],
+    }
 
 
 HOLDERS = {keras.layers.Layer: _layer_holder, keras.optimizers.Optimizer: _optimizer_holder}
@@ -118,24 +136,34 @@ def test_every_registered_object_loads_in_a_fresh_process(tmp_path):
     np.save(inputs_path, np.random.default_rng(0).normal(size=(4, *INPUT_SHAPE)).astype("float32"))
     paths, saved = {}, {}
     for name, obj in sorted(registered_by_every_module().items()):
-        holder = next((h for base, h in HOLDERS.items()
-                       if isinstance(obj, type) and issubclass(obj, base)), None)
+        holder = next(
+            (h for base, h in HOLDERS.items() if isinstance(obj, type) and issubclass(obj, base)),
+            None,
+        )
         if holder is None:
-            pytest.fail(f"{name} is registered, but this test has no holder for a {obj!r}: "
-                        "add one to HOLDERS so that it is checked.")
+            pytest.fail(
+                f"{name} is registered, but this test has no holder for a {obj!r}: "
+                "add one to HOLDERS so that it is checked."
+            )
         paths[name] = str(tmp_path / f"{name.split('>')[1]}.keras")
         saved[name] = holder(obj, paths[name], inputs_path)
-    result = subprocess.run([sys.executable, "-c", LOAD_SCRIPT, json.dumps(paths), str(inputs_path)],
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD_SCRIPT, json.dumps(paths), str(inputs_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert sorted(loaded) == sorted(saved)
     for name, expected in saved.items():
         if expected["kind"] == "layer":
-            np.testing.assert_allclose(loaded[name]["output"], expected["expected"], atol=1e-6,
-                                       err_msg=name)
+            np.testing.assert_allclose(
+                loaded[name]["output"], expected["expected"], atol=1e-6, err_msg=name
+            )
         else:
             assert loaded[name]["optimizer"] == expected["config"], name
-            for got, want in zip(loaded[name]["optimizer_variables"], expected["variables"],
-                                 strict=True):
+            for got, want in zip(
+                loaded[name]["optimizer_variables"], expected["variables"], strict=True
+            ):
                 np.testing.assert_allclose(got, want, err_msg=name)

@@ -5,28 +5,27 @@ from hypothesis import given
 from hypothesis import strategies as st
 from keras.ops import convert_to_numpy
 
-from keras_memblocks.layers import SRBlock
 from keras_memblocks.layers import SqueezeAndRemember2D
+from keras_memblocks.layers import SRBlock
 from tests import layer_battery
 from tests import numpy_reference
 
 
-def weights_by_name(layer):
-    return {w.name: convert_to_numpy(w) for w in layer.weights}
-
-
-def randomize(layer, seed=0):
-    rng = np.random.default_rng(seed)
-    for w in layer.weights:
-        w.assign(rng.normal(size=w.shape).astype("float32") * 0.5)
+def randomize(layer, seed=0, scale=0.5):
+    layer_battery.randomize_weights(layer, seed, scale, keep_initial=False)
 
 
 @pytest.mark.parametrize(
     "init_kwargs",
     [
         dict(num_memory_blocks=3, hidden_units=4),
-        dict(num_memory_blocks=2, hidden_units=5, hidden_activation="relu",
-             use_bias=False, return_memory_weights=True),
+        dict(
+            num_memory_blocks=2,
+            hidden_units=5,
+            hidden_activation="relu",
+            use_bias=False,
+            return_memory_weights=True,
+        ),
         dict(num_memory_blocks=4, hidden_units=3, data_format="channels_first"),
     ],
     ids=["default", "relu_nobias_weights", "channels_first"],
@@ -50,10 +49,14 @@ def test_identity_at_initialisation():
 def test_initialisation_bounds_follow_fan_in():
     layer = SqueezeAndRemember2D(num_memory_blocks=3, hidden_units=16)
     layer.build((None, 10, 10, 64))
-    w = weights_by_name(layer)
-    for name, fan_in in [("squeeze_kernel", 64), ("hidden_kernel", 100),
-                         ("hidden_bias", 100), ("logits_kernel", 16),
-                         ("logits_bias", 16)]:
+    w = layer_battery.weights_by_name(layer)
+    for name, fan_in in [
+        ("squeeze_kernel", 64),
+        ("hidden_kernel", 100),
+        ("hidden_bias", 100),
+        ("logits_kernel", 16),
+        ("logits_bias", 16),
+    ]:
         bound = np.sqrt(1.0 / fan_in)
         assert np.abs(w[name]).max() <= bound, name
         # Uniform over the whole interval, not a narrower one.
@@ -66,14 +69,17 @@ def test_initialisation_bounds_follow_fan_in():
 def test_matches_numpy_reference(activation, use_bias):
     x = layer_battery.random_inputs((5, 4, 6))
     layer = SqueezeAndRemember2D(
-        num_memory_blocks=3, hidden_units=7, hidden_activation=activation,
-        use_bias=use_bias, return_memory_weights=True,
+        num_memory_blocks=3,
+        hidden_units=7,
+        hidden_activation=activation,
+        use_bias=use_bias,
+        return_memory_weights=True,
     )
     layer.build(x.shape)
     randomize(layer)
     out, mem_weights = layer(x)
     ref_out, ref_weights = numpy_reference.squeeze_and_remember(
-        x, weights_by_name(layer), activation, use_bias
+        x, layer_battery.weights_by_name(layer), activation, use_bias
     )
     np.testing.assert_allclose(convert_to_numpy(out), ref_out, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(convert_to_numpy(mem_weights), ref_weights, rtol=1e-5, atol=1e-6)
@@ -84,8 +90,7 @@ def test_matches_numpy_reference(activation, use_bias):
 
 def test_output_minus_input_is_a_convex_combination_of_memories():
     x = layer_battery.random_inputs((4, 4, 3), batch=8)
-    layer = SqueezeAndRemember2D(num_memory_blocks=4, hidden_units=5,
-                                 return_memory_weights=True)
+    layer = SqueezeAndRemember2D(num_memory_blocks=4, hidden_units=5, return_memory_weights=True)
     layer.build(x.shape)
     randomize(layer, seed=3)
     out, weights = (convert_to_numpy(t) for t in layer(x))
@@ -97,9 +102,7 @@ def test_output_minus_input_is_a_convex_combination_of_memories():
     assert np.all(delta >= memory.min(axis=0) - 1e-5)
     assert np.all(delta <= memory.max(axis=0) + 1e-5)
     # ... and exactly the weighted sum.
-    np.testing.assert_allclose(
-        delta, np.einsum("bp,phwc->bhwc", weights, memory), atol=1e-5
-    )
+    np.testing.assert_allclose(delta, np.einsum("bp,phwc->bhwc", weights, memory), atol=1e-5)
 
 
 def test_channels_first_equals_channels_last():
@@ -115,16 +118,21 @@ def test_channels_first_equals_channels_last():
             value = value.transpose(0, 3, 1, 2)
         w_first.assign(value)
     out_first = convert_to_numpy(first(x.transpose(0, 3, 1, 2)))
-    np.testing.assert_allclose(out_first.transpose(0, 2, 3, 1), convert_to_numpy(last(x)), atol=1e-5)
+    np.testing.assert_allclose(
+        out_first.transpose(0, 2, 3, 1), convert_to_numpy(last(x)), atol=1e-5
+    )
 
 
 @pytest.mark.parametrize(
     "height,width,channels,units,memories,use_bias",
-    [(14, 14, 1024, 16, 2, False), (14, 14, 1024, 16, 10, False),
-     (8, 8, 256, 8, 12, True), (3, 5, 7, 2, 1, True)],
+    [
+        (14, 14, 1024, 16, 2, False),
+        (14, 14, 1024, 16, 10, False),
+        (8, 8, 256, 8, 12, True),
+        (3, 5, 7, 2, 1, True),
+    ],
 )
-def test_parameter_count_matches_paper_formula(height, width, channels, units,
-                                               memories, use_bias):
+def test_parameter_count_matches_paper_formula(height, width, channels, units, memories, use_bias):
     layer = SqueezeAndRemember2D(memories, units, use_bias=use_bias)
     layer.build((None, height, width, channels))
     assert layer.count_params() == numpy_reference.sr_parameter_count(
@@ -142,20 +150,25 @@ def test_paper_worked_example_resnet50_module3():
 
 @pytest.mark.property
 @given(
-    height=st.integers(1, 6), width=st.integers(1, 6), channels=st.integers(1, 5),
-    units=st.integers(1, 6), memories=st.integers(1, 5),
+    height=st.integers(1, 6),
+    width=st.integers(1, 6),
+    channels=st.integers(1, 5),
+    units=st.integers(1, 6),
+    memories=st.integers(1, 5),
     activation=st.sampled_from([None, "relu", "sigmoid"]),
-    use_bias=st.booleans(), batch=st.integers(1, 3), seed=st.integers(0, 2**16),
+    use_bias=st.booleans(),
+    batch=st.integers(1, 3),
+    seed=st.integers(0, 2**16),
 )
-def test_property_matches_reference(height, width, channels, units, memories,
-                                    activation, use_bias, batch, seed):
+def test_property_matches_reference(
+    height, width, channels, units, memories, activation, use_bias, batch, seed
+):
     x = layer_battery.random_inputs((height, width, channels), batch=batch, seed=seed)
-    layer = SqueezeAndRemember2D(memories, units, hidden_activation=activation,
-                                 use_bias=use_bias)
+    layer = SqueezeAndRemember2D(memories, units, hidden_activation=activation, use_bias=use_bias)
     layer.build(x.shape)
     randomize(layer, seed)
     ref, _ = numpy_reference.squeeze_and_remember(
-        x, weights_by_name(layer), activation, use_bias
+        x, layer_battery.weights_by_name(layer), activation, use_bias
     )
     np.testing.assert_allclose(convert_to_numpy(layer(x)), ref, rtol=1e-4, atol=1e-4)
     assert layer.count_params() == numpy_reference.sr_parameter_count(
@@ -164,6 +177,7 @@ def test_property_matches_reference(height, width, channels, units, memories,
 
 
 # === Bad input ===
+
 
 @pytest.mark.parametrize(
     "kwargs,match",
@@ -193,7 +207,9 @@ def test_unknown_spatial_size_raises():
 def test_other_spatial_size_after_build_raises():
     layer = SqueezeAndRemember2D()
     layer(np.zeros((1, 6, 6, 3), "float32"))
-    with pytest.raises(ValueError, match=r"built for inputs with \(H, W, C\)=\(6, 6, 3\).*\(8, 8, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"built for inputs with \(H, W, C\)=\(6, 6, 3\).*\(8, 8, 3\)"
+    ):
         layer(np.zeros((1, 8, 8, 3), "float32"))
     with pytest.raises(ValueError, match=r"\(6, 6, 4\)"):
         layer(np.zeros((1, 6, 6, 4), "float32"))
@@ -201,5 +217,7 @@ def test_other_spatial_size_after_build_raises():
 
 def test_data_format_mismatch_raises():
     # channels_first with a channels_last-shaped input of unknown channel axis 1.
-    with pytest.raises(ValueError, match=r"channel axis.*channels_first.*pass data_format='channels_last'"):
+    with pytest.raises(
+        ValueError, match=r"channel axis.*channels_first.*pass data_format='channels_last'"
+    ):
         SqueezeAndRemember2D(data_format="channels_first")(keras.Input((None, 8, 3)))

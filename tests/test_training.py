@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from keras_memblocks.cli import main as cli_main
 from keras_memblocks.training import SGDWithL2
+from keras_memblocks.training import build_model
 from keras_memblocks.training import get_recipe
 from keras_memblocks.training import load_config_file
 from keras_memblocks.training import train
@@ -22,7 +23,11 @@ from keras_memblocks.training.distributed_loop import fit_distributed
 from keras_memblocks.training.trainer import learning_rate_schedule
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = {"dataset": "cifar10", "width": 2, "block": "cc", "variant": "reduced"}
+TINY = {
+    "dataset": "cifar10",
+    "width": 2,
+    "blocks": {"block": "cc", "after": "conv", "variant": "reduced"},
+}
 
 
 def tiny_digits(**overrides):
@@ -59,24 +64,49 @@ def test_schedules():
 
 
 def test_recipes_are_valid_and_build():
+    from keras_memblocks.training import specs
     from keras_memblocks.training.recipes import RECIPES
 
     for name, recipe in RECIPES.items():
         recipe.validate()
+        model = build_model(recipe)  # the builder, its blocks, the dataset's shape and classes
+        assert model.inputs[0].shape[1:] == specs.input_shape(recipe), name
     assert get_recipe("sr-imagenet").milestones == (75, 150, 225, 300, 375)
 
 
 @pytest.mark.parametrize(
     "argv,message",
-    [(["--recipe", "sr-cifar200"], "Unknown recipe 'sr-cifar200'. Valid recipes: sr-cifar10"),
-     (["--model", "resnet9"], "Unknown model 'resnet9'. Valid values for `model`: 'vgg_like'"),
-     (["--dataset", "svhn"], "Unknown dataset 'svhn'"),
-     (["--set", "epochz=3"], "Unknown recipe field(s) ['epochz']. Valid fields:"),
-     (["--set", "schedule=cosine"], "Unknown schedule 'cosine'"),
-     (["--set", "jit_compile=yes"], "`jit_compile` must be true, false or 'auto'"),
-     (["--model-args", '{"dataset": "cifar10", "width": 4, "block": "sq"}'], "Unknown block 'sq'"),
-     (["--model-args", '{"dataset": "cifar10", "widht": 4}'], "Bad `model_args` for vgg_like"),
-     (["--recipe", "sr-cifar100", "--data-dir", "/nonexistent"], "Dataset 'cifar100'")],
+    [
+        (
+            ["--set", "model=resnet9"],
+            "Unknown model 'resnet9'. Valid values for `model`: 'vgg_like'",
+        ),
+        (["--set", "dataset=svhn"], "Unknown dataset 'svhn'"),
+        (
+            ["--model", "fcn"],
+            "Model 'fcn' is a segmentation model but dataset 'digits' is a "
+            "classification dataset: choose a classification model (vgg_like,",
+        ),
+        (["--set", "epochz=3"], "Unknown recipe field(s) ['epochz']. Valid fields:"),
+        (["--set", "schedule=cosine"], "Unknown schedule 'cosine'"),
+        (["--set", "jit_compile=yes"], "`jit_compile` must be true, false or 'auto'"),
+        (
+            [
+                "--model-args",
+                '{"dataset": "cifar10", "width": 4, "blocks": {"block": "sq", "after": 1}}',
+            ],
+            "Unknown block 'sq'",
+        ),
+        (
+            [
+                "--model-args",
+                '{"dataset": "cifar10", "width": 4, "blocks": {"block": "cc", "after": 9}}',
+            ],
+            "vgg_like places blocks after module numbers 1..4 or 'conv'. Received: after=9",
+        ),
+        (["--model-args", '{"dataset": "cifar10", "widht": 4}'], "Bad `model_args` for vgg_like"),
+        (["--recipe", "sr-cifar100", "--data-dir", "/nonexistent"], "Dataset 'cifar100'"),
+    ],
 )
 def test_bad_configs_fail_before_training(argv, message, capsys, tmp_path):
     start = time.perf_counter()
@@ -86,6 +116,23 @@ def test_bad_configs_fail_before_training(argv, message, capsys, tmp_path):
     assert not (tmp_path / "seed_0" / "history.csv").exists()
 
 
+@pytest.mark.parametrize(
+    "argv,value",
+    [
+        (["--recipe", "sr-cifar200"], "sr-cifar200"),
+        (["--model", "resnet9"], "resnet9"),
+        (["--dataset", "svhn"], "svhn"),
+        (["--strategy", "tpu"], "tpu"),
+    ],
+)
+def test_choices_come_from_the_registries(argv, value, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli_main(["train", *argv])
+    assert exit_.value.code == 2
+    error = capsys.readouterr().err
+    assert f"invalid choice: '{value}'" in error and "Traceback" not in error
+
+
 def test_config_files(tmp_path):
     (tmp_path / "c.yaml").write_text("epochs: 7\nmodel_args: {depth: 34}\n")
     (tmp_path / "c.json").write_text(json.dumps({"batch_size": 16}))
@@ -93,6 +140,26 @@ def test_config_files(tmp_path):
     assert load_config_file(tmp_path / "c.json") == {"batch_size": 16}
     with pytest.raises(ValueError, match="does not exist"):
         load_config_file(tmp_path / "missing.yaml")
+
+
+def test_each_trainer_step_works_alone(tmp_path):
+    from keras_memblocks.training import trainer
+
+    config = tiny_digits(epochs=1)
+    (train_data, validation_data, test_data), steps = trainer.make_datasets(config, seed=0)
+    assert steps == 3 and validation_data is not None
+    model = build_model(config)
+    trainer.compile_model(model, config, steps)
+    assert type(model.optimizer).__name__ == "AdamW"
+    callbacks, checkpoint_path, timer = trainer.make_callbacks(config, tmp_path, True)
+    assert checkpoint_path == tmp_path / "best.keras"
+    strategy = tf.distribute.get_strategy()
+    trainer.fit(model, config, strategy, train_data, validation_data, steps, callbacks, verbose=0)
+    assert len(timer.seconds) == steps and checkpoint_path.exists()
+    metrics = trainer.evaluate_checkpoint(checkpoint_path, config, steps, test_data)
+    assert set(metrics) == {"loss", "accuracy"} and 0.0 <= metrics["accuracy"] <= 1.0
+    results = {"config": config.to_dict(), "test": metrics}
+    assert trainer.main_metric(results) == ("accuracy", metrics["accuracy"])
 
 
 def test_train_writes_model_history_and_results(tmp_path):
@@ -106,7 +173,9 @@ def test_train_writes_model_history_and_results(tmp_path):
 
 
 def test_mixed_precision_and_xla(tmp_path):
-    results = train(tiny_digits(mixed_precision=True, jit_compile=True, epochs=1), tmp_path, verbose=0)
+    results = train(
+        tiny_digits(mixed_precision=True, jit_compile=True, epochs=1), tmp_path, verbose=0
+    )
     assert np.isfinite(results["test"]["loss"]) and results["jit_compile"] is True
     assert keras.mixed_precision.global_policy().name == "float32"  # restored
 
@@ -125,17 +194,35 @@ def test_seeds_summary(tmp_path):
 
 
 def _train_command(output_dir, epochs):
-    return [sys.executable, "-m", "keras_memblocks.cli", "train", "--recipe", "digits",
-            "--epochs", str(epochs), "--model-args", json.dumps(TINY), "--set", "image_size=16",
-            "--output-dir", str(output_dir)]
+    return [
+        sys.executable,
+        "-m",
+        "keras_memblocks.cli",
+        "train",
+        "--recipe",
+        "digits",
+        "--epochs",
+        str(epochs),
+        "--model-args",
+        json.dumps(TINY),
+        "--set",
+        "image_size=16",
+        "--output-dir",
+        str(output_dir),
+    ]
 
 
 def test_killed_run_resumes_where_it_stopped(tmp_path):
     epochs = 40
     history = tmp_path / "seed_0" / "history.csv"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(_train_command(tmp_path, epochs), cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        _train_command(tmp_path, epochs),
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 240
     while time.time() < deadline and process.poll() is None:
         if history.exists() and len(history.read_text().splitlines()) >= 3:  # 2 epochs done
@@ -147,8 +234,14 @@ def test_killed_run_resumes_where_it_stopped(tmp_path):
     done_before = len(history.read_text().splitlines()) - 1
     assert 2 <= done_before < epochs
 
-    resumed = subprocess.run(_train_command(tmp_path, epochs), cwd=ROOT, env=env,
-                             capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(
+        _train_command(tmp_path, epochs),
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     first_epoch = int(resumed.stdout.split("Epoch ")[1].split("/")[0])
     assert first_epoch >= done_before  # resumed (at most the current epoch repeated)
@@ -175,8 +268,13 @@ print("accuracy", results["test"]["accuracy"], "trained on", results["replicas"]
 
 
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
-    result = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, str(tmp_path), json.dumps(TINY)],
-                            cwd=ROOT, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", MIRRORED_SCRIPT, str(tmp_path), json.dumps(TINY)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "replicas 2" in result.stdout and "trained on 2 replicas" in result.stdout
 
@@ -212,9 +310,22 @@ def test_multiworker_strategy_two_processes_on_localhost(tmp_path):
     for index in range(2):
         tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
         env = {**os.environ, "TF_CONFIG": json.dumps(tf_config)}
-        processes.append(subprocess.Popen(
-            [sys.executable, "-c", MULTIWORKER_SCRIPT, str(tmp_path / f"worker_{index}"), json.dumps(TINY)],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        processes.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    MULTIWORKER_SCRIPT,
+                    str(tmp_path / f"worker_{index}"),
+                    json.dumps(TINY),
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     outputs = []
     try:
         for process in processes:
@@ -245,17 +356,26 @@ def test_distributed_loop_trains_like_fit():
 
     def compiled():
         keras.utils.set_random_seed(0)
-        model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3),
-                                  keras.layers.GlobalAveragePooling2D(),
-                                  keras.layers.Dense(4, activation="softmax")])
-        model.compile(keras.optimizers.SGD(0.1, momentum=0.9), "sparse_categorical_crossentropy",
-                      metrics=["accuracy"])
+        model = keras.Sequential(
+            [
+                keras.Input((8, 8, 3)),
+                keras.layers.Conv2D(4, 3),
+                keras.layers.GlobalAveragePooling2D(),
+                keras.layers.Dense(4, activation="softmax"),
+            ]
+        )
+        model.compile(
+            keras.optimizers.SGD(0.1, momentum=0.9),
+            "sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
         return model
 
     reference, ours = compiled(), compiled()
     expected = reference.fit(data, validation_data=data, epochs=2, verbose=0, shuffle=False)
-    history = fit_distributed(ours, tf.distribute.get_strategy(), data, validation_data=data,
-                              epochs=2, verbose=0)
+    history = fit_distributed(
+        ours, tf.distribute.get_strategy(), data, validation_data=data, epochs=2, verbose=0
+    )
     for a, b in zip(reference.get_weights(), ours.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
@@ -269,15 +389,22 @@ def test_distributed_loop_resumes_from_its_backup(tmp_path):
                 raise RuntimeError("simulated crash")
 
     data = tf.data.Dataset.from_tensor_slices(
-        (np.ones((8, 4), "float32"), np.zeros(8, "int32"))).batch(4)
+        (np.ones((8, 4), "float32"), np.zeros(8, "int32"))
+    ).batch(4)
 
     def run(extra):
         keras.utils.set_random_seed(0)
         model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
         model.compile("sgd", "sparse_categorical_crossentropy")
         backup = keras.callbacks.BackupAndRestore(tmp_path / "backup")
-        return fit_distributed(model, tf.distribute.get_strategy(), data, epochs=4,
-                               callbacks=[backup, *extra], verbose=0)
+        return fit_distributed(
+            model,
+            tf.distribute.get_strategy(),
+            data,
+            epochs=4,
+            callbacks=[backup, *extra],
+            verbose=0,
+        )
 
     with pytest.raises(RuntimeError, match="simulated crash"):
         run([Crash()])

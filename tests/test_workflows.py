@@ -27,10 +27,12 @@ CONSOLE_NOISE = ("cuInit", "I0000", "absl::InitializeLog", "Traceback")
 def run(command, cwd, expect=0, timeout=1200, backend="tensorflow"):
     env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
     env.update(PYTHONUNBUFFERED="1", KERAS_BACKEND=backend, JAX_PLATFORMS="cpu")
-    result = subprocess.run([str(c) for c in command], cwd=cwd, capture_output=True, text=True,
-                            timeout=timeout, env=env)
+    result = subprocess.run(
+        [str(c) for c in command], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
+    )
     assert result.returncode == expect, (
-        f"{command}\nexit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        f"{command}\nexit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    )
     return result
 
 
@@ -67,28 +69,62 @@ LOAD_SCRIPT = textwrap.dedent("""
                       "policy": model.layers[-1].dtype_policy.name}))
 """)
 
-SEGMENTATION_ARGS = {"num_classes": 19, "input_shape": [32, 64, 3], "auxiliary_head": True,
-                     "sr": {"module": 2, "num_memory_blocks": 2}}
-STAND_IN = ["--stand-in-data", "16", "--batch-size", "4", "--epochs", "1",
-            "--max-steps-per-epoch", "2"]
+SEGMENTATION_ARGS = {
+    "num_classes": 19,
+    "input_shape": [32, 64, 3],
+    "auxiliary_head": True,
+    "blocks": {"block": "sr", "after": 2, "num_memory_blocks": 2},
+}
+STAND_IN = [
+    "--stand-in-data",
+    "16",
+    "--batch-size",
+    "4",
+    "--epochs",
+    "1",
+    "--max-steps-per-epoch",
+    "2",
+]
 # (cell id, train arguments, image shape or None for the digits, segmentation)
 CELLS = {
     "digits": (["--recipe", "digits", "--epochs", "4"], None, False),
     # Trained on JAX (from the same tf.data pipeline), exported through TensorFlow.
     "digits-jax": (["--recipe", "digits", "--epochs", "4"], None, False),
-    "digits-mixed-precision": (["--recipe", "digits", "--epochs", "4", "--mixed-precision"],
-                               None, False),
+    "digits-mixed-precision": (
+        ["--recipe", "digits", "--epochs", "4", "--mixed-precision"],
+        None,
+        False,
+    ),
     "sr-cifar100": (["--recipe", "sr-cifar100", *STAND_IN], (32, 32, 3), False),
-    "sr-cityscapes": (["--recipe", "sr-cityscapes", *STAND_IN[:2], "--batch-size", "2",
-                       *STAND_IN[4:], "--set", "crop_size=[32,64]",
-                       "--model-args", json.dumps(SEGMENTATION_ARGS)], (32, 64, 3), True),
+    "sr-cityscapes": (
+        [
+            "--recipe",
+            "sr-cityscapes",
+            *STAND_IN[:2],
+            "--batch-size",
+            "2",
+            *STAND_IN[4:],
+            "--set",
+            "crop_size=[32,64]",
+            "--model-args",
+            json.dumps(SEGMENTATION_ARGS),
+        ],
+        (32, 64, 3),
+        True,
+    ),
     "sr-cifar10": (["--recipe", "sr-cifar10", *STAND_IN], (32, 32, 3), False),
     "cc-cifar100": (["--recipe", "cc-cifar100", *STAND_IN], (32, 32, 3), False),
-    "sr-imagenet": (["--recipe", "sr-imagenet", *STAND_IN[:2], "--batch-size", "2",
-                     *STAND_IN[4:]], (224, 224, 3), False),
+    "sr-imagenet": (
+        ["--recipe", "sr-imagenet", *STAND_IN[:2], "--batch-size", "2", *STAND_IN[4:]],
+        (224, 224, 3),
+        False,
+    ),
     "digits-jit-compile": (["--recipe", "digits", "--epochs", "4", "--jit-compile"], None, False),
-    "digits-mirrored": (["--recipe", "digits", "--epochs", "4", "--strategy", "mirrored"],
-                        None, False),
+    "digits-mirrored": (
+        ["--recipe", "digits", "--epochs", "4", "--strategy", "mirrored"],
+        None,
+        False,
+    ),
 }
 # sr-cityscapes is `large`: exporting its DeepLabv3 (ResNet50, even at 32x64)
 # peaks at 13-14 GB of memory (measured with /usr/bin/time -v on `memblocks
@@ -99,18 +135,24 @@ IN_MAKE_TEST = ("digits-jax", "digits-mixed-precision", "sr-cifar100")
 
 
 def edge(runtime, model_path, image_path, cwd, *extra):
-    return json.loads(run([sys.executable, EDGE[runtime], model_path, image_path, *extra],
-                          cwd).stdout.strip().splitlines()[-1])
+    return json.loads(
+        run([sys.executable, EDGE[runtime], model_path, image_path, *extra], cwd)
+        .stdout.strip()
+        .splitlines()[-1]
+    )
 
 
-@pytest.mark.parametrize("cell", [
-    pytest.param(name, marks=() if name in IN_MAKE_TEST else pytest.mark.large) for name in CELLS])
+@pytest.mark.parametrize(
+    "cell",
+    [pytest.param(name, marks=() if name in IN_MAKE_TEST else pytest.mark.large) for name in CELLS],
+)
 def test_train_load_export_deploy_each_in_its_own_process(cell, tmp_path):
     train_args, image_shape, segmentation = CELLS[cell]
     # 1. train
     backend = "jax" if cell.endswith("-jax") else "tensorflow"
-    trained = run([MEMBLOCKS, "train", *train_args, "--output-dir", "run"], tmp_path,
-                  backend=backend)
+    trained = run(
+        [MEMBLOCKS, "train", *train_args, "--output-dir", "run"], tmp_path, backend=backend
+    )
     assert not any(noise in trained.stderr for noise in CONSOLE_NOISE), trained.stderr[-3000:]
     model_path = trained.stdout.split("best model: ")[1].split()[0]
     results = json.loads((tmp_path / "run" / "seed_0" / "results.json").read_text())
@@ -121,30 +163,42 @@ def test_train_load_export_deploy_each_in_its_own_process(cell, tmp_path):
     # 2. load in a fresh interpreter; Keras' prediction on the edge image
     image = "digit.png" if image_shape is None else "image.npy"
     if image_shape is not None:
-        np.save(tmp_path / image, np.random.default_rng(1).normal(size=image_shape).astype("float32"))
-    loaded = json.loads(run([sys.executable, "-c", LOAD_SCRIPT, model_path, image, "keras.npy"],
-                            tmp_path).stdout.strip().splitlines()[-1])
+        np.save(
+            tmp_path / image, np.random.default_rng(1).normal(size=image_shape).astype("float32")
+        )
+    loaded = json.loads(
+        run([sys.executable, "-c", LOAD_SCRIPT, model_path, image, "keras.npy"], tmp_path)
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     if "sr-" in cell:
         assert loaded["optimizer"] == "SGDWithL2"  # the optimizer of the bug this test guards
     expected = np.load(tmp_path / "keras.npy")
     # ... and on the other backend (TensorFlow <-> JAX): the same numbers.
     other = "tensorflow" if backend == "jax" else "jax"
-    run([sys.executable, "-c", LOAD_SCRIPT, model_path, image, f"{other}.npy"], tmp_path,
-        backend=other)
+    run(
+        [sys.executable, "-c", LOAD_SCRIPT, model_path, image, f"{other}.npy"],
+        tmp_path,
+        backend=other,
+    )
     np.testing.assert_allclose(np.load(tmp_path / f"{other}.npy"), expected, rtol=1e-4, atol=1e-5)
 
     # 3. export (into an existing empty directory, as tempfile.mkdtemp() gives)
     (tmp_path / "exported").mkdir()
     export = [MEMBLOCKS, "export", model_path, "--output-dir", "exported"]
     if segmentation:
-        np.save(tmp_path / "calibration.npy",
-                np.random.default_rng(2).normal(size=(8, *image_shape)).astype("float32"))
+        np.save(
+            tmp_path / "calibration.npy",
+            np.random.default_rng(2).normal(size=(8, *image_shape)).astype("float32"),
+        )
         export += ["--calibration", "calibration.npy"]
     else:
         export += ["--quantize", "int8"]
         if image_shape is not None:  # the paper recipes take normalised images, not digits
-            np.save(tmp_path / "calibration.npy",
-                    np.random.default_rng(2).normal(size=(16, *image_shape)).astype("float32"))
+            np.save(
+                tmp_path / "calibration.npy",
+                np.random.default_rng(2).normal(size=(16, *image_shape)).astype("float32"),
+            )
             export += ["--calibration", "calibration.npy"]
     exported = run(export, tmp_path)
     assert "| onnx |" in exported.stdout
@@ -164,8 +218,10 @@ def test_train_load_export_deploy_each_in_its_own_process(cell, tmp_path):
             assert agreement >= 0.999, (runtime, agreement)  # per-pixel argmax
         return
     keras_top1 = int(expected.argmax())
-    assert edge("onnx", tmp_path / "exported" / "model.onnx", image, tmp_path)["top1"]["class"] \
+    assert (
+        edge("onnx", tmp_path / "exported" / "model.onnx", image, tmp_path)["top1"]["class"]
         == keras_top1
+    )
     int8 = edge("tflite", tflite, image, tmp_path)
     if image_shape is None:
         # A trained digits model on the digit it is surest of: int8 agrees.
@@ -180,9 +236,21 @@ def test_train_load_export_deploy_each_in_its_own_process(cell, tmp_path):
         assert int8["top1"]["probability"] == pytest.approx(float(reference.max()), abs=1e-6)
 
 
-TINY_DIGITS = ["train", "--recipe", "digits", "--epochs", "1", "--max-steps-per-epoch", "2",
-               "--set", "image_size=16", "--model-args",
-               json.dumps({"dataset": "cifar10", "width": 2, "block": "cc"}), "--output-dir", "run"]
+TINY_DIGITS = [
+    "train",
+    "--recipe",
+    "digits",
+    "--epochs",
+    "1",
+    "--max-steps-per-epoch",
+    "2",
+    "--set",
+    "image_size=16",
+    "--model-args",
+    json.dumps({"dataset": "cifar10", "width": 2, "blocks": {"block": "cc", "after": "conv"}}),
+    "--output-dir",
+    "run",
+]
 
 
 def test_a_finished_run_is_kept_unless_overwrite(tmp_path):
@@ -212,8 +280,12 @@ def test_the_callers_dtype_policy_survives_a_run_that_fails_halfway(tmp_path, mo
 
     monkeypatch.setattr(keras.callbacks.CSVLogger, "on_epoch_end", disk_full)
     config = get_recipe("digits").replace(
-        epochs=2, max_steps_per_epoch=1, image_size=16, mixed_precision=True,
-        model_args={"dataset": "cifar10", "width": 1})
+        epochs=2,
+        max_steps_per_epoch=1,
+        image_size=16,
+        mixed_precision=True,
+        model_args={"dataset": "cifar10", "width": 1},
+    )
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
         with pytest.raises(OSError, match="No space left"):
@@ -234,12 +306,12 @@ def _user_mistakes(tmp_path):
     from keras_memblocks.models import vgg_like
 
     good = tmp_path / "good.keras"
-    vgg_like("mnist", 1).save(good)
+    vgg_like("mnist", width=1).save(good)
     data = good.read_bytes()
     (tmp_path / "truncated.keras").write_bytes(data[: len(data) // 2])
     damaged = bytearray(data)
     middle = len(damaged) // 2
-    damaged[middle:middle + 64] = bytes(b ^ 0xFF for b in damaged[middle:middle + 64])
+    damaged[middle : middle + 64] = bytes(b ^ 0xFF for b in damaged[middle : middle + 64])
     (tmp_path / "damaged.keras").write_bytes(bytes(damaged))
     (tmp_path / "notes.keras").write_text("my notes")
     inputs = keras.Input((28, 28, 1))
@@ -256,12 +328,18 @@ def _user_mistakes(tmp_path):
         "damaged": (export + ["damaged.keras"], "damaged.keras is a damaged .keras file"),
         "another package's class": (export + ["foreign.keras"], "holds 'someone_else>Twice'"),
         "input not an image": (export + ["tabular.keras"], "takes inputs of shape (None, 10)"),
-        "bad yaml config": ([MEMBLOCKS, "train", "--config", "bad.yaml"],
-                            "Config file 'bad.yaml' is not valid YAML"),
-        "bad json config": ([MEMBLOCKS, "train", "--config", "bad.json"],
-                            "Config file 'bad.json' is not valid JSON"),
-        "missing calibration": (export + ["good.keras", "--calibration", "none.npy"],
-                                "No calibration file 'none.npy'"),
+        "bad yaml config": (
+            [MEMBLOCKS, "train", "--config", "bad.yaml"],
+            "Config file 'bad.yaml' is not valid YAML",
+        ),
+        "bad json config": (
+            [MEMBLOCKS, "train", "--config", "bad.json"],
+            "Config file 'bad.json' is not valid JSON",
+        ),
+        "missing calibration": (
+            export + ["good.keras", "--calibration", "none.npy"],
+            "No calibration file 'none.npy'",
+        ),
     }
 
 
@@ -277,14 +355,18 @@ def test_edge_scripts_refuse_a_wrong_image_in_one_line(tmp_path):
     from keras_memblocks.export import export_model
     from keras_memblocks.models import vgg_like
 
-    export_model(vgg_like("mnist", 1), tmp_path / "exported", formats=("tflite", "onnx"))
+    export_model(vgg_like("mnist", width=1), tmp_path / "exported", formats=("tflite", "onnx"))
     np.save(tmp_path / "wrong.npy", np.zeros((32, 32, 3), "float32"))
     for runtime, model in (("tflite", "model.tflite"), ("onnx", "model.onnx")):
-        for image, message in (("wrong.npy", "image of shape (32, 32, 3), the model takes "
-                                             "(28, 28, 1)"),
-                               ("missing.npy", "No image file 'missing.npy'")):
-            result = run([sys.executable, EDGE[runtime], tmp_path / "exported" / model, image],
-                         tmp_path, expect=2)
+        for image, message in (
+            ("wrong.npy", "image of shape (32, 32, 3), the model takes (28, 28, 1)"),
+            ("missing.npy", "No image file 'missing.npy'"),
+        ):
+            result = run(
+                [sys.executable, EDGE[runtime], tmp_path / "exported" / model, image],
+                tmp_path,
+                expect=2,
+            )
             assert "Traceback" not in result.stderr and message in result.stderr, result.stderr
 
 
@@ -292,12 +374,14 @@ def test_export_refuses_a_non_empty_directory_but_takes_an_empty_one(tmp_path):
     from keras_memblocks.export import export_model
     from keras_memblocks.models import vgg_like
 
-    model = vgg_like("mnist", 1)
+    model = vgg_like("mnist", width=1)
     (tmp_path / "empty").mkdir()
     export_model(model, tmp_path / "empty", formats=("onnx",))
     assert (tmp_path / "empty" / "model.onnx").exists()
     with pytest.raises(ValueError, match="exists and is not empty; pass overwrite=True"):
         export_model(model, tmp_path / "empty", formats=("onnx",))
     export_model(model, tmp_path / "empty", formats=("tflite",), overwrite=True)
-    assert sorted(p.name for p in (tmp_path / "empty").iterdir()) == ["manifest.json",
-                                                                      "model.tflite"]
+    assert sorted(p.name for p in (tmp_path / "empty").iterdir()) == [
+        "manifest.json",
+        "model.tflite",
+    ]

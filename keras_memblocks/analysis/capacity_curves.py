@@ -7,12 +7,12 @@ with width.
 """
 
 import dataclasses
+from pathlib import Path
 
 import keras
 import numpy as np
 
 from keras_memblocks.layers import VARIANT_NAMES
-from keras_memblocks.models import vgg_like
 
 STANDARD = "standard"  # the paper's name for the net without blocks
 
@@ -59,68 +59,97 @@ class CapacityCurves:
             widths = np.unique(self.widths[rows])
             parameters = np.array([self.parameters[rows & (self.widths == w)][0] for w in widths])
             runs = [self.accuracy[rows & (self.widths == w)] for w in widths]
-            table[variant] = (widths, parameters, np.array([r.mean() for r in runs]),
-                              np.array([r.std() for r in runs]))
+            table[variant] = (
+                widths,
+                parameters,
+                np.array([r.mean() for r in runs]),
+                np.array([r.std() for r in runs]),
+            )
         return table
 
 
-def accuracy_versus_weights(train_data, test_data, dataset="cifar10", widths=(1, 2, 4, 8),
-                            variants=(STANDARD, "scalar", "input_independent", "reduced"),
-                            epochs=5, batch_size=64, seeds=(0,), learning_rate=1e-3,
-                            swap_train_test=False, verbose=True):
+def accuracy_versus_weights(
+    dataset="digits",
+    widths=(1, 2, 4, 8),
+    variants=(STANDARD, "scalar", "input_independent", "reduced"),
+    seeds=(0,),
+    swap_train_test=False,
+    layout=None,
+    recipe=None,
+    output_dir=None,
+    verbose=True,
+    **overrides,
+):
     """Trains the VGG-like net at each width with each variant; test accuracy.
 
+    Every net is one row of `memblocks reproduce cc-fig4` (the same
+    `capacity_config`), trained by the same `train_seeds`: a recipe's
+    optimizer, schedule, validation split and best checkpoint, tested on the
+    dataset's test split. Runs that already finished in `output_dir` are
+    read, not trained again.
+
     Args:
-        train_data, test_data: `(images, integer labels)` NumPy pairs; the
-            image shape and class count come from them.
-        dataset: the VGG-like layout (`"mnist"`, `"cifar10"`, `"cifar100"`).
+        dataset: a recipe dataset (`"digits"`, `"mnist"`, `"cifar10"`, ...).
         widths: first-conv widths (the paper: 1 ... 48).
         variants: `"standard"` (no block) and CC variant names.
-        epochs, batch_size, learning_rate: AdamW training of every net.
         seeds: one run per seed and configuration.
-        swap_train_test: train on the test set and test on the training set
+        swap_train_test: train on the test split, test on the training split
             (the paper's second row of plots).
+        layout: the VGG-like layout; defaults to `dataset` (`"cifar10"` for
+            the digits, whose images it takes at the recipe's 32x32).
+        recipe: whose training settings; default `"digits"` on the digits,
+            else `"cc-cifar100"`.
+        output_dir: where the runs go (`<variant>_w<width>/seed_<s>`);
+            default: a temporary directory, removed afterwards.
         verbose: a progress bar over the runs.
+        **overrides: recipe fields, e.g. `epochs=5`, `data_dir=...`.
 
     Returns:
         `CapacityCurves`.
 
     Example:
 
-    >>> from keras_memblocks.data import load_digits
     >>> from keras_memblocks.analysis import accuracy_versus_weights
-    >>> (x, y), (xt, yt) = load_digits(16)
-    >>> curves = accuracy_versus_weights((x[:64], y[:64]), (xt[:32], yt[:32]), widths=(1,),
-    ...                                  variants=("standard", "reduced"), epochs=1, verbose=False)
+    >>> curves = accuracy_versus_weights(widths=(1,), variants=("standard", "reduced"),
+    ...                                  epochs=1, image_size=16, verbose=False)
     >>> curves.parameters.tolist()
     [2862, 4302]
     """
+    import tempfile
+
+    from keras_memblocks.training import train_seeds
+    from keras_memblocks.training.reproduction import capacity_config
+
     unknown = [v for v in variants if v != STANDARD and v not in VARIANT_NAMES]
     if unknown:
         raise ValueError(f"Unknown variants {unknown}. Valid: {(STANDARD, *VARIANT_NAMES)}")
-    (x_train, y_train), (x_test, y_test) = train_data, test_data
-    if swap_train_test:
-        (x_train, y_train), (x_test, y_test) = (x_test, y_test), (x_train, y_train)
-    num_classes = int(max(np.max(y_train), np.max(y_test))) + 1
-    runs = [(v, w, s) for v in variants for w in widths for s in seeds]
-    progress = (keras.utils.Progbar(len(runs), unit_name="net", stateful_metrics=["accuracy"])
-                if verbose else None)
+    layout = layout or ("cifar10" if dataset == "digits" else dataset)
+    recipe = recipe or ("digits" if dataset == "digits" else "cc-cifar100")
+    points = [(v, w) for v in variants for w in widths]
+    progress = (
+        keras.utils.Progbar(
+            len(points) * len(seeds), unit_name="net", stateful_metrics=["accuracy"]
+        )
+        if verbose
+        else None
+    )
     rows = []
-    for index, (variant, width, seed) in enumerate(runs):
-        keras.utils.set_random_seed(seed)
-        block = {} if variant == STANDARD else dict(block="cc", variant=variant)
-        model = vgg_like(dataset, width, num_classes=num_classes, input_shape=x_train.shape[1:],
-                         **block)
-        model.compile(optimizer=keras.optimizers.AdamW(learning_rate),
-                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        model.fit(x_train, y_train, epochs=epochs, batch_size=batch_size, verbose=0)
-        accuracy = model.evaluate(x_test, y_test, batch_size=256, verbose=0)[1]
-        rows.append((variant, width, seed, model.count_params(), accuracy))
-        if progress is not None:
-            progress.update(index + 1, [("accuracy", accuracy)])
+    with tempfile.TemporaryDirectory() as scratch:
+        root = Path(output_dir or scratch)
+        for variant, width in points:
+            config = capacity_config(
+                dataset, width, variant, swap_train_test, layout, recipe
+            ).replace(**overrides)
+            summary = train_seeds(config, seeds, root / f"{variant}_w{width}", verbose=0)
+            for seed, results in zip(seeds, summary["runs"]):
+                accuracy = results["test"]["accuracy"]
+                rows.append((variant, width, seed, results["parameters"], accuracy))
+                if progress is not None:
+                    progress.add(1, [("accuracy", accuracy)])
     variants_, widths_, seeds_, parameters, accuracy = map(np.array, zip(*rows))
-    return CapacityCurves(variants_, widths_, seeds_, parameters, accuracy.astype("float64"),
-                          dataset, swap_train_test)
+    return CapacityCurves(
+        variants_, widths_, seeds_, parameters, accuracy.astype("float64"), layout, swap_train_test
+    )
 
 
 def plot_accuracy_versus_weights(curves):

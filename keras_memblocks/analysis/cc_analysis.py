@@ -132,10 +132,10 @@ def cc_coefficients(model, images, labels=None, layer_names=None, batch_size=64)
     >>> import numpy as np
     >>> from keras_memblocks.models import vgg_like
     >>> from keras_memblocks.analysis import cc_coefficients
-    >>> model = vgg_like("mnist", 2, block="cc")
+    >>> model = vgg_like("mnist", width=2, blocks={"block": "cc", "after": "conv"})
     >>> result = cc_coefficients(model, np.zeros((3, 28, 28, 1)))
     >>> result.layer_names, [c.shape for c in result.coefficients]
-    (['stage1_conv1_block', 'stage2_conv1_block'], [(3, 2, 4), (3, 8, 4)])
+    (['stage1_conv1_cc', 'stage2_conv1_cc'], [(3, 2, 4), (3, 8, 4)])
     """
     if labels is not None:
         labels = feature_taps.check_labels(images, labels)
@@ -143,17 +143,22 @@ def cc_coefficients(model, images, labels=None, layer_names=None, batch_size=64)
         layers = feature_taps.find_blocks(model, ContextualConvBlock2D)
     else:
         names = [layer_names] if isinstance(layer_names, str) else layer_names
-        layers = [feature_taps.find_blocks(model, ContextualConvBlock2D, name)[0]
-                  for name in names]
+        layers = [feature_taps.find_blocks(model, ContextualConvBlock2D, name)[0] for name in names]
     block_inputs = feature_taps.tap(model, [layer.input for layer in layers], images, batch_size)
     coefficients = [
-        np.concatenate([
-            keras.ops.convert_to_numpy(layer.compute_coefficients(inputs[start:start + batch_size]))
-            for start in range(0, len(inputs), batch_size)])
+        np.concatenate(
+            [
+                keras.ops.convert_to_numpy(
+                    layer.compute_coefficients(inputs[start : start + batch_size])
+                )
+                for start in range(0, len(inputs), batch_size)
+            ]
+        )
         for layer, inputs in zip(layers, block_inputs)
     ]
-    return CCCoefficients([layer.name for layer in layers], coefficients,
-                          [layer.emp for layer in layers], labels)
+    return CCCoefficients(
+        [layer.name for layer in layers], coefficients, [layer.emp for layer in layers], labels
+    )
 
 
 def tilt_and_magnitude(coefficients):
@@ -177,8 +182,9 @@ def tilt_and_magnitude(coefficients):
     (array([0., 0., 0., 0., 0., 0.]), array([0., 0., 0., 0., 0., 0.]))
     """
     measures = {"tilt_w": [], "tilt_h": [], "magnitude_w": [], "magnitude_h": []}
-    for name, values, emp in zip(coefficients.layer_names, coefficients.coefficients,
-                                 coefficients.emps):
+    for name, values, emp in zip(
+        coefficients.layer_names, coefficients.coefficients, coefficients.emps
+    ):
         if emp != "bilinear" or values.shape[-1] != 4:
             raise ValueError(
                 f"Tilt and magnitude are defined for bilinear maps with 4 coefficients; "
@@ -234,14 +240,18 @@ def class_difference_matrix(coefficients, alpha=0.01, seed=0):
     if coefficients.labels is None:
         raise ValueError("class_difference_matrix needs labels: pass them to cc_coefficients.")
     labels = coefficients.labels
-    features = np.concatenate([values.reshape(len(values), -1).astype("float64")
-                               for values in coefficients.coefficients], axis=1)
+    features = np.concatenate(
+        [values.reshape(len(values), -1).astype("float64") for values in coefficients.coefficients],
+        axis=1,
+    )
     classes = np.unique(labels)
     samples = [features[labels == c] for c in classes]
     for c, sample in zip(classes, samples):
         if len(sample) < 4:
-            raise ValueError(f"Class {c} has {len(sample)} examples; at least 4 are needed "
-                             "(two halves of 2 for the diagonal).")
+            raise ValueError(
+                f"Class {c} has {len(sample)} examples; at least 4 are needed "
+                "(two halves of 2 for the diagonal)."
+            )
     rng = np.random.default_rng(seed)
     counts = np.zeros((len(classes), len(classes)), dtype=int)
     for i, first in enumerate(samples):
@@ -269,11 +279,15 @@ def plot_tilt_and_magnitude(result):
     """
     import matplotlib.pyplot as plt
 
-    panels = [("tilt_w", "tilt |a_w - b_w|"), ("tilt_h", "tilt |a_h - b_h|"),
-              ("magnitude_w", "magnitude |(a_w + b_w)/2 - 1|"),
-              ("magnitude_h", "magnitude |(a_h + b_h)/2 - 1|")]
-    figure, axes = plt.subplots(2, 2, figsize=(max(7, 1.1 * len(result.layer_names) + 4), 6.5),
-                                sharex=True)
+    panels = [
+        ("tilt_w", "tilt |a_w - b_w|"),
+        ("tilt_h", "tilt |a_h - b_h|"),
+        ("magnitude_w", "magnitude |(a_w + b_w)/2 - 1|"),
+        ("magnitude_h", "magnitude |(a_h + b_h)/2 - 1|"),
+    ]
+    figure, axes = plt.subplots(
+        2, 2, figsize=(max(7, 1.1 * len(result.layer_names) + 4), 6.5), sharex=True
+    )
     positions = np.arange(1, len(result.layer_names) + 1)
     for axis, (field, title) in zip(axes.flat, panels):
         axis.boxplot(getattr(result, field), positions=positions, showfliers=False)
@@ -307,14 +321,24 @@ def plot_class_difference_matrix(result, class_names=None):
     for i in range(len(names)):
         for j in range(len(names)):
             dark = counts[i, j] > 0.6 * max(counts.max(), 1)
-            axis.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=7,
-                      color="white" if dark else "black")
+            axis.text(
+                j,
+                i,
+                str(counts[i, j]),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if dark else "black",
+            )
     axis.set_xticks(range(len(names)), names)
     axis.set_yticks(range(len(names)), names)
     axis.set_xlabel("class")
     axis.set_ylabel("class")
-    axis.set_title(f"Differing coefficient distributions (of {result.num_distributions}, "
-                   f"Mann-Whitney p < {result.alpha})", fontsize=9)
+    axis.set_title(
+        f"Differing coefficient distributions (of {result.num_distributions}, "
+        f"Mann-Whitney p < {result.alpha})",
+        fontsize=9,
+    )
     figure.colorbar(image, ax=axis, fraction=0.046)
     figure.tight_layout()
     return figure
@@ -339,7 +363,7 @@ def plot_excitation_maps(model, image, layer_name=None, channels=4):
     >>> import numpy as np
     >>> from keras_memblocks.models import vgg_like
     >>> from keras_memblocks.analysis import plot_excitation_maps
-    >>> model = vgg_like("mnist", 2, block="cc")
+    >>> model = vgg_like("mnist", width=2, blocks={"block": "cc", "after": "conv"})
     >>> len(plot_excitation_maps(model, np.zeros((28, 28, 1)), channels=2).axes)  # + colour bar
     7
     """
@@ -357,10 +381,12 @@ def plot_excitation_maps(model, image, layer_name=None, channels=4):
         channels = sorted(np.argsort(-spread, kind="stable")[:channels].tolist())
     # Two factors in [0.5, 1.5]: the map lies in [0.25, 2.25], 1 is pass-through.
     norm = colors.TwoSlopeNorm(vmin=0.25, vcenter=1.0, vmax=2.25)
-    figure, axes = plt.subplots(3, len(channels), figsize=(2.2 * len(channels), 6.4),
-                                squeeze=False)
-    rows = [("input channel", before, "gray"), ("excitation map S", excitation, "coolwarm"),
-            ("output = S * input", before * excitation, "gray")]
+    figure, axes = plt.subplots(3, len(channels), figsize=(2.2 * len(channels), 6.4), squeeze=False)
+    rows = [
+        ("input channel", before, "gray"),
+        ("excitation map S", excitation, "coolwarm"),
+        ("output = S * input", before * excitation, "gray"),
+    ]
     for row, (title, values, cmap) in enumerate(rows):
         for column, c in enumerate(channels):
             axis = axes[row, column]

@@ -150,11 +150,14 @@ def memory_usage(model, images, labels, layer_name=None, batch_size=64):
     labels = feature_taps.check_labels(images, labels)
     layer = _sr_block(model, layer_name)
     (block_inputs,) = feature_taps.tap(model, [layer.input], images, batch_size)
-    weights = np.concatenate([
-        keras.ops.convert_to_numpy(
-            layer.compute_memory_weights(block_inputs[start:start + batch_size]))
-        for start in range(0, len(block_inputs), batch_size)
-    ])
+    weights = np.concatenate(
+        [
+            keras.ops.convert_to_numpy(
+                layer.compute_memory_weights(block_inputs[start : start + batch_size])
+            )
+            for start in range(0, len(block_inputs), batch_size)
+        ]
+    )
     classes = np.unique(labels)
     mean = np.stack([weights[labels == c].mean(axis=0) for c in classes])
     std = np.stack([weights[labels == c].std(axis=0) for c in classes])
@@ -209,8 +212,7 @@ def activation_change(model, images, labels, layer_name=None, batch_size=64):
     """
     labels = feature_taps.check_labels(images, labels)
     layer = _sr_block(model, layer_name)
-    before, after = feature_taps.tap(model, [layer.input, _block_output(layer)], images,
-                                     batch_size)
+    before, after = feature_taps.tap(model, [layer.input, _block_output(layer)], images, batch_size)
     spatial_axes = (1, 2) if layer.data_format == "channels_last" else (2, 3)
     change = np.abs(after.astype("float32") - before.astype("float32")).mean(axis=spatial_axes)
     classes = np.unique(labels)
@@ -219,8 +221,9 @@ def activation_change(model, images, labels, layer_name=None, batch_size=64):
 
 
 def _accuracy(model, images, labels, batch_size):
-    predictions = np.asarray(model.predict(np.asarray(images, "float32"), batch_size=batch_size,
-                                           verbose=0))
+    predictions = np.asarray(
+        model.predict(np.asarray(images, "float32"), batch_size=batch_size, verbose=0)
+    )
     if predictions.ndim != 2:
         raise ValueError(
             f"removal_ablation needs a classifier with (N, classes) outputs; the model "
@@ -260,16 +263,16 @@ def removal_ablation(model, images, labels, layer_names=None, batch_size=64):
     """
     labels = feature_taps.check_labels(images, labels)
     if layer_names is None:
-        layer_names = [layer.name for layer in
-                       feature_taps.find_blocks(model, SqueezeAndRemember2D)]
+        layer_names = [
+            layer.name for layer in feature_taps.find_blocks(model, SqueezeAndRemember2D)
+        ]
     else:
         layer_names = [layer_names] if isinstance(layer_names, str) else list(layer_names)
         for name in layer_names:
             feature_taps.find_blocks(model, SqueezeAndRemember2D, name)
     with_block = _accuracy(model, images, labels, batch_size)
     without_block = _accuracy(remove_blocks(model, layer_names), images, labels, batch_size)
-    return RemovalAblation(list(layer_names), with_block, without_block,
-                           without_block - with_block)
+    return RemovalAblation(list(layer_names), with_block, without_block, without_block - with_block)
 
 
 def plot_memory_usage(usage, class_names=None, columns=5):
@@ -292,16 +295,28 @@ def plot_memory_usage(usage, class_names=None, columns=5):
     num_classes, num_memories = usage.mean.shape
     columns = min(columns, num_classes)
     rows = -(-num_classes // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(2.4 * columns, 2.0 * rows + 0.6),
-                                sharex=True, sharey=True, squeeze=False)
+    figure, axes = plt.subplots(
+        rows,
+        columns,
+        figsize=(2.4 * columns, 2.0 * rows + 0.6),
+        sharex=True,
+        sharey=True,
+        squeeze=False,
+    )
     names = feature_taps.class_labels(usage.classes, class_names)
     memories = np.arange(1, num_memories + 1)
     for index, axis in enumerate(axes.flat):
         if index >= num_classes:
             axis.remove()
             continue
-        axis.bar(memories, usage.mean[index], yerr=usage.std[index], capsize=2,
-                 color="tab:blue", alpha=0.8)
+        axis.bar(
+            memories,
+            usage.mean[index],
+            yerr=usage.std[index],
+            capsize=2,
+            color="tab:blue",
+            alpha=0.8,
+        )
         axis.set_title(f"class {names[index]}", fontsize=9)
         axis.set_xticks(memories)
     figure.supxlabel("memory block")
@@ -372,8 +387,11 @@ def plot_removal_ablation(ablation):
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(4, 3.2))
-    bars = axis.bar(["with SR", "SR removed"], [ablation.accuracy_with, ablation.accuracy_without],
-                    color=["tab:blue", "tab:gray"])
+    bars = axis.bar(
+        ["with SR", "SR removed"],
+        [ablation.accuracy_with, ablation.accuracy_without],
+        color=["tab:blue", "tab:gray"],
+    )
     axis.bar_label(bars, fmt="%.3f")
     axis.set_ylim(0, 1.05)
     axis.set_ylabel("top-1 accuracy")

@@ -8,16 +8,26 @@ from keras_memblocks.data.digits import load_digits
 from keras_memblocks.data.synthetic import synthetic_images
 from keras_memblocks.data.synthetic import synthetic_segmentation
 
-_TFDS_NAMES = ("DATASETS", "DatasetNotFoundError", "check_available", "load",
-               "prepare_dataset", "splits", "stand_in_data")
+_TFDS_NAMES = (
+    "DATASETS",
+    "DatasetNotFoundError",
+    "check_available",
+    "load",
+    "prepare_dataset",
+    "splits",
+)
 
 
 def __getattr__(name):
+    # Without TensorFlow, these modules raise MissingTensorFlowError themselves.
     if name in _TFDS_NAMES:
-        # Without TensorFlow, tfds_datasets raises MissingTensorFlowError itself.
         from keras_memblocks.data import tfds_datasets
 
         return getattr(tfds_datasets, name)
+    if name == "stand_in_data":
+        from keras_memblocks.data.stand_in import stand_in_data
+
+        return stand_in_data
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -47,7 +47,10 @@ def load_digits(image_size=32, channels=3, test_fraction=0.25, seed=0):
     images = np.pad(images, ((0, 0), (pad // 2, pad - pad // 2), (pad // 2, pad - pad // 2)))
     images = np.repeat(images[..., None], channels, axis=-1)
     x_train, x_test, y_train, y_test = train_test_split(
-        images, digits.target.astype("int32"), test_size=test_fraction,
-        random_state=seed, stratify=digits.target,
+        images,
+        digits.target.astype("int32"),
+        test_size=test_fraction,
+        random_state=seed,
+        stratify=digits.target,
     )
     return (x_train, y_train), (x_test, y_test)

@@ -22,8 +22,27 @@ MEAN_STD = {
 }
 
 # Cityscapes labelIds (0..33) -> the 19 train ids; everything else -> 255.
-_CITYSCAPES_TRAIN_IDS = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9,
-                         23: 10, 24: 11, 25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18}
+_CITYSCAPES_TRAIN_IDS = {
+    7: 0,
+    8: 1,
+    11: 2,
+    12: 3,
+    13: 4,
+    17: 5,
+    19: 6,
+    20: 7,
+    21: 8,
+    22: 9,
+    23: 10,
+    24: 11,
+    25: 12,
+    26: 13,
+    27: 14,
+    28: 15,
+    31: 16,
+    32: 17,
+    33: 18,
+}
 CITYSCAPES_LABEL_MAP = np.full(256, 255, dtype="uint8")
 for _label_id, _train_id in _CITYSCAPES_TRAIN_IDS.items():
     CITYSCAPES_LABEL_MAP[_label_id] = _train_id
@@ -48,9 +67,14 @@ def imagenet_train_crop(image, seed, size=224):
     """Random-resized crop (scale 0.08-1, ratio 3/4-4/3) to `size`, and flip."""
     seeds = tf.random.experimental.stateless_split(seed, 2)
     begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
-        tf.shape(image), bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
-        seed=seeds[0], min_object_covered=0.0, aspect_ratio_range=(3 / 4, 4 / 3),
-        area_range=(0.08, 1.0), max_attempts=10, use_image_if_no_bounding_boxes=True,
+        tf.shape(image),
+        bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
+        seed=seeds[0],
+        min_object_covered=0.0,
+        aspect_ratio_range=(3 / 4, 4 / 3),
+        area_range=(0.08, 1.0),
+        max_attempts=10,
+        use_image_if_no_bounding_boxes=True,
     )
     image = tf.slice(image, begin, crop_size)
     image = tf.image.resize(image, (size, size), method="bilinear")

@@ -6,23 +6,23 @@ where. `prepare_dataset` downloads (on a machine with internet access) or
 builds from manual downloads.
 """
 
-import contextlib
 import os
 from dataclasses import dataclass
-from unittest import mock
 
 from keras_memblocks import tensorflow_stack
 
 tensorflow_stack.require("keras_memblocks.data.tfds_datasets", tensorflow_stack.DATA)
 
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
 from keras_memblocks.data import preprocessing
 from keras_memblocks.layers import argument_checks
 
 
 @dataclass(frozen=True)
-class DatasetSpec:
+class TfdsDataset:
+    """Where a tensorflow-datasets dataset lives and what it holds."""
+
     tfds_name: str
     num_classes: int
     image_shape: tuple
@@ -31,13 +31,23 @@ class DatasetSpec:
 
 
 DATASETS = {
-    "mnist": DatasetSpec("mnist", 10, (28, 28, 1), "test"),
-    "cifar10": DatasetSpec("cifar10", 10, (32, 32, 3), "test"),
-    "cifar100": DatasetSpec("cifar100", 100, (32, 32, 3), "test"),
-    "imagenet2012": DatasetSpec("imagenet2012", 1000, (224, 224, 3), "validation",
-                                ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")),
-    "cityscapes": DatasetSpec("cityscapes/semantic_segmentation", 19, (1024, 2048, 3),
-                              "validation", ("leftImg8bit_trainvaltest.zip", "gtFine_trainvaltest.zip")),
+    "mnist": TfdsDataset("mnist", 10, (28, 28, 1), "test"),
+    "cifar10": TfdsDataset("cifar10", 10, (32, 32, 3), "test"),
+    "cifar100": TfdsDataset("cifar100", 100, (32, 32, 3), "test"),
+    "imagenet2012": TfdsDataset(
+        "imagenet2012",
+        1000,
+        (224, 224, 3),
+        "validation",
+        ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar"),
+    ),
+    "cityscapes": TfdsDataset(
+        "cityscapes/semantic_segmentation",
+        19,
+        (1024, 2048, 3),
+        "validation",
+        ("leftImg8bit_trainvaltest.zip", "gtFine_trainvaltest.zip"),
+    ),
 }
 
 
@@ -60,7 +70,9 @@ class DatasetNotFoundError(FileNotFoundError):
 
 
 def default_data_dir():
-    return os.environ.get("TFDS_DATA_DIR", os.path.join(os.path.expanduser("~"), "tensorflow_datasets"))
+    return os.environ.get(
+        "TFDS_DATA_DIR", os.path.join(os.path.expanduser("~"), "tensorflow_datasets")
+    )
 
 
 def _builder(name, data_dir):
@@ -95,11 +107,15 @@ def check_available(name, data_dir=None):
     spec = DATASETS[name]
     if spec.manual_files:
         manual_dir = os.path.join(data_dir, "downloads", "manual")
-        how = (f"It is a manual download: put {', '.join(spec.manual_files)} in {manual_dir}, "
-               f"then run keras_memblocks.data.prepare_dataset({name!r}, {data_dir!r}).")
+        how = (
+            f"It is a manual download: put {', '.join(spec.manual_files)} in {manual_dir}, "
+            f"then run keras_memblocks.data.prepare_dataset({name!r}, {data_dir!r})."
+        )
     else:
-        how = (f"On a machine with internet access run keras_memblocks.data.prepare_dataset("
-               f"{name!r}, {data_dir!r}), or copy a prepared '{spec.tfds_name}' tfds folder there.")
+        how = (
+            f"On a machine with internet access run keras_memblocks.data.prepare_dataset("
+            f"{name!r}, {data_dir!r}), or copy a prepared '{spec.tfds_name}' tfds folder there."
+        )
     raise DatasetNotFoundError(
         f"Dataset {name!r} (tensorflow-datasets '{spec.tfds_name}') is not prepared in "
         f"data_dir={data_dir!r} (looked in {builder.data_dir}). {how} "
@@ -125,33 +141,12 @@ def prepare_dataset(name, data_dir=None):
 
     data_dir = data_dir or default_data_dir()
     builder = _builder(name, data_dir)
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-        manual_dir=os.path.join(data_dir, "downloads", "manual")))
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(
+            manual_dir=os.path.join(data_dir, "downloads", "manual")
+        )
+    )
     return builder
-
-
-@contextlib.contextmanager
-def stand_in_data(num_examples=8):
-    """Runs the real pipelines on generated data of each dataset's shape.
-
-    tensorflow-datasets' `mock_data` (random examples that match the real
-    features), plus every dataset counted as prepared. For tests, docs and
-    quick checks of a pipeline on a machine without the data.
-
-    Example:
-
-    >>> from keras_memblocks.data import load, stand_in_data
-    >>> with stand_in_data():
-    ...     images, labels = next(iter(load("cifar10", "test", batch_size=4)))
-    >>> tuple(images.shape), tuple(labels.shape)
-    ((4, 32, 32, 3), (4,))
-    """
-    import tensorflow_datasets as tfds
-
-    with tfds.testing.mock_data(num_examples=num_examples), mock.patch.object(
-        tfds.core.DatasetBuilder, "is_prepared", return_value=True
-    ):
-        yield
 
 
 def splits(name, validation_fraction=0.1, reverse=False):
@@ -175,20 +170,31 @@ def splits(name, validation_fraction=0.1, reverse=False):
     if not validation_fraction:
         return {"train": "train", "validation": None, "test": spec.test_split}
     if not 0.0 < validation_fraction < 1.0:
-        raise ValueError(f"`validation_fraction` must be in [0, 1). Received: {validation_fraction!r}")
+        raise ValueError(
+            f"`validation_fraction` must be in [0, 1). Received: {validation_fraction!r}"
+        )
     cut = round(100 * (1 - validation_fraction))
     return {"train": f"train[:{cut}%]", "validation": f"train[{cut}%:]", "test": spec.test_split}
 
 
-def load(name, split, batch_size=128, training=False, seed=0, data_dir=None,
-         crop_size=(512, 1024), drop_remainder=None):
+def load(
+    name,
+    split,
+    batch_size=128,
+    training=False,
+    seed=0,
+    data_dir=None,
+    crop_size=(512, 1024),
+    drop_remainder=None,
+):
     """A batched, prefetched `tf.data.Dataset` of `(image, label)`.
 
     CIFAR: pad-4 random crop + flip in training, per-channel normalisation.
     MNIST: normalisation. ImageNet: random-resized crop 224 + flip / resize
     256 + centre crop 224. Cityscapes: labelIds -> 19 train ids (ignore 255),
     random scale 0.5-2 + crop + flip in training, resized to `crop_size` for
-    evaluation (the paper's multi-scale + flip testing is not implemented). Small datasets are cached
+    evaluation (the paper's multi-scale + flip testing is not implemented). Small datasets are
+    cached
     (decoded, before augmentation). With a fixed `seed`, the same batches
     come out every run.
 
@@ -204,24 +210,31 @@ def load(name, split, batch_size=128, training=False, seed=0, data_dir=None,
 
     builder = check_available(name, data_dir)
     dataset = builder.as_dataset(
-        split=split, shuffle_files=training,
+        split=split,
+        shuffle_files=training,
         read_config=tfds.ReadConfig(shuffle_seed=seed),
     )
     if name == "cityscapes":
         dataset = dataset.map(
-            lambda ex: (ex["image_left"], preprocessing.cityscapes_train_ids(ex["segmentation_label"])),
+            lambda ex: (
+                ex["image_left"],
+                preprocessing.cityscapes_train_ids(ex["segmentation_label"]),
+            ),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
     else:
-        dataset = dataset.map(lambda ex: (ex["image"], ex["label"]),
-                              num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = dataset.map(
+            lambda ex: (ex["image"], ex["label"]), num_parallel_calls=tf.data.AUTOTUNE
+        )
     if name in ("mnist", "cifar10", "cifar100"):
         dataset = dataset.cache()  # decoded uint8, before random augmentation
     if training:
-        dataset = dataset.shuffle(10_000 if name != "cityscapes" else 100, seed=seed,
-                                  reshuffle_each_iteration=True)
+        dataset = dataset.shuffle(
+            10_000 if name != "cityscapes" else 100, seed=seed, reshuffle_each_iteration=True
+        )
     dataset = dataset.enumerate().map(
-        _preprocess_fn(name, training, seed, crop_size), num_parallel_calls=tf.data.AUTOTUNE,
+        _preprocess_fn(name, training, seed, crop_size),
+        num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )
     if drop_remainder is None:
@@ -235,7 +248,9 @@ def _preprocess_fn(name, training, seed, crop_size):
         example_seed = tf.stack([tf.cast(seed, tf.int64), index])
         if name == "cityscapes":
             if training:
-                image, label = preprocessing.cityscapes_augment(image, label, example_seed, crop_size)
+                image, label = preprocessing.cityscapes_augment(
+                    image, label, example_seed, crop_size
+                )
             else:
                 # Models with SR are tied to one input size: evaluate at the
                 # crop size (1024x2048 frames and 512x1024 crops share 1:2).
@@ -243,8 +258,11 @@ def _preprocess_fn(name, training, seed, crop_size):
                 label = tf.image.resize(label, crop_size, method="nearest")
             return preprocessing.normalize(image, name), tf.cast(label[..., 0], tf.int32)
         if name == "imagenet2012":
-            image = (preprocessing.imagenet_train_crop(image, example_seed) if training
-                     else preprocessing.imagenet_eval_crop(image))
+            image = (
+                preprocessing.imagenet_train_crop(image, example_seed)
+                if training
+                else preprocessing.imagenet_eval_crop(image)
+            )
         elif training and name in ("cifar10", "cifar100"):
             image = preprocessing.cifar_augment(image, example_seed)
         return preprocessing.normalize(image, name), tf.cast(label, tf.int32)

@@ -14,5 +14,13 @@ from keras_memblocks.export.model_export import run_saved_model
 from keras_memblocks.export.model_export import run_tflite
 from keras_memblocks.export.model_export import tflite_interpreter
 
-__all__ = ["ExportError", "deployed_model", "export_model", "float32_clone", "run_onnx",
-           "run_saved_model", "run_tflite", "tflite_interpreter"]
+__all__ = [
+    "ExportError",
+    "deployed_model",
+    "export_model",
+    "float32_clone",
+    "run_onnx",
+    "run_saved_model",
+    "run_tflite",
+    "tflite_interpreter",
+]

@@ -34,7 +34,7 @@ class ExportError(RuntimeError):
     >>> from keras_memblocks.models import vgg_like
     >>> out = pathlib.Path(tempfile.mkdtemp()) / "export"
     >>> try:  # opset 1 converts, but onnxruntime cannot run the file
-    ...     export_model(vgg_like("mnist", 1), out, formats=("onnx",), opset=1)
+    ...     export_model(vgg_like("mnist", width=1), out, formats=("onnx",), opset=1)
     ... except ExportError:
     ...     print("refused; left behind:", out.exists())
     refused; left behind: False
@@ -64,7 +64,7 @@ def float32_clone(model):
     >>> from keras_memblocks.export import float32_clone
     >>> from keras_memblocks.models import vgg_like
     >>> keras.mixed_precision.set_global_policy("mixed_float16")
-    >>> mixed = vgg_like("mnist", 2, block="cc")
+    >>> mixed = vgg_like("mnist", width=2, blocks={"block": "cc", "after": "conv"})
     >>> keras.mixed_precision.set_global_policy("float32")
     >>> sorted({layer.dtype_policy.name for layer in float32_clone(mixed).layers})
     ['float32']
@@ -85,7 +85,7 @@ def deployed_model(model):
 
     >>> from keras_memblocks.export import deployed_model
     >>> from keras_memblocks.models import fcn
-    >>> model, dropped = deployed_model(fcn(3, (32, 32, 3), auxiliary_head=True))
+    >>> model, dropped = deployed_model(fcn(3, input_shape=(32, 32, 3), auxiliary_head=True))
     >>> model.output.shape, dropped
     ((None, 32, 32, 3), ['aux'])
     """
@@ -96,7 +96,8 @@ def deployed_model(model):
     if "predictions" not in named:
         raise ValueError(
             f"Model {model.name!r} has {len(outputs)} outputs; export_model exports one. Export "
-            "keras.Model(model.inputs, <the output to deploy>) instead.")
+            "keras.Model(model.inputs, <the output to deploy>) instead."
+        )
     dropped = sorted(set(named) - {"predictions"})
     inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
     return keras.Model(inputs, named["predictions"], name=model.name), dropped
@@ -131,8 +132,13 @@ def _write_tflite(saved_model_dir, path, quantization, representative_data):
         path.write_bytes(converter.convert())
     except Exception as error:  # the converter raises ConverterError and others
         text = str(error)
-        ops = sorted({line.split("tf.")[1].split(" ")[0].rstrip(",:")
-                      for line in text.splitlines() if "tf." in line and "op" in line.lower()})
+        ops = sorted(
+            {
+                line.split("tf.")[1].split(" ")[0].rstrip(",:")
+                for line in text.splitlines()
+                if "tf." in line and "op" in line.lower()
+            }
+        )
         named = f" Ops the TFLite builtins lack: {', '.join(ops)}." if ops else ""
         raise ExportError(
             f"TFLite conversion with builtin ops only failed.{named} Such a model would need "
@@ -145,8 +151,9 @@ def _write_onnx(model, path, opset):
 
     function = tf.function(lambda image: model(image, training=False))
     try:
-        tf2onnx.convert.from_function(function, input_signature=(_input_spec(model),),
-                                      opset=opset, output_path=str(path))
+        tf2onnx.convert.from_function(
+            function, input_signature=(_input_spec(model),), opset=opset, output_path=str(path)
+        )
     except Exception as error:
         raise ExportError(f"ONNX conversion failed (opset={opset}): {error}") from error
 
@@ -163,7 +170,7 @@ def run_saved_model(path, inputs):
     >>> import pathlib, tempfile, numpy as np
     >>> from keras_memblocks.export import export_model, run_onnx, run_saved_model, run_tflite
     >>> from keras_memblocks.models import vgg_like
-    >>> model = vgg_like("mnist", 2, block="cc")
+    >>> model = vgg_like("mnist", width=2, blocks={"block": "cc", "after": "conv"})
     >>> out = pathlib.Path(tempfile.mkdtemp()) / "export"
     >>> _ = export_model(model, out)
     >>> x = np.random.default_rng(0).random((3, 28, 28, 1), dtype=np.float32)
@@ -189,7 +196,7 @@ def tflite_interpreter(path, inputs, num_threads=None):
     >>> from keras_memblocks.export import export_model, tflite_interpreter
     >>> from keras_memblocks.models import vgg_like
     >>> out = pathlib.Path(tempfile.mkdtemp()) / "export"
-    >>> _ = export_model(vgg_like("mnist", 1), out, formats=("tflite",))
+    >>> _ = export_model(vgg_like("mnist", width=1), out, formats=("tflite",))
     >>> interpreter = tflite_interpreter(out / "model.tflite", np.zeros((3, 28, 28, 1), "float32"))
     >>> interpreter.invoke()
     >>> interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).shape
@@ -219,7 +226,8 @@ def run_tflite(path, inputs):
     >>> import pathlib, tempfile, numpy as np
     >>> from keras_memblocks.export import export_model, run_tflite
     >>> from keras_memblocks.models import vgg_like
-    >>> model = vgg_like("mnist", 2, block="sr", num_memory_blocks=2)
+    >>> sr = {"block": "sr", "after": "conv", "num_memory_blocks": 2}
+    >>> model = vgg_like("mnist", width=2, blocks=sr)
     >>> out = pathlib.Path(tempfile.mkdtemp()) / "export"
     >>> _ = export_model(model, out, formats=("tflite",))
     >>> x = np.zeros((5, 28, 28, 1), "float32")  # any batch size
@@ -244,7 +252,8 @@ def run_onnx(path, inputs):
     >>> import pathlib, tempfile, numpy as np
     >>> from keras_memblocks.export import export_model, run_onnx
     >>> from keras_memblocks.models import vgg_like
-    >>> model = vgg_like("mnist", 2, block="cc", variant="scalar")
+    >>> scalar_cc = {"block": "cc", "after": "conv", "variant": "scalar"}
+    >>> model = vgg_like("mnist", width=2, blocks=scalar_cc)
     >>> out = pathlib.Path(tempfile.mkdtemp()) / "export"
     >>> _ = export_model(model, out, formats=("onnx",))
     >>> x = np.ones((2, 28, 28, 1), "float32")
@@ -281,13 +290,26 @@ def _versions():
     import onnxruntime
     import tf2onnx
 
-    return {"keras": keras.__version__, "tensorflow": tf.__version__,
-            "tf2onnx": tf2onnx.__version__, "onnxruntime": onnxruntime.__version__,
-            "ai_edge_litert": getattr(ai_edge_litert, "__version__", "unknown")}
+    return {
+        "keras": keras.__version__,
+        "tensorflow": tf.__version__,
+        "tf2onnx": tf2onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "ai_edge_litert": getattr(ai_edge_litert, "__version__", "unknown"),
+    }
 
 
-def export_model(model, out_dir, formats=FORMATS, quantization=None, representative_data=None,
-                 opset=17, parity_inputs=None, overwrite=False, tolerance=FLOAT_TOLERANCE):
+def export_model(
+    model,
+    out_dir,
+    formats=FORMATS,
+    quantization=None,
+    representative_data=None,
+    opset=17,
+    parity_inputs=None,
+    overwrite=False,
+    tolerance=FLOAT_TOLERANCE,
+):
     """Exports `model` and verifies every artifact against it.
 
     Args:
@@ -327,7 +349,7 @@ def export_model(model, out_dir, formats=FORMATS, quantization=None, representat
     >>> from keras_memblocks.export import export_model
     >>> from keras_memblocks.models import vgg_like
     >>> (x_train, _), (x_test, _) = load_digits(28, channels=1)
-    >>> model = vgg_like("mnist", 2, block="cc")
+    >>> model = vgg_like("mnist", width=2, blocks={"block": "cc", "after": "conv"})
     >>> out = pathlib.Path(tempfile.mkdtemp())
     >>> manifest = export_model(model, out / "float", parity_inputs=x_test[:16])
     >>> manifest["formats"], manifest["parity"]["onnx"]["top1_agreement"]
@@ -339,7 +361,9 @@ def export_model(model, out_dir, formats=FORMATS, quantization=None, representat
     """
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown or not formats:
-        raise ValueError(f"Unknown formats {unknown or formats}. Valid formats: {', '.join(FORMATS)}")
+        raise ValueError(
+            f"Unknown formats {unknown or formats}. Valid formats: {', '.join(FORMATS)}"
+        )
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"Unknown quantization {quantization!r}. Valid: {QUANTIZATIONS}")
     if quantization == "int8" and representative_data is None:
@@ -353,11 +377,16 @@ def export_model(model, out_dir, formats=FORMATS, quantization=None, representat
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"{str(out_dir)!r} is a file; give a directory to export into.")
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise ValueError(f"{str(out_dir)!r} exists and is not empty; pass overwrite=True "
-                         "(memblocks export --overwrite) to replace it.")
+        raise ValueError(
+            f"{str(out_dir)!r} exists and is not empty; pass overwrite=True "
+            "(memblocks export --overwrite) to replace it."
+        )
     if parity_inputs is None:
-        parity_inputs = representative_data if representative_data is not None else (
-            np.random.default_rng(0).normal(size=(8, *model.input.shape[1:])))
+        parity_inputs = (
+            representative_data
+            if representative_data is not None
+            else (np.random.default_rng(0).normal(size=(8, *model.input.shape[1:])))
+        )
     parity_inputs = np.asarray(parity_inputs, dtype="float32")
     expected = np.asarray(model.predict(parity_inputs, verbose=0))
 
@@ -366,8 +395,12 @@ def export_model(model, out_dir, formats=FORMATS, quantization=None, representat
     try:
         artifacts = {}
         saved_model_dir = staging / "saved_model"
-        model.export(str(saved_model_dir), format="tf_saved_model", verbose=False,
-                     input_signature=[_input_spec(model)])
+        model.export(
+            str(saved_model_dir),
+            format="tf_saved_model",
+            verbose=False,
+            input_signature=[_input_spec(model)],
+        )
         if "saved_model" in formats:
             artifacts["saved_model"] = saved_model_dir
         if "tflite" in formats:
@@ -385,13 +418,19 @@ def export_model(model, out_dir, formats=FORMATS, quantization=None, representat
             try:
                 outputs = np.asarray(_RUNNERS[name](path, parity_inputs))
             except Exception as error:
-                raise ExportError(f"The {name} artifact does not run in its runtime: {error}") from error
+                raise ExportError(
+                    f"The {name} artifact does not run in its runtime: {error}"
+                ) from error
             result = _parity(expected, outputs)
             quantized = name == "tflite" and quantization is not None
-            result["checked"] = "reported" if quantized else (
-                f"max_abs_diff <= {tolerance} and top1_agreement == 1")
-            if not quantized and (result["max_abs_diff"] > tolerance
-                                  or result["top1_agreement"] < 1.0):
+            result["checked"] = (
+                "reported"
+                if quantized
+                else (f"max_abs_diff <= {tolerance} and top1_agreement == 1")
+            )
+            if not quantized and (
+                result["max_abs_diff"] > tolerance or result["top1_agreement"] < 1.0
+            ):
                 raise ExportError(f"{name} artifact differs from the Keras model: {result}")
             parity[name] = result
 
@@ -402,8 +441,10 @@ def export_model(model, out_dir, formats=FORMATS, quantization=None, representat
             "source_precision": source_precision,
             # Training-only heads (the auxiliary segmentation head) are not deployed.
             "dropped_outputs": dropped_outputs,
-            "files": {name: {"path": path.name, "sha256": _sha256(path)}
-                      for name, path in artifacts.items()},
+            "files": {
+                name: {"path": path.name, "sha256": _sha256(path)}
+                for name, path in artifacts.items()
+            },
             "input": {"name": "image", "shape": [None, *model.input.shape[1:]], "dtype": "float32"},
             "output": {"shape": [None, *model.output.shape[1:]], "dtype": "float32"},
             "versions": _versions(),

@@ -13,9 +13,7 @@ DATA_FORMATS = ("channels_last", "channels_first")
 def check_positive_int(name, value):
     """Returns `value` if it is an int >= 1, else raises `ValueError`."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(
-            f"`{name}` must be an integer >= 1. Received: {name}={value!r}"
-        )
+        raise ValueError(f"`{name}` must be an integer >= 1. Received: {name}={value!r}")
     return value
 
 
@@ -23,9 +21,7 @@ def check_choice(name, value, choices):
     """Returns `value` if it is one of `choices`, else raises `ValueError`."""
     if value not in choices:
         allowed = ", ".join(repr(c) for c in choices)
-        raise ValueError(
-            f"Unknown {name} {value!r}. Valid values for `{name}`: {allowed}."
-        )
+        raise ValueError(f"Unknown {name} {value!r}. Valid values for `{name}`: {allowed}.")
     return value
 
 
@@ -45,9 +41,7 @@ def feature_map_dims(layer_name, input_shape, data_format):
     """
     input_shape = tuple(input_shape)
     if len(input_shape) != 4:
-        layout = "(batch, H, W, C)" if data_format == "channels_last" else (
-            "(batch, C, H, W)"
-        )
+        layout = "(batch, H, W, C)" if data_format == "channels_last" else ("(batch, C, H, W)")
         raise ValueError(
             f"{layer_name} expects a 4-D feature map {layout} "
             f"(data_format={data_format!r}). Received input_shape={input_shape}"
@@ -61,10 +55,7 @@ def feature_map_dims(layer_name, input_shape, data_format):
     if channels is None:
         hint = ""
         if other_channels is not None:
-            hint = (
-                f" The shape looks like {other_format} input: pass "
-                f"data_format={other_format!r}."
-            )
+            hint = f" The shape looks like {other_format} input: pass data_format={other_format!r}."
         raise ValueError(
             f"{layer_name} needs a known channel dimension, but the channel "
             f"axis for data_format={data_format!r} is None in input_shape="
@@ -97,9 +88,7 @@ def check_same_dims(layer_name, built_dims, input_shape, data_format):
     `built_dims` is `(height, width, channels)`; a `None` in the call's shape
     is accepted (a symbolic batch or an unknown dimension at trace time).
     """
-    height, width, channels = feature_map_dims(
-        layer_name, input_shape, data_format
-    )
+    height, width, channels = feature_map_dims(layer_name, input_shape, data_format)
     for got, expected in zip((height, width, channels), built_dims):
         if got is not None and got != expected:
             raise ValueError(
@@ -109,3 +98,15 @@ def check_same_dims(layer_name, built_dims, input_shape, data_format):
                 f"{tuple(input_shape)}). Its weights are tied to one input "
                 "size; build a new layer for another size."
             )
+
+
+def resolve_activation(activation):
+    """`(function, config value)` of an activation argument.
+
+    Resolved at once, so an unknown name fails when the layer is made; the
+    config value is the name as given, or the serialised callable.
+    """
+    function = keras.activations.get(activation)
+    if activation is not None and not isinstance(activation, str):
+        activation = keras.activations.serialize(function)
+    return function, activation

@@ -39,8 +39,7 @@ def register_block(name, block_class):
     """
     if not (isinstance(block_class, type) and issubclass(block_class, keras.layers.Layer)):
         raise ValueError(
-            f"`block_class` must be a keras.layers.Layer subclass. "
-            f"Received: {block_class!r}"
+            f"`block_class` must be a keras.layers.Layer subclass. Received: {block_class!r}"
         )
     BLOCKS[name.lower()] = block_class
 
@@ -66,9 +65,7 @@ def get_block(block, **kwargs):
     """
     if block is None:
         if kwargs:
-            raise ValueError(
-                f"block=None takes no arguments. Received: {sorted(kwargs)}"
-            )
+            raise ValueError(f"block=None takes no arguments. Received: {sorted(kwargs)}")
         return None
     if isinstance(block, keras.layers.Layer):
         if kwargs:

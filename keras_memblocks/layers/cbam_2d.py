@@ -48,17 +48,18 @@ class CBAM2D(keras.layers.Layer):
         )
         units = max(1, channels // self.reduction)
         self.mlp_hidden_kernel, self.mlp_hidden_bias = add_dense_weights(
-            self, "mlp_hidden", channels, units)
+            self, "mlp_hidden", channels, units
+        )
         self.mlp_output_kernel, self.mlp_output_bias = add_dense_weights(
-            self, "mlp_output", units, channels)
+            self, "mlp_output", units, channels
+        )
         fan_in = 2 * self.kernel_size**2
         self.spatial_kernel = self.add_weight(
-            name="spatial_kernel", shape=(self.kernel_size, self.kernel_size, 2, 1),
+            name="spatial_kernel",
+            shape=(self.kernel_size, self.kernel_size, 2, 1),
             initializer=fan_in_uniform(fan_in),
         )
-        self.spatial_bias = self.add_weight(
-            name="spatial_bias", shape=(1,), initializer="zeros"
-        )
+        self.spatial_bias = self.add_weight(name="spatial_bias", shape=(1,), initializer="zeros")
 
     def _mlp(self, pooled):
         hidden = ops.relu(ops.matmul(pooled, self.mlp_hidden_kernel) + self.mlp_hidden_bias)
@@ -89,6 +90,11 @@ class CBAM2D(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"reduction": self.reduction, "kernel_size": self.kernel_size,
-                       "data_format": self.data_format})
+        config.update(
+            {
+                "reduction": self.reduction,
+                "kernel_size": self.kernel_size,
+                "data_format": self.data_format,
+            }
+        )
         return config

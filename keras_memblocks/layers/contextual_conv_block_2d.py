@@ -1,24 +1,50 @@
 """The Contextual Convolution (CC) block."""
 
-import numpy as np
+import dataclasses
+
 import keras
+import numpy as np
 from keras import ops
 
 from keras_memblocks.layers import argument_checks
 from keras_memblocks.layers import excitation_maps
 from keras_memblocks.layers.initializers import fan_in_uniform
 
-# variant -> (coefficients per channel, CH layers, MIX layer, input-dependent)
-_VARIANTS = {
-    "reduced": (4, False, False, True),
-    "full": (4, True, True, True),
-    "full_no_mix": (4, True, False, True),
-    "full_no_ch": (4, False, True, True),
-    "scalar": (1, False, False, True),
-    "input_independent": (4, False, False, False),
-    "input_independent_scalar": (1, False, False, False),
+
+@dataclasses.dataclass(frozen=True)
+class CCVariant:
+    """What a CC variant computes (the CC paper's Table 3 and Fig. 4).
+
+    Attributes:
+        name: the variant's name.
+        num_coefficients: per channel: 4 (a map) or 1 (a scale).
+        uses_ch: per-channel hidden layers (CH) on the sampled grid.
+        uses_mix: one dense layer over all channels (MIX) emits the
+            coefficients; otherwise a per-channel linear head does.
+        input_dependent: the coefficients come from the input; otherwise
+            they are learned constants.
+    """
+
+    name: str
+    num_coefficients: int
+    uses_ch: bool = False
+    uses_mix: bool = False
+    input_dependent: bool = True
+
+
+VARIANTS = {
+    v.name: v
+    for v in (
+        CCVariant("reduced", 4),
+        CCVariant("full", 4, uses_ch=True, uses_mix=True),
+        CCVariant("full_no_mix", 4, uses_ch=True),
+        CCVariant("full_no_ch", 4, uses_mix=True),
+        CCVariant("scalar", 1),
+        CCVariant("input_independent", 4, input_dependent=False),
+        CCVariant("input_independent_scalar", 1, input_dependent=False),
+    )
 }
-VARIANT_NAMES = tuple(_VARIANTS)
+VARIANT_NAMES = tuple(VARIANTS)
 
 
 def nearest_indices(length, grid_size):
@@ -130,48 +156,35 @@ class ContextualConvBlock2D(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.variant = argument_checks.check_choice(
-            "variant", variant, VARIANT_NAMES
-        )
-        self.emp = argument_checks.check_choice(
-            "emp", emp, excitation_maps.EMP_NAMES
-        )
-        (
-            self.num_coefficients,
-            self._uses_ch,
-            self._uses_mix,
-            self.input_dependent,
-        ) = _VARIANTS[variant]
+        self.variant = argument_checks.check_choice("variant", variant, VARIANT_NAMES)
+        self.emp = argument_checks.check_choice("emp", emp, excitation_maps.EMP_NAMES)
+        self.spec = VARIANTS[variant]
+        self.num_coefficients = self.spec.num_coefficients
+        self.input_dependent = self.spec.input_dependent
         if self.num_coefficients == 1 and emp != "bilinear":
             raise ValueError(
                 f"variant={variant!r} scales each channel by one number and "
                 f"has no excitation map, so `emp` must keep its default "
                 f"'bilinear'. Received: emp={emp!r}. Use a 4-coefficient "
-                f"variant ({', '.join(v for v in VARIANT_NAMES if _VARIANTS[v][0] == 4)}) "
+                f"variant ({', '.join(n for n, v in VARIANTS.items() if v.num_coefficients == 4)}) "
                 "for another EMP."
             )
-        self.grid_size = argument_checks.check_positive_int(
-            "grid_size", grid_size
-        )
+        self.grid_size = argument_checks.check_positive_int("grid_size", grid_size)
         if isinstance(ch_units, int):
             ch_units = (ch_units,)
         ch_units = tuple(ch_units)
         if not ch_units:
             raise ValueError(
-                "`ch_units` must name at least one hidden size. "
-                f"Received: ch_units={ch_units!r}"
+                f"`ch_units` must name at least one hidden size. Received: ch_units={ch_units!r}"
             )
         for units in ch_units:
             argument_checks.check_positive_int("ch_units", units)
         self.ch_units = ch_units
-        self._ch_activation_fn = keras.activations.get(ch_activation)
-        if ch_activation is not None and not isinstance(ch_activation, str):
-            ch_activation = keras.activations.serialize(self._ch_activation_fn)
-        self.ch_activation = ch_activation
-        self.use_bias = bool(use_bias)
-        self.coefficient_initializer = keras.initializers.get(
-            coefficient_initializer
+        self._ch_activation_fn, self.ch_activation = argument_checks.resolve_activation(
+            ch_activation
         )
+        self.use_bias = bool(use_bias)
+        self.coefficient_initializer = keras.initializers.get(coefficient_initializer)
         self.data_format = argument_checks.standardize_data_format(data_format)
 
     # === Weights ===
@@ -195,11 +208,14 @@ class ContextualConvBlock2D(keras.layers.Layer):
         row_indices = nearest_indices(height, self.grid_size)
         column_indices = nearest_indices(width, self.grid_size)
         # Flat (row-major) positions of the sampled pixels.
-        self._grid_pixels = (
-            row_indices[:, None] * width + column_indices[None, :]
-        ).reshape(-1)
+        self._grid_pixels = (row_indices[:, None] * width + column_indices[None, :]).reshape(-1)
         grid_pixels = self._grid_pixels.shape[0]
         num_coefficients = self.num_coefficients
+        # Every weight attribute exists; those a variant does not use are None.
+        self.scale = self.coefficients = None  # input-independent variants
+        self.ch_layers = []  # [(kernel, bias)], the CH layers
+        self.mix_kernel = self.mix_bias = None  # the MIX layer
+        self.head_kernel = self.head_bias = None  # the per-channel coefficient head
 
         if not self.input_dependent:
             if num_coefficients == 1:
@@ -221,25 +237,18 @@ class ContextualConvBlock2D(keras.layers.Layer):
         # grid-sized depthwise convolution, and lowered to BatchMatMul by
         # every converter).
         def per_channel(name, fan_in, units, initializer):
-            kernel = self._weight(
-                f"{name}_kernel", (channels, fan_in, units), initializer
-            )
+            kernel = self._weight(f"{name}_kernel", (channels, fan_in, units), initializer)
             bias = None
             if self.use_bias:
-                bias = self._weight(
-                    f"{name}_bias", (channels, 1, units), "zeros"
-                )
+                bias = self._weight(f"{name}_bias", (channels, 1, units), "zeros")
             return kernel, bias
 
-        self._ch_layers = []
         fan_in = grid_pixels
-        if self._uses_ch:
+        if self.spec.uses_ch:
             for i, units in enumerate(self.ch_units):
-                self._ch_layers.append(
-                    per_channel(f"ch_{i}", fan_in, units, fan_in_uniform(fan_in))
-                )
+                self.ch_layers.append(per_channel(f"ch_{i}", fan_in, units, fan_in_uniform(fan_in)))
                 fan_in = units
-        if self._uses_mix:
+        if self.spec.uses_mix:
             # One dense layer over every channel's features, flattened in
             # (channel, feature) order; its outputs are ordered (k, channel).
             self.mix_kernel = self._weight(
@@ -247,16 +256,15 @@ class ContextualConvBlock2D(keras.layers.Layer):
                 (channels * fan_in, channels * num_coefficients),
                 self.coefficient_initializer,
             )
-            self.mix_bias = None
             if self.use_bias:
-                self.mix_bias = self._weight(
-                    "mix_bias", (channels * num_coefficients,), "zeros"
-                )
+                self.mix_bias = self._weight("mix_bias", (channels * num_coefficients,), "zeros")
         else:
             # reduced / scalar / full_no_mix: a per-channel linear map to the
             # coefficients (reduced: grid^2 * K weights + K biases a channel).
-            self._head = per_channel(
-                "coefficient", fan_in, num_coefficients,
+            self.head_kernel, self.head_bias = per_channel(
+                "coefficient",
+                fan_in,
+                num_coefficients,
                 self.coefficient_initializer,
             )
 
@@ -279,8 +287,11 @@ class ContextualConvBlock2D(keras.layers.Layer):
             # benchmarks/export_latency.py); its gradient is what makes it
             # slow to train.
             pixel_axis = 1 if self.data_format == "channels_last" else 2
-            flat_shape = (-1, height * width, channels) if pixel_axis == 1 else (
-                -1, channels, height * width)
+            flat_shape = (
+                (-1, height * width, channels)
+                if pixel_axis == 1
+                else (-1, channels, height * width)
+            )
             grid = ops.take(ops.reshape(inputs, flat_shape), self._grid_pixels, axis=pixel_axis)
         else:
             grid = self._gather_grid(inputs)
@@ -308,9 +319,7 @@ class ContextualConvBlock2D(keras.layers.Layer):
             row_starts = ops.arange(batch, dtype="int32") * (height * width)
         else:
             rows = ops.reshape(inputs, (-1,))  # (B*C*H*W,)
-            row_starts = ops.arange(batch * channels, dtype="int32") * (
-                height * width
-            )
+            row_starts = ops.arange(batch * channels, dtype="int32") * (height * width)
         indices = ops.expand_dims(row_starts, 1) + self._grid_pixels
         return ops.take(rows, ops.reshape(indices, (-1,)), axis=0)
 
@@ -324,19 +333,15 @@ class ContextualConvBlock2D(keras.layers.Layer):
         """Input-dependent coefficients before tanh, (B, K, C) float32."""
         channels = self._dims[2]
         features = self._grid_by_channel(inputs, training)  # (C, B, g_h*g_w)
-        for kernel, bias in self._ch_layers:
-            features = self._ch_activation_fn(
-                self._per_channel_dense(features, kernel, bias)
-            )
-        if self._uses_mix:
-            flat = ops.reshape(
-                ops.transpose(features, (1, 0, 2)), (-1, self.mix_kernel.shape[0])
-            )
+        for kernel, bias in self.ch_layers:
+            features = self._ch_activation_fn(self._per_channel_dense(features, kernel, bias))
+        if self.spec.uses_mix:
+            flat = ops.reshape(ops.transpose(features, (1, 0, 2)), (-1, self.mix_kernel.shape[0]))
             raw = ops.matmul(flat, self.mix_kernel)  # (B, K*C), k-major
             if self.mix_bias is not None:
                 raw = raw + self.mix_bias
             return ops.reshape(raw, (-1, self.num_coefficients, channels))
-        raw = self._per_channel_dense(features, *self._head)  # (C, B, K)
+        raw = self._per_channel_dense(features, self.head_kernel, self.head_bias)  # (C, B, K)
         return ops.transpose(raw, (1, 2, 0))
 
     def _checked(self, inputs):
@@ -373,9 +378,7 @@ class ContextualConvBlock2D(keras.layers.Layer):
         coefficients = self._coefficients(inputs)
         if not self.input_dependent:
             batch = ops.shape(inputs)[0]
-            coefficients = ops.broadcast_to(
-                coefficients, (batch, *coefficients.shape)
-            )
+            coefficients = ops.broadcast_to(coefficients, (batch, *coefficients.shape))
         return ops.transpose(coefficients, (0, 2, 1))
 
     # === Excitation ===
@@ -396,7 +399,10 @@ class ContextualConvBlock2D(keras.layers.Layer):
                 scale = ops.expand_dims(ops.swapaxes(coefficients, -1, -2), -1)
             return ops.cast(scale, dtype), None
         rows, columns = excitation_maps.factors(
-            self.emp, coefficients, height, width,
+            self.emp,
+            coefficients,
+            height,
+            width,
             differentiable=bool(training) and self.input_dependent,
         )  # (..., H, C), (..., W, C)
         if channels_last:
@@ -421,9 +427,7 @@ class ContextualConvBlock2D(keras.layers.Layer):
         argument_checks.check_same_dims(
             self.__class__.__name__, self._dims, inputs.shape, self.data_format
         )
-        first, second = self._factors(
-            self._coefficients(inputs, training), inputs.dtype, training
-        )
+        first, second = self._factors(self._coefficients(inputs, training), inputs.dtype, training)
         if second is None:
             return inputs * first
         if not self.input_dependent:

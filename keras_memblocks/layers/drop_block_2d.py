@@ -78,7 +78,10 @@ class DropBlock2D(keras.layers.Layer):
         seeds = ops.cast(uniform < gamma, "float32") * fits
         # Grow every seed into a block: a stride-1 max pool.
         dropped = ops.max_pool(
-            seeds, pool_size=block, strides=1, padding="same",
+            seeds,
+            pool_size=block,
+            strides=1,
+            padding="same",
             data_format=self.data_format,
         )
         keep = 1.0 - dropped
@@ -90,6 +93,12 @@ class DropBlock2D(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"rate": self.rate, "block_size": self.block_size,
-                       "seed": self.seed, "data_format": self.data_format})
+        config.update(
+            {
+                "rate": self.rate,
+                "block_size": self.block_size,
+                "seed": self.seed,
+                "data_format": self.data_format,
+            }
+        )
         return config

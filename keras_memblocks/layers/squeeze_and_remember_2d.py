@@ -82,19 +82,10 @@ class SqueezeAndRemember2D(keras.layers.Layer):
         self.num_memory_blocks = argument_checks.check_positive_int(
             "num_memory_blocks", num_memory_blocks
         )
-        self.hidden_units = argument_checks.check_positive_int(
-            "hidden_units", hidden_units
+        self.hidden_units = argument_checks.check_positive_int("hidden_units", hidden_units)
+        self._hidden_activation_fn, self.hidden_activation = argument_checks.resolve_activation(
+            hidden_activation
         )
-        # Resolve now so an unknown activation name fails at construction.
-        self._hidden_activation_fn = keras.activations.get(hidden_activation)
-        if hidden_activation is not None and not isinstance(
-            hidden_activation, str
-        ):
-            # Configs hold names, never function objects.
-            hidden_activation = keras.activations.serialize(
-                self._hidden_activation_fn
-            )
-        self.hidden_activation = hidden_activation
         self.use_bias = bool(use_bias)
         self.return_memory_weights = bool(return_memory_weights)
         self.data_format = argument_checks.standardize_data_format(data_format)
@@ -144,9 +135,7 @@ class SqueezeAndRemember2D(keras.layers.Layer):
             memory_shape = (memories, height, width, channels)
         else:
             memory_shape = (memories, channels, height, width)
-        self.memory = self.add_weight(
-            name="memory", shape=memory_shape, initializer="zeros"
-        )
+        self.memory = self.add_weight(name="memory", shape=memory_shape, initializer="zeros")
 
     def _squeeze(self, inputs):
         height, width, channels = self._dims

@@ -3,17 +3,18 @@
 from keras_memblocks.models.batch_norm_calibration import calibrate_batch_norm
 from keras_memblocks.models.block_insertion import insert_blocks
 from keras_memblocks.models.block_insertion import remove_blocks
+from keras_memblocks.models.block_placement import BlockPlacement
 from keras_memblocks.models.cifar_resnet import cifar_resnet
 from keras_memblocks.models.cifar_vgg import cifar_vgg
 from keras_memblocks.models.deeplabv3 import deeplabv3
 from keras_memblocks.models.fcn import fcn
 from keras_memblocks.models.parameter_counts import count_trainable_parameters
 from keras_memblocks.models.resnet50 import resnet50
-from keras_memblocks.models.segmentation_heads import mean_iou
 from keras_memblocks.models.vgg_like import vgg_like
 from keras_memblocks.models.weight_transfer import copy_weights_by_name
 
 __all__ = [
+    "BlockPlacement",
     "calibrate_batch_norm",
     "cifar_resnet",
     "cifar_vgg",
@@ -22,7 +23,6 @@ __all__ = [
     "deeplabv3",
     "fcn",
     "insert_blocks",
-    "mean_iou",
     "remove_blocks",
     "resnet50",
     "vgg_like",

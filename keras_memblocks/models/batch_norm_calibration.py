@@ -43,8 +43,9 @@ def calibrate_batch_norm(model, images, batch_size=32):
     for layer in model.layers:
         if not isinstance(layer, keras.layers.BatchNormalization):
             continue
-        inputs = keras.Model(model.inputs, layer.input).predict(images, batch_size=batch_size,
-                                                                verbose=0)
+        inputs = keras.Model(model.inputs, layer.input).predict(
+            images, batch_size=batch_size, verbose=0
+        )
         axes = tuple(i for i in range(inputs.ndim) if i != layer.axis % inputs.ndim)
         layer.moving_mean.assign(inputs.mean(axis=axes))
         layer.moving_variance.assign(inputs.var(axis=axes))

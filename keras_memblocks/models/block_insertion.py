@@ -46,20 +46,13 @@ def insert_blocks(model, block, after, **block_kwargs):
             raise ValueError("The `after` predicate selected no layer of the model.")
     else:
         targets = [after] if isinstance(after, str) else list(after)
-        for name in targets:
-            if name not in layers_by_name:
-                close = difflib.get_close_matches(name, layers_by_name, n=3)
-                hint = f" Did you mean {close}?" if close else ""
-                raise ValueError(
-                    f"Model {model.name!r} has no layer named {name!r}.{hint}"
-                )
+        _check_names(model, targets, layers_by_name)
     for name in targets:
         output = layers_by_name[name].output
         if isinstance(output, (list, tuple)) or len(output.shape) != 4:
             shape = [o.shape for o in output] if isinstance(output, (list, tuple)) else output.shape
             raise ValueError(
-                f"Layer {name!r} outputs {shape}, not a 4-D feature map: a block "
-                "cannot follow it."
+                f"Layer {name!r} outputs {shape}, not a 4-D feature map: a block cannot follow it."
             )
     if isinstance(block, keras.layers.Layer):
         raise ValueError(
@@ -103,22 +96,21 @@ def remove_blocks(model, names):
     Example:
 
     >>> from keras_memblocks.models import remove_blocks, vgg_like
-    >>> model = vgg_like("mnist", 2, block="cc")
-    >>> plain = remove_blocks(model, ["stage1_conv1_block", "stage2_conv1_block"])
-    >>> [layer.name for layer in plain.layers if layer.name.endswith("_block")]
+    >>> model = vgg_like("mnist", width=2, blocks={"block": "cc", "after": "conv"})
+    >>> plain = remove_blocks(model, ["stage1_conv1_cc", "stage2_conv1_cc"])
+    >>> [layer.name for layer in plain.layers if layer.name.endswith("_cc")]
     []
     """
     names = [names] if isinstance(names, str) else list(names)
     layers_by_name = {layer.name: layer for layer in model.layers}
+    _check_names(model, names, layers_by_name)
     for name in names:
-        if name not in layers_by_name:
-            close = difflib.get_close_matches(name, layers_by_name, n=3)
-            hint = f" Did you mean {close}?" if close else ""
-            raise ValueError(f"Model {model.name!r} has no layer named {name!r}.{hint}")
         layer = layers_by_name[name]
         source, result = layer.input, layer.output
-        if isinstance(source, (list, tuple)) or isinstance(result, (list, tuple)) or (
-            tuple(source.shape) != tuple(result.shape)
+        if (
+            isinstance(source, (list, tuple))
+            or isinstance(result, (list, tuple))
+            or (tuple(source.shape) != tuple(result.shape))
         ):
             raise ValueError(
                 f"Layer {name!r} does not map one tensor to one of the same shape; only "
@@ -134,6 +126,14 @@ def remove_blocks(model, names):
     return _rebuilt(model, call_function)
 
 
+def _check_names(model, names, layers_by_name):
+    for name in names:
+        if name not in layers_by_name:
+            close = difflib.get_close_matches(name, layers_by_name, n=3)
+            hint = f" Did you mean {close}?" if close else ""
+            raise ValueError(f"Model {model.name!r} has no layer named {name!r}.{hint}")
+
+
 def _rebuilt(model, call_function):
     """`model` re-traced through `call_function`, with its layers' weights."""
     # New inputs with the original names, so that every name survives.
@@ -143,13 +143,9 @@ def _rebuilt(model, call_function):
         if isinstance(layer, keras.layers.InputLayer)
     }
     inputs = keras.tree.map_structure(
-        lambda t: keras.Input(
-            batch_shape=t.shape, dtype=t.dtype, name=input_layers[id(t)].name
-        ),
+        lambda t: keras.Input(batch_shape=t.shape, dtype=t.dtype, name=input_layers[id(t)].name),
         model.input,
     )
-    clone = keras.models.clone_model(
-        model, input_tensors=inputs, call_function=call_function
-    )
+    clone = keras.models.clone_model(model, input_tensors=inputs, call_function=call_function)
     copy_weights_by_name(model, clone)
     return clone

@@ -4,8 +4,14 @@ import keras
 
 
 def conv_bn_relu(x, filters, kernel_size, name, dilation=1):
-    x = keras.layers.Conv2D(filters, kernel_size, padding="same", dilation_rate=dilation,
-                            use_bias=False, name=f"{name}_conv")(x)
+    x = keras.layers.Conv2D(
+        filters,
+        kernel_size,
+        padding="same",
+        dilation_rate=dilation,
+        use_bias=False,
+        name=f"{name}_conv",
+    )(x)
     x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
@@ -43,23 +49,3 @@ def check_input_shape(input_shape, output_stride):
             f"`input_shape` must have a known height and width divisible by "
             f"output_stride={output_stride}. Received: input_shape={tuple(input_shape)}"
         )
-
-
-def mean_iou(num_classes, ignore_class=255):
-    """Mean IoU over `num_classes`, ignoring label `ignore_class` (255).
-
-    Keras' own `MeanIoU`, configured for integer labels and softmax outputs.
-
-    Example:
-
-    >>> import numpy as np
-    >>> metric = mean_iou(2)
-    >>> labels = np.array([[0, 1, 255]])
-    >>> probs = np.array([[[0.9, 0.1], [0.2, 0.8], [0.9, 0.1]]])
-    >>> round(float(metric(labels, probs)), 4)  # the pixel labelled 255 is ignored
-    1.0
-    """
-    return keras.metrics.MeanIoU(
-        num_classes=num_classes, ignore_class=ignore_class,
-        sparse_y_true=True, sparse_y_pred=False, name="mean_iou",
-    )

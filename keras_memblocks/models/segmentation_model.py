@@ -9,14 +9,24 @@ from keras_memblocks.models.resnet50 import resnet50
 BACKBONES = ("resnet50",)
 
 
-def build(kind, num_classes, input_shape, backbone, sr, output_stride, auxiliary_head,
-          dropout, aspp_rates=None):
+def build(
+    kind,
+    num_classes,
+    input_shape,
+    backbone,
+    blocks,
+    output_stride,
+    auxiliary_head,
+    dropout,
+    aspp_rates=None,
+):
     argument_checks.check_positive_int("num_classes", num_classes)
     argument_checks.check_choice("backbone", backbone, BACKBONES)
     argument_checks.check_choice("output_stride", output_stride, (8, 16))
     segmentation_heads.check_input_shape(input_shape, output_stride)
-    base = resnet50(input_shape=input_shape, include_top=False, sr=sr,
-                    output_stride=output_stride)
+    base = resnet50(
+        input_shape=input_shape, include_top=False, blocks=blocks, output_stride=output_stride
+    )
     features = base.output  # (B, H/os, W/os, 2048)
     if kind == "deeplabv3":
         x = segmentation_heads.aspp(features, aspp_rates)

@@ -3,7 +3,7 @@
 import keras
 
 from keras_memblocks.layers import argument_checks
-from keras_memblocks.layers import get_block
+from keras_memblocks.models.block_placement import Placements
 
 # dataset -> (input shape, classes, convs per stage, stages, pool size, width growth)
 _CONFIGS = {
@@ -14,9 +14,8 @@ _CONFIGS = {
 DATASETS = tuple(_CONFIGS)
 
 
-def vgg_like(dataset, width, block=None, num_classes=None, input_shape=None,
-             **block_kwargs):
-    """The CC paper's VGG-like net for `dataset`, a block after every conv.
+def vgg_like(dataset, *, width, blocks=None, num_classes=None, input_shape=None):
+    """The CC paper's VGG-like net for `dataset` (its Table 1).
 
     MNIST: [Conv2D 3x3 relu, MaxPool 4x4] x 2, width x4 per stage; CIFAR-10:
     [Conv2D, MaxPool 2x2] x 4; CIFAR-100: [Conv2D, Conv2D, MaxPool 2x2] x 4,
@@ -27,33 +26,30 @@ def vgg_like(dataset, width, block=None, num_classes=None, input_shape=None,
     Args:
         dataset: `"mnist"`, `"cifar10"` or `"cifar100"`.
         width: int >= 1, filters of the first conv (the paper: 1 ... 48).
-        block: a block put after every Conv2D (after its ReLU): a name
-            `get_block` resolves (`"cc"`, `"sr"`, `"se"`, ...), a class, or
-            `None` for the plain net.
+        blocks: where blocks go (see `keras_memblocks.models.block_placement`):
+            `after="conv"` puts one after every Conv2D (after its ReLU), the
+            CC paper's placement; `after=s` after stage s's pool. `None`:
+            the plain ("standard") net.
         num_classes: defaults to the dataset's.
         input_shape: defaults to the dataset's.
-        **block_kwargs: arguments of every block, e.g. `variant="scalar"`.
 
     Returns:
         A functional `keras.Model`; layers named `stage{s}_conv{i}`,
-        `stage{s}_conv{i}_block`, `stage{s}_pool`, `fc`, `predictions`.
+        `stage{s}_conv{i}_{block}`, `stage{s}_pool`, `fc`, `predictions`.
 
     Example:
 
     >>> from keras_memblocks.models import vgg_like
-    >>> vgg_like("cifar100", 32).count_params()
+    >>> vgg_like("cifar100", width=32).count_params()
     1316356
-    >>> vgg_like("cifar100", 32, block="cc", variant="reduced").count_params()
+    >>> cc = {"block": "cc", "after": "conv", "variant": "reduced"}
+    >>> vgg_like("cifar100", width=32, blocks=cc).count_params()
     1511428
     """
     argument_checks.check_choice("dataset", dataset, DATASETS)
     argument_checks.check_positive_int("width", width)
     default_shape, default_classes, convs, stages, pool, growth = _CONFIGS[dataset]
-    if block is not None and not isinstance(block, (str, type)):
-        raise ValueError(
-            "`block` must be a name, a layer class or None: one instance "
-            f"cannot sit after every conv. Received: {block!r}"
-        )
+    placements = Placements(blocks, "vgg_like", num_modules=stages, sites=("conv",))
     inputs = keras.Input(input_shape or default_shape, name="image")
     x = inputs
     filters = width
@@ -61,15 +57,16 @@ def vgg_like(dataset, width, block=None, num_classes=None, input_shape=None,
         for conv in range(1, convs + 1):
             name = f"stage{stage}_conv{conv}"
             x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name=name)(x)
-            if block is not None:
-                x = get_block(block, name=f"{name}_block", **block_kwargs)(x)
+            x = placements.at("conv", x, name)
         x = keras.layers.MaxPooling2D(pool, padding="same", name=f"stage{stage}_pool")(x)
+        x = placements.after_module(x, stage, f"stage{stage}")
         filters *= growth
     x = keras.layers.Flatten(name="flatten")(x)
     x = keras.layers.Dense(128, activation="relu", name="fc")(x)
     outputs = keras.layers.Dense(
-        num_classes or default_classes, activation="softmax", name="predictions",
+        num_classes or default_classes,
+        activation="softmax",
+        name="predictions",
         dtype="float32",  # the softmax stays float32 under mixed precision
     )(x)
-    suffix = "" if block is None else f"_{block if isinstance(block, str) else block.__name__}"
-    return keras.Model(inputs, outputs, name=f"vgg_like_{dataset}_w{width}{suffix}")
+    return keras.Model(inputs, outputs, name=f"vgg_like_{dataset}_w{width}{placements.suffix}")

@@ -10,8 +10,9 @@ def copy_weights_by_name(source, target):
     Example:
 
     >>> from keras_memblocks.models import copy_weights_by_name, vgg_like
-    >>> plain = vgg_like("mnist", 2)
-    >>> with_cc = vgg_like("mnist", 2, block="cc")  # the same names, plus the blocks
+    >>> plain = vgg_like("mnist", width=2)
+    >>> # The same names, plus the blocks:
+    >>> with_cc = vgg_like("mnist", width=2, blocks={"block": "cc", "after": "conv"})
     >>> copy_weights_by_name(plain, with_cc)[:2]
     ['stage1_conv1', 'stage2_conv1']
     """

@@ -5,12 +5,12 @@ from keras_memblocks import tensorflow_stack
 # Built on TensorFlow's tools: without them, say what to install.
 tensorflow_stack.require("keras_memblocks.training", tensorflow_stack.DATA)
 
+from keras_memblocks.optimizers import SGDWithL2
 from keras_memblocks.training.distributed_loop import fit_distributed
 from keras_memblocks.training.recipes import RECIPES
 from keras_memblocks.training.recipes import TrainingConfig
 from keras_memblocks.training.recipes import get_recipe
 from keras_memblocks.training.recipes import load_config_file
-from keras_memblocks.optimizers import SGDWithL2
 from keras_memblocks.training.trainer import FinishedRunError
 from keras_memblocks.training.trainer import build_model
 from keras_memblocks.training.trainer import train

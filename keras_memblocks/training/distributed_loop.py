@@ -20,9 +20,7 @@ def _sharded_by_example(dataset):
     # In-memory and generated datasets have no files to shard by: each
     # worker takes every n-th batch instead (what Keras' fit does too).
     options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = (
-        tf.data.experimental.AutoShardPolicy.DATA
-    )
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.with_options(options)
 
 
@@ -38,8 +36,16 @@ def _build(model, strategy, dataset):
         model.reset_metrics()
 
 
-def fit_distributed(model, strategy, train_data, validation_data=None, epochs=1,
-                    steps_per_epoch=None, callbacks=(), verbose=1):
+def fit_distributed(
+    model,
+    strategy,
+    train_data,
+    validation_data=None,
+    epochs=1,
+    steps_per_epoch=None,
+    callbacks=(),
+    verbose=1,
+):
     """Trains a compiled `model` under `strategy` like `model.fit` would.
 
     Args:
@@ -75,7 +81,8 @@ def fit_distributed(model, strategy, train_data, validation_data=None, epochs=1,
     distributed_validation = None
     if validation_data is not None:
         distributed_validation = strategy.experimental_distribute_dataset(
-            _sharded_by_example(validation_data))
+            _sharded_by_example(validation_data)
+        )
     if steps_per_epoch is None:
         steps_per_epoch = int(train_data.cardinality())
         if steps_per_epoch < 0:
@@ -113,8 +120,14 @@ def fit_distributed(model, strategy, train_data, validation_data=None, epochs=1,
         return results
 
     callback_list = keras.callbacks.CallbackList(
-        list(callbacks), add_history=True, add_progbar=verbose != 0, model=model,
-        verbose=verbose, epochs=epochs, steps=steps_per_epoch)
+        list(callbacks),
+        add_history=True,
+        add_progbar=verbose != 0,
+        model=model,
+        verbose=verbose,
+        epochs=epochs,
+        steps=steps_per_epoch,
+    )
     model.stop_training = False
     callback_list.on_train_begin()
     # BackupAndRestore sets this when it restores an interrupted run (fit reads it too).
@@ -139,8 +152,9 @@ def fit_distributed(model, strategy, train_data, validation_data=None, epochs=1,
             validation_loss.reset_state()
             for batch in distributed_validation:
                 validation_step(batch)
-            epoch_logs.update({f"val_{name}": value
-                               for name, value in logs(validation_loss).items()})
+            epoch_logs.update(
+                {f"val_{name}": value for name, value in logs(validation_loss).items()}
+            )
         callback_list.on_epoch_end(epoch, epoch_logs)
         if model.stop_training:
             break

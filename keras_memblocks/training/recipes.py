@@ -7,9 +7,8 @@ from dataclasses import field
 from pathlib import Path
 
 from keras_memblocks.layers import argument_checks
+from keras_memblocks.training import specs
 
-DATASETS = ("digits", "mnist", "cifar10", "cifar100", "imagenet2012", "cityscapes")
-MODELS = ("vgg_like", "cifar_resnet", "cifar_vgg", "resnet50", "deeplabv3", "fcn")
 SCHEDULES = ("step", "poly", "constant")
 OPTIMIZERS = ("sgd", "adam")
 STRATEGIES = ("none", "mirrored", "multiworker")
@@ -26,7 +25,7 @@ class TrainingConfig:
 
     >>> from keras_memblocks.training import get_recipe
     >>> config = get_recipe("sr-cifar100").replace(epochs=2, batch_size=64)
-    >>> config.epochs, config.learning_rate, config.model_args["sr"]["num_memory_blocks"]
+    >>> config.epochs, config.learning_rate, config.model_args["blocks"]["num_memory_blocks"]
     (2, 0.1, 10)
     """
 
@@ -60,16 +59,16 @@ class TrainingConfig:
 
     def validate(self):
         """Raises `ValueError` listing valid choices, before any training."""
-        argument_checks.check_choice("dataset", self.dataset, DATASETS)
-        argument_checks.check_choice("model", self.model, MODELS)
+        specs.task_spec(self)  # a known model and dataset, of the same task
         argument_checks.check_choice("schedule", self.schedule, SCHEDULES)
         argument_checks.check_choice("optimizer", self.optimizer, OPTIMIZERS)
         argument_checks.check_choice("strategy", self.strategy, STRATEGIES)
         for name in ("epochs", "batch_size"):
             argument_checks.check_positive_int(name, getattr(self, name))
         if self.jit_compile not in (True, False, "auto"):
-            raise ValueError(f"`jit_compile` must be true, false or 'auto'. "
-                             f"Received: {self.jit_compile!r}")
+            raise ValueError(
+                f"`jit_compile` must be true, false or 'auto'. Received: {self.jit_compile!r}"
+            )
         if not isinstance(self.model_args, dict):
             raise ValueError(f"`model_args` must be a dict. Received: {self.model_args!r}")
         if self.learning_rate <= 0:
@@ -90,50 +89,111 @@ class TrainingConfig:
         return dataclasses.asdict(self)
 
 
-def _sr(module, memories, units=8):
-    return {"module": module, "num_memory_blocks": memories, "hidden_units": units}
+def sr_after(module, memories, units=8):
+    """The SR paper's placement: one SR block after `module`, (M, P) = (module, memories)."""
+    return {"block": "sr", "after": module, "num_memory_blocks": memories, "hidden_units": units}
+
+
+def cc_after_every_conv(variant="reduced", **args):
+    """The CC paper's placement: one CC block after every conv of the VGG-like net."""
+    return {"block": "cc", "after": "conv", "variant": variant, **args}
 
 
 RECIPES = {
     # SR paper: CIFAR-10, x0.1 at epochs 90 and 136 (180 epochs: not published).
     "sr-cifar10": TrainingConfig(
-        dataset="cifar10", model="cifar_resnet",
-        model_args={"depth": 18, "num_classes": 10, "sr": _sr(3, 10), "regularizer": "dropout2d"},
-        epochs=180, learning_rate=0.1, weight_decay=1e-4, milestones=(90, 136), gamma=0.1),
+        dataset="cifar10",
+        model="cifar_resnet",
+        model_args={
+            "depth": 18,
+            "num_classes": 10,
+            "blocks": sr_after(3, 10),
+            "regularizer": "dropout2d",
+        },
+        epochs=180,
+        learning_rate=0.1,
+        weight_decay=1e-4,
+        milestones=(90, 136),
+        gamma=0.1,
+    ),
     # SR paper: CIFAR-100, x0.2 at epochs 60, 120, 160 (200 epochs).
     "sr-cifar100": TrainingConfig(
-        dataset="cifar100", model="cifar_resnet",
-        model_args={"depth": 18, "num_classes": 100, "sr": _sr(3, 10), "regularizer": "dropout"},
-        epochs=200, learning_rate=0.1, weight_decay=5e-4, milestones=(60, 120, 160), gamma=0.2),
+        dataset="cifar100",
+        model="cifar_resnet",
+        model_args={
+            "depth": 18,
+            "num_classes": 100,
+            "blocks": sr_after(3, 10),
+            "regularizer": "dropout",
+        },
+        epochs=200,
+        learning_rate=0.1,
+        weight_decay=5e-4,
+        milestones=(60, 120, 160),
+        gamma=0.2,
+    ),
     # SR paper: ImageNet ResNet50, 450 epochs, x0.1 every 75.
     "sr-imagenet": TrainingConfig(
-        dataset="imagenet2012", model="resnet50",
-        model_args={"num_classes": 1000, "sr": _sr(3, 10, 16), "regularizer": "dropout2d"},
-        epochs=450, learning_rate=0.1, weight_decay=1e-4, milestones=(75, 150, 225, 300, 375),
-        gamma=0.1, validation_fraction=0.0, image_size=224),
+        dataset="imagenet2012",
+        model="resnet50",
+        model_args={"num_classes": 1000, "blocks": sr_after(3, 10, 16), "regularizer": "dropout2d"},
+        epochs=450,
+        learning_rate=0.1,
+        weight_decay=1e-4,
+        milestones=(75, 150, 225, 300, 375),
+        gamma=0.1,
+        validation_fraction=0.0,
+        image_size=224,
+    ),
     # SR paper: Cityscapes DeepLabv3, poly(0.9) to 1e-4, aux head 0.4. The
     # paper gives 80k iterations; at batch 8 on 2,975 images that is ~215 epochs.
     "sr-cityscapes": TrainingConfig(
-        dataset="cityscapes", model="deeplabv3",
-        model_args={"num_classes": 19, "input_shape": [512, 1024, 3], "sr": _sr(2, 2),
-                    "auxiliary_head": True, "dropout": 0.1},
-        epochs=215, batch_size=8, learning_rate=0.01, weight_decay=5e-4, schedule="poly",
-        validation_fraction=0.0),
+        dataset="cityscapes",
+        model="deeplabv3",
+        model_args={
+            "num_classes": 19,
+            "input_shape": [512, 1024, 3],
+            "blocks": sr_after(2, 2),
+            "auxiliary_head": True,
+            "dropout": 0.1,
+        },
+        epochs=215,
+        batch_size=8,
+        learning_rate=0.01,
+        weight_decay=5e-4,
+        schedule="poly",
+        validation_fraction=0.0,
+    ),
     # CC paper: hyper-parameters not published. Our choice: the paper's
     # CIFAR-100 net at width 32 with reduced blocks, SGD 0.05, x0.1 at 50 and 75.
     "cc-cifar100": TrainingConfig(
-        dataset="cifar100", model="vgg_like",
-        model_args={"dataset": "cifar100", "width": 32, "block": "cc", "variant": "reduced"},
-        epochs=100, learning_rate=0.05, weight_decay=5e-4, milestones=(50, 75), gamma=0.1),
+        dataset="cifar100",
+        model="vgg_like",
+        model_args={"dataset": "cifar100", "width": 32, "blocks": cc_after_every_conv()},
+        epochs=100,
+        learning_rate=0.05,
+        weight_decay=5e-4,
+        milestones=(50, 75),
+        gamma=0.1,
+    ),
     # The embedded dataset: minutes on a CPU (the demo's setting). AdamW:
     # with SGD (lr 0.01-0.05, momentum 0.9) the VGG-like net with 8 CC
     # blocks and no normalisation trains slowly and erratically here
     # (24 % after 15 epochs in one run, against 96 % without blocks).
     "digits": TrainingConfig(
-        dataset="digits", model="vgg_like",
-        model_args={"dataset": "cifar10", "width": 8, "block": "cc", "variant": "reduced"},
-        epochs=15, batch_size=64, optimizer="adam", learning_rate=1e-3, weight_decay=1e-4,
-        milestones=(10,), gamma=0.1, validation_fraction=0.1, image_size=32),
+        dataset="digits",
+        model="vgg_like",
+        model_args={"dataset": "cifar10", "width": 8, "blocks": cc_after_every_conv()},
+        epochs=15,
+        batch_size=64,
+        optimizer="adam",
+        learning_rate=1e-3,
+        weight_decay=1e-4,
+        milestones=(10,),
+        gamma=0.1,
+        validation_fraction=0.1,
+        image_size=32,
+    ),
 }
 
 
@@ -184,7 +244,8 @@ def load_config_file(path):
                 overrides = json.loads(text)
             except json.JSONDecodeError as error:
                 raise ValueError(
-                    f"{error.msg} at line {error.lineno}, column {error.colno}") from None
+                    f"{error.msg} at line {error.lineno}, column {error.colno}"
+                ) from None
     except ValueError as error:
         kind = "YAML" if path.suffix in (".yaml", ".yml") else "JSON (or a .yaml / .yml file)"
         raise ValueError(f"Config file {str(path)!r} is not valid {kind}: {error}.") from None

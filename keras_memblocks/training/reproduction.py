@@ -9,102 +9,242 @@ and last rows train one step on generated stand-in data.
 import json
 from pathlib import Path
 
+from keras_memblocks.analysis.capacity_curves import STANDARD
 from keras_memblocks.data import stand_in_data
+from keras_memblocks.training import specs
+from keras_memblocks.training.recipes import cc_after_every_conv
 from keras_memblocks.training.recipes import get_recipe
+from keras_memblocks.training.recipes import sr_after
 from keras_memblocks.training.trainer import build_model
 from keras_memblocks.training.trainer import train_seeds
-
-
-def _sr(module, memories, units=8):
-    return {"module": module, "num_memory_blocks": memories, "hidden_units": units}
 
 
 def _sr_table1():
     rows = []
     table = {  # depth: (base, +D, +D+SR, +D2D, +D2D+SR, +DB, +DB+SR, +SR), (M, P) per SR column
-        18: (("76.47±0.20", "77.09±0.26", "77.26±0.11", "77.59±0.24", "77.93±0.25", "78.01±0.20",
-              "78.12±0.15", "76.74±0.33"), ((3, 10), (4, 12), (3, 2), (4, 2))),
-        34: (("77.07±0.45", "77.60±0.49", "77.96±0.38", "78.71±0.28", "78.81±0.28", "78.68±0.22",
-              "78.84±0.22", "77.22±0.30"), ((4, 4), (3, 6), (3, 2), (3, 6))),
-        50: (("76.17±0.69", "77.47±0.40", "77.72±0.29", "78.58±0.58", "78.68±0.55", "78.34±0.56",
-              "78.43±0.29", "77.22±0.74"), ((4, 6), (3, 8), (4, 4), (3, 2))),
+        18: (
+            (
+                "76.47±0.20",
+                "77.09±0.26",
+                "77.26±0.11",
+                "77.59±0.24",
+                "77.93±0.25",
+                "78.01±0.20",
+                "78.12±0.15",
+                "76.74±0.33",
+            ),
+            ((3, 10), (4, 12), (3, 2), (4, 2)),
+        ),
+        34: (
+            (
+                "77.07±0.45",
+                "77.60±0.49",
+                "77.96±0.38",
+                "78.71±0.28",
+                "78.81±0.28",
+                "78.68±0.22",
+                "78.84±0.22",
+                "77.22±0.30",
+            ),
+            ((4, 4), (3, 6), (3, 2), (3, 6)),
+        ),
+        50: (
+            (
+                "76.17±0.69",
+                "77.47±0.40",
+                "77.72±0.29",
+                "78.58±0.58",
+                "78.68±0.55",
+                "78.34±0.56",
+                "78.43±0.29",
+                "77.22±0.74",
+            ),
+            ((4, 6), (3, 8), (4, 4), (3, 2)),
+        ),
     }
     for depth, (paper, sr_settings) in table.items():
-        columns = [(None, None), ("dropout", None), ("dropout", 0), ("dropout2d", None),
-                   ("dropout2d", 1), ("dropblock", None), ("dropblock", 2), (None, 3)]
+        columns = [
+            (None, None),
+            ("dropout", None),
+            ("dropout", 0),
+            ("dropout2d", None),
+            ("dropout2d", 1),
+            ("dropblock", None),
+            ("dropblock", 2),
+            (None, 3),
+        ]
         for (regularizer, sr_index), value in zip(columns, paper):
             args = {"depth": depth, "num_classes": 100, "regularizer": regularizer}
-            parts = [{"dropout": "D", "dropout2d": "D2D", "dropblock": "DB"}[regularizer]] if regularizer else []
+            parts = (
+                [{"dropout": "D", "dropout2d": "D2D", "dropblock": "DB"}[regularizer]]
+                if regularizer
+                else []
+            )
             if sr_index is not None:
                 module, memories = sr_settings[sr_index]
-                args["sr"] = _sr(module, memories)
+                args["blocks"] = sr_after(module, memories)
                 parts.append("SR")
             label = f"R{depth}" + (" +" + "+".join(parts) if parts else "")
             if sr_index is not None:
                 label += f" ({module},{memories})"
             rows.append((label, {"model": "cifar_resnet", "model_args": args}, value))
-    for depth, base, with_sr, (module, memories) in [(16, "72.48±0.35", "72.87±0.27", (2, 8)),
-                                                     (19, "71.34±0.14", "71.42±0.27", (4, 10))]:
+    for depth, base, with_sr, (module, memories) in [
+        (16, "72.48±0.35", "72.87±0.27", (2, 8)),
+        (19, "71.34±0.14", "71.42±0.27", (4, 10)),
+    ]:
         rows.append((f"VGG{depth}", {"model": "cifar_vgg", "model_args": {"depth": depth}}, base))
-        rows.append((f"VGG{depth} +SR ({module},{memories})",
-                     {"model": "cifar_vgg", "model_args": {"depth": depth, "sr": _sr(module, memories)}},
-                     with_sr))
+        rows.append(
+            (
+                f"VGG{depth} +SR ({module},{memories})",
+                {
+                    "model": "cifar_vgg",
+                    "model_args": {"depth": depth, "blocks": sr_after(module, memories)},
+                },
+                with_sr,
+            )
+        )
+    return "sr-cifar100", rows
+
+
+def _sr_table2():
+    rows = []
+    for depth, attention, base, with_sr, (module, memories) in [
+        (18, "cbam", "76.71±0.28", "76.96±0.24", (3, 6)),
+        (18, "se", "76.96±0.24", "76.86±0.21", (3, 2)),
+        (34, "cbam", "77.20±0.33", "77.73±0.21", (3, 6)),
+        (34, "se", "77.73±0.22", "77.93±0.23", (4, 2)),
+        (50, "cbam", "78.73±0.54", "79.06±0.29", (3, 6)),
+        (50, "se", "78.30±0.30", "78.73±0.30", (4, 4)),
+    ]:
+        # SE / CBAM in every residual block, SR after module M.
+        attention_blocks = [{"block": attention, "after": "residual"}]
+        args = {"depth": depth, "num_classes": 100}
+        name = f"R{depth} {attention.upper()}"
+        rows.append(
+            (
+                name,
+                {"model": "cifar_resnet", "model_args": {**args, "blocks": attention_blocks}},
+                base,
+            )
+        )
+        blocks = [*attention_blocks, sr_after(module, memories)]
+        rows.append(
+            (
+                f"{name} +SR ({module},{memories})",
+                {"model": "cifar_resnet", "model_args": {**args, "blocks": blocks}},
+                with_sr,
+            )
+        )
     return "sr-cifar100", rows
 
 
 def _sr_table3():
     rows = []
     for label, regularizer, sr, paper in [
-            ("R50", None, None, "76.87±0.15"), ("R50 +D", "dropout", None, "77.53±0.10"),
-            ("R50 +D2D", "dropout2d", None, "77.27±0.12"), ("R50 +DB", "dropblock", None, "77.40±0.11"),
-            ("R50 +D+SR (3,2)", "dropout", (3, 2, 16), "77.64±0.10"),
-            ("R50 +D2D+SR (3,2)", "dropout2d", (3, 2, 16), "77.70±0.06"),
-            ("R50 +D2D+SR (3,10)", "dropout2d", (3, 10, 16), "77.79±0.02"),
-            ("R50 +D2D+SR (3,20)", "dropout2d", (3, 20, 32), "77.76±0.08"),
-            ("R50 +DB+SR (3,8)", "dropblock", (3, 8, 16), "77.47±0.11"),
-            ("R50 +SR (3,10)", None, (3, 10, 16), "76.90±0.07")]:
-        args = {"regularizer": regularizer, "sr": None if sr is None else _sr(*sr)}
+        ("R50", None, None, "76.87±0.15"),
+        ("R50 +D", "dropout", None, "77.53±0.10"),
+        ("R50 +D2D", "dropout2d", None, "77.27±0.12"),
+        ("R50 +DB", "dropblock", None, "77.40±0.11"),
+        ("R50 +D+SR (3,2)", "dropout", (3, 2, 16), "77.64±0.10"),
+        ("R50 +D2D+SR (3,2)", "dropout2d", (3, 2, 16), "77.70±0.06"),
+        ("R50 +D2D+SR (3,10)", "dropout2d", (3, 10, 16), "77.79±0.02"),
+        ("R50 +D2D+SR (3,20)", "dropout2d", (3, 20, 32), "77.76±0.08"),
+        ("R50 +DB+SR (3,8)", "dropblock", (3, 8, 16), "77.47±0.11"),
+        ("R50 +SR (3,10)", None, (3, 10, 16), "76.90±0.07"),
+    ]:
+        args = {"regularizer": regularizer, "blocks": None if sr is None else sr_after(*sr)}
         rows.append((label, {"model": "resnet50", "model_args": args}, paper))
     return "sr-imagenet", rows
 
 
 def _sr_table4():
     rows = []
-    for model, memories, base, with_sr in [("fcn", 3, "77.33±0.16", "77.53±0.23"),
-                                           ("deeplabv3", 2, "79.76±0.32", "79.96±0.19")]:
+    for model, memories, base, with_sr in [
+        ("fcn", 3, "77.33±0.16", "77.53±0.23"),
+        ("deeplabv3", 2, "79.76±0.32", "79.96±0.19"),
+    ]:
         common = {"num_classes": 19, "input_shape": [512, 1024, 3], "auxiliary_head": True}
         rows.append((model, {"model": model, "model_args": common}, f"mIoU {base}"))
-        rows.append((f"{model} +SR (2,{memories})",
-                     {"model": model, "model_args": {**common, "sr": _sr(2, memories)}},
-                     f"mIoU {with_sr}"))
+        rows.append(
+            (
+                f"{model} +SR (2,{memories})",
+                {"model": model, "model_args": {**common, "blocks": sr_after(2, memories)}},
+                f"mIoU {with_sr}",
+            )
+        )
     return "sr-cityscapes", rows
 
 
 def _sr_table5():
     rows = []
     for label, model, args, paper in [
-            ("R18", "cifar_resnet", {"depth": 18}, "94.04"),
-            ("R18 +D2D+SR (3,10)", "cifar_resnet", {"depth": 18, "regularizer": "dropout2d", "sr": _sr(3, 10)}, "94.56"),
-            ("R34", "cifar_resnet", {"depth": 34}, "93.69"),
-            ("R34 +DB+SR (4,2)", "cifar_resnet", {"depth": 34, "regularizer": "dropblock", "sr": _sr(4, 2)}, "94.60"),
-            ("R50", "cifar_resnet", {"depth": 50}, "93.31"),
-            ("R50 +DB+SR (3,2)", "cifar_resnet", {"depth": 50, "regularizer": "dropblock", "sr": _sr(3, 2)}, "94.21"),
-            ("VGG16", "cifar_vgg", {"depth": 16}, "93.27"),
-            ("VGG16 +SR (4,8)", "cifar_vgg", {"depth": 16, "sr": _sr(4, 8)}, "93.53"),
-            ("VGG19", "cifar_vgg", {"depth": 19}, "93.21"),
-            ("VGG19 +SR (2,12)", "cifar_vgg", {"depth": 19, "sr": _sr(2, 12)}, "93.39")]:
+        ("R18", "cifar_resnet", {"depth": 18}, "94.04"),
+        (
+            "R18 +D2D+SR (3,10)",
+            "cifar_resnet",
+            {"depth": 18, "regularizer": "dropout2d", "blocks": sr_after(3, 10)},
+            "94.56",
+        ),
+        ("R34", "cifar_resnet", {"depth": 34}, "93.69"),
+        (
+            "R34 +DB+SR (4,2)",
+            "cifar_resnet",
+            {"depth": 34, "regularizer": "dropblock", "blocks": sr_after(4, 2)},
+            "94.60",
+        ),
+        ("R50", "cifar_resnet", {"depth": 50}, "93.31"),
+        (
+            "R50 +DB+SR (3,2)",
+            "cifar_resnet",
+            {"depth": 50, "regularizer": "dropblock", "blocks": sr_after(3, 2)},
+            "94.21",
+        ),
+        ("VGG16", "cifar_vgg", {"depth": 16}, "93.27"),
+        ("VGG16 +SR (4,8)", "cifar_vgg", {"depth": 16, "blocks": sr_after(4, 8)}, "93.53"),
+        ("VGG19", "cifar_vgg", {"depth": 19}, "93.21"),
+        ("VGG19 +SR (2,12)", "cifar_vgg", {"depth": 19, "blocks": sr_after(2, 12)}, "93.39"),
+    ]:
         rows.append((label, {"model": model, "model_args": {**args, "num_classes": 10}}, paper))
     return "sr-cifar10", rows
 
 
 def _cc_table3():
     base = {"dataset": "cifar100", "width": 32}
-    rows = [("standard", {"model_args": base}, "–"),
-            ("CC bilinear (reduced)", {"model_args": {**base, "block": "cc", "variant": "reduced"}}, "62.5"),
-            ("input-independent bilinear", {"model_args": {**base, "block": "cc", "variant": "input_independent"}}, "60.7"),
-            ("input-independent 2D-Gaussian", {"model_args": {**base, "block": "cc", "variant": "input_independent", "emp": "gaussian"}}, "59.4"),
-            ("input-independent 2D-Sine", {"model_args": {**base, "block": "cc", "variant": "input_independent", "emp": "sine"}}, "57.1")]
+    rows = [("standard", {"model_args": base}, "–")]
+    for label, variant, emp, paper in [
+        ("CC bilinear (reduced)", "reduced", "bilinear", "62.5"),
+        ("input-independent bilinear", "input_independent", "bilinear", "60.7"),
+        ("input-independent 2D-Gaussian", "input_independent", "gaussian", "59.4"),
+        ("input-independent 2D-Sine", "input_independent", "sine", "57.1"),
+    ]:
+        blocks = cc_after_every_conv(variant, emp=emp)
+        rows.append((label, {"model_args": {**base, "blocks": blocks}}, paper))
     return "cc-cifar100", rows
+
+
+def capacity_config(dataset, width, variant, swapped=False, layout=None, recipe="cc-cifar100"):
+    """One point of the CC paper's Fig. 4: the VGG-like net at `width`.
+
+    Args:
+        dataset: the recipe's dataset.
+        width: the first conv's width.
+        variant: a CC variant after every conv, or `"standard"` (no block).
+        swapped: train on the test split, test on the training split.
+        layout: the VGG-like layout (`"mnist"`, `"cifar10"`, `"cifar100"`);
+            defaults to `dataset`.
+        recipe: the recipe whose training settings are used.
+
+    Example:
+
+    >>> from keras_memblocks.training.reproduction import capacity_config
+    >>> config = capacity_config("digits", 4, "scalar", layout="cifar10", recipe="digits")
+    >>> config.model_args["blocks"]["variant"], config.optimizer
+    ('scalar', 'adam')
+    """
+    args = {"dataset": layout or dataset, "width": width}
+    if variant != STANDARD:
+        args["blocks"] = cc_after_every_conv(variant)
+    return get_recipe(recipe).replace(dataset=dataset, model_args=args, reverse_split=swapped)
 
 
 def _cc_fig4():
@@ -112,32 +252,39 @@ def _cc_fig4():
     for dataset in ("mnist", "cifar10", "cifar100"):
         for swapped in (False, True):
             for width in (1, 2, 4, 8, 16, 32, 48):
-                for variant in (None, "scalar", "input_independent", "reduced"):
-                    args = {"dataset": dataset, "width": width}
-                    if variant:
-                        args.update(block="cc", variant=variant)
-                    label = f"{dataset}{' swapped' if swapped else ''} c={width} {variant or 'standard'}"
-                    rows.append((label, {"dataset": dataset, "model_args": args,
-                                         "reverse_split": swapped}, "plot"))
-    return "cc-cifar100", rows
+                for variant in (STANDARD, "scalar", "input_independent", "reduced"):
+                    label = f"{dataset}{' swapped' if swapped else ''} c={width} {variant}"
+                    rows.append((label, capacity_config(dataset, width, variant, swapped), "plot"))
+    return None, rows
 
 
-GRIDS = {"sr-table1": _sr_table1, "sr-table3": _sr_table3, "sr-table4": _sr_table4,
-         "sr-table5": _sr_table5, "cc-table3": _cc_table3, "cc-fig4": _cc_fig4}
+GRIDS = {
+    "sr-table1": _sr_table1,
+    "sr-table2": _sr_table2,
+    "sr-table3": _sr_table3,
+    "sr-table4": _sr_table4,
+    "sr-table5": _sr_table5,
+    "cc-table3": _cc_table3,
+    "cc-fig4": _cc_fig4,
+}
 
 
 def grid(name):
     if name not in GRIDS:
         raise ValueError(f"Unknown table {name!r}. Valid tables: {', '.join(GRIDS)}")
     recipe, rows = GRIDS[name]()
-    return [(label, get_recipe(recipe).replace(**overrides), paper) for label, overrides, paper in rows]
+    # A row is a config, or overrides of the grid's recipe.
+    return [
+        (label, row if recipe is None else get_recipe(recipe).replace(**row), paper)
+        for label, row, paper in rows
+    ]
 
 
 def _quick(config):
     """One step on stand-in data, at a size a CPU test can afford."""
     overrides = {"epochs": 1, "max_steps_per_epoch": 1, "batch_size": 2, "validation_fraction": 0.0}
     args = dict(config.model_args)
-    if config.model in ("deeplabv3", "fcn"):
+    if specs.task_spec(config).name == "segmentation":
         args["input_shape"] = [32, 64, 3]
         overrides["crop_size"] = [32, 64]
     return config.replace(model_args=args, **overrides)
@@ -167,10 +314,21 @@ def reproduce(name, output_dir, seeds=(0,), quick=False, data_dir=None, verbose=
                 summary = train_seeds(_quick(config), seeds[:1], run_dir, verbose=0)
         else:
             summary = train_seeds(config, seeds, run_dir, verbose=verbose)
-        results.append({"row": label, "paper": paper, "ours": f"{summary['mean']:.2f} ± {summary['sd']:.2f}",
-                        "metric": summary["metric"], "seeds": list(seeds)})
-    lines = [f"# {name}" + (" (QUICK: generated data, numbers meaningless)" if quick else ""),
-             "", "| row | paper | ours |", "|---|---|---|"]
+        results.append(
+            {
+                "row": label,
+                "paper": paper,
+                "ours": f"{summary['mean']:.2f} ± {summary['sd']:.2f}",
+                "metric": summary["metric"],
+                "seeds": list(seeds),
+            }
+        )
+    lines = [
+        f"# {name}" + (" (QUICK: generated data, numbers meaningless)" if quick else ""),
+        "",
+        "| row | paper | ours |",
+        "|---|---|---|",
+    ]
     lines += [f"| {r['row']} | {r['paper']} | {r['ours']} |" for r in results]
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / f"{name}.md").write_text("\n".join(lines) + "\n")

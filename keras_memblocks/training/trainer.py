@@ -12,21 +12,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_memblocks import data
 from keras_memblocks import models
 from keras_memblocks.optimizers import SGDWithL2
+from keras_memblocks.training import specs
 from keras_memblocks.training.distributed_loop import fit_distributed
-
-SEGMENTATION_MODELS = ("deeplabv3", "fcn")
-
-
-def _input_shape(config):
-    if config.dataset == "digits":
-        mnist_net = config.model == "vgg_like" and config.model_args.get("dataset") == "mnist"
-        return (config.image_size, config.image_size, 1 if mnist_net else 3)
-    if config.dataset == "cityscapes":
-        return (*config.crop_size, 3)
-    return data.DATASETS[config.dataset].image_shape
 
 
 def build_model(config):
@@ -41,47 +30,32 @@ def build_model(config):
     >>> model.input.shape, model.output.shape
     ((None, 32, 32, 3), (None, 10))
     """
-    builder = getattr(models, config.model)
-    num_classes = 10 if config.dataset == "digits" else data.DATASETS[config.dataset].num_classes
-    args = {"num_classes": num_classes, "input_shape": _input_shape(config), **config.model_args}
+    model_spec = specs.model_spec(config.model)
+    args = {
+        "num_classes": specs.dataset_spec(config.dataset).num_classes,
+        "input_shape": specs.input_shape(config),
+        **config.model_args,
+    }
     try:
-        return builder(**args)
+        return model_spec.builder(**args)
     except TypeError as error:  # an unknown keyword for this builder
         raise ValueError(f"Bad `model_args` for {config.model}: {error}") from error
 
 
-def _digits_datasets(config, seed):
-    channels = _input_shape(config)[-1]
-    (x_train, y_train), (x_test, y_test) = data.load_digits(config.image_size, channels=channels)
-    if config.reverse_split:
-        (x_train, y_train), (x_test, y_test) = (x_test, y_test), (x_train, y_train)
-    validation = None
-    if config.validation_fraction and not config.reverse_split:
-        cut = int(round(len(x_train) * (1 - config.validation_fraction)))
-        validation = (x_train[cut:], y_train[cut:])
-        x_train, y_train = x_train[:cut], y_train[:cut]
-
-    def batched(x, y, training):
-        dataset = tf.data.Dataset.from_tensor_slices((x, y))
-        if training:
-            dataset = dataset.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-        return dataset.batch(config.batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
-
-    return (batched(x_train, y_train, True),
-            None if validation is None else batched(*validation, False),
-            batched(x_test, y_test, False))
-
-
 def make_datasets(config, seed):
-    """`(train, validation or None, test)` batched datasets."""
-    if config.dataset == "digits":
-        return _digits_datasets(config, seed)
-    names = data.splits(config.dataset, config.validation_fraction, config.reverse_split)
-    common = dict(batch_size=config.batch_size, seed=seed, data_dir=config.data_dir,
-                  crop_size=tuple(config.crop_size))
-    return (data.load(config.dataset, names["train"], training=True, **common),
-            None if names["validation"] is None else data.load(config.dataset, names["validation"], **common),
-            data.load(config.dataset, names["test"], **common))
+    """`(train, validation or None, test)` batched datasets, capped at
+    `max_steps_per_epoch`, and the number of training steps per epoch."""
+    channels = specs.model_spec(config.model).input_channels(config.model_args)
+    train_data, validation_data, test_data = specs.dataset_spec(config.dataset).load(
+        config, seed, channels
+    )
+    steps_per_epoch = int(train_data.cardinality())
+    if steps_per_epoch < 0:  # unknown cardinality
+        steps_per_epoch = config.max_steps_per_epoch or 1000
+    if config.max_steps_per_epoch:
+        steps_per_epoch = min(steps_per_epoch, config.max_steps_per_epoch)
+        train_data = train_data.take(steps_per_epoch)
+    return (train_data, validation_data, test_data), steps_per_epoch
 
 
 def learning_rate_schedule(config, steps_per_epoch):
@@ -89,8 +63,10 @@ def learning_rate_schedule(config, steps_per_epoch):
         return config.learning_rate
     if config.schedule == "poly":
         return keras.optimizers.schedules.PolynomialDecay(
-            config.learning_rate, decay_steps=config.epochs * steps_per_epoch,
-            end_learning_rate=config.min_learning_rate, power=config.poly_power,
+            config.learning_rate,
+            decay_steps=config.epochs * steps_per_epoch,
+            end_learning_rate=config.min_learning_rate,
+            power=config.poly_power,
         )
     boundaries = [int(m) * steps_per_epoch for m in config.milestones]
     if not boundaries:
@@ -99,24 +75,19 @@ def learning_rate_schedule(config, steps_per_epoch):
     return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
 
 
-def _compile(model, config, steps_per_epoch):
+def compile_model(model, config, steps_per_epoch):
+    """Compiles with the recipe's optimizer and schedule and the task's loss
+    and metrics."""
     schedule = learning_rate_schedule(config, steps_per_epoch)
     if config.optimizer == "adam":
         optimizer = keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay)
     else:
         optimizer = SGDWithL2(schedule, momentum=config.momentum, l2=config.weight_decay)
-    loss, loss_weights, metrics = "sparse_categorical_crossentropy", None, ["accuracy"]
-    if config.model in SEGMENTATION_MODELS:
-        loss = keras.losses.SparseCategoricalCrossentropy(ignore_class=data.preprocessing.IGNORE_LABEL)
-        with_aux = isinstance(model.output, dict)
-        main_output = model.output["predictions"] if with_aux else model.output
-        metrics = [models.mean_iou(main_output.shape[-1])]
-        if with_aux:
-            loss = {"predictions": loss, "aux": loss}
-            loss_weights = {"predictions": 1.0, "aux": config.auxiliary_loss_weight}
-            metrics = {"predictions": metrics}
-    model.compile(optimizer=optimizer, loss=loss, loss_weights=loss_weights, metrics=metrics,
-                  jit_compile=config.jit_compile)
+    model.compile(
+        optimizer=optimizer,
+        jit_compile=config.jit_compile,
+        **specs.task_spec(config).compile_args(model, config),
+    )
 
 
 def _strategy(name):
@@ -207,7 +178,9 @@ def _clear_run(output_dir):
 def _global_settings(config):
     """Keras' global dtype policy for the run, the caller's restored on any exit."""
     caller_policy = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("mixed_float16" if config.mixed_precision else "float32")
+    keras.mixed_precision.set_global_policy(
+        "mixed_float16" if config.mixed_precision else "float32"
+    )
     try:
         yield
     finally:
@@ -275,72 +248,35 @@ def _train(config, output_dir, seed, verbose, strategy):
     keras.utils.set_random_seed(seed)
     with strategy.scope():
         model = build_model(config)
-    train_data, validation_data, test_data = make_datasets(config, seed)
-    steps_per_epoch = int(train_data.cardinality())
-    if steps_per_epoch < 0:  # unknown cardinality
-        steps_per_epoch = config.max_steps_per_epoch or 1000
-    if config.max_steps_per_epoch:
-        steps_per_epoch = min(steps_per_epoch, config.max_steps_per_epoch)
-        train_data = train_data.take(steps_per_epoch)
+    (train_data, validation_data, test_data), steps_per_epoch = make_datasets(config, seed)
+    train_data, validation_data, test_data = (
+        _with_aux_targets(d, model) for d in (train_data, validation_data, test_data)
+    )
     with strategy.scope():
-        _compile(model, config, steps_per_epoch)
-    train_data = _with_aux_targets(train_data, model)
-    validation_data = _with_aux_targets(validation_data, model)
-    test_data = _with_aux_targets(test_data, model)
-
-    segmentation = config.model in SEGMENTATION_MODELS
-    if validation_data is not None:
-        monitor, mode = ("val_loss", "min") if segmentation else ("val_accuracy", "max")
-        checkpoint_path = output_dir / "best.keras"
-        checkpoint = keras.callbacks.ModelCheckpoint(checkpoint_path, monitor=monitor, mode=mode,
-                                                     save_best_only=True)
-    else:
-        checkpoint_path = output_dir / "last.keras"
-        checkpoint = keras.callbacks.ModelCheckpoint(checkpoint_path)
-    history_path = output_dir / "history.csv"
-    callbacks = [
-        keras.callbacks.CSVLogger(history_path, append=True),
-        # double_checkpoint: a kill while the backup is written leaves a
-        # corrupt file (seen in our kill test); Keras then falls back to the
-        # previous epoch's copy.
-        keras.callbacks.BackupAndRestore(output_dir / "backup", double_checkpoint=True),
-        checkpoint,
-    ]
-    if config.tensorboard:
-        callbacks.append(keras.callbacks.TensorBoard(output_dir / "tensorboard"))
-    timer = StepTimer()
-    callbacks.append(timer)
-    if verbose is None:
-        verbose = 1 if sys.stdout.isatty() else 2  # a bar in a terminal, a line per epoch in logs
-
-    start = time.perf_counter()
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        # Keras' fit fails under this strategy (keras-team/keras#20585).
-        fit_distributed(model, strategy, train_data, validation_data, epochs=config.epochs,
-                        steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=verbose)
-    else:
-        model.fit(train_data, validation_data=validation_data, epochs=config.epochs,
-                  steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=verbose,
-                  shuffle=False)  # the datasets shuffle themselves, seeded
-    seconds = time.perf_counter() - start
-    history = _deduplicate_history(history_path)
-
-    best = keras.saving.load_model(checkpoint_path)
-    _compile(best, config, steps_per_epoch)
-    test_metrics = best.evaluate(test_data, return_dict=True, verbose=0)
+        compile_model(model, config, steps_per_epoch)
+    callbacks, checkpoint_path, timer = make_callbacks(
+        config, output_dir, validation_data is not None
+    )
+    seconds = fit(
+        model, config, strategy, train_data, validation_data, steps_per_epoch, callbacks, verbose
+    )
+    history = _deduplicate_history(output_dir / "history.csv")
+    test_metrics = evaluate_checkpoint(checkpoint_path, config, steps_per_epoch, test_data)
     results = {
         "seed": seed,
         "epochs_completed": len(history),
-        "test": {k: float(v) for k, v in test_metrics.items()},
+        "test": test_metrics,
         "parameters": int(model.count_params()),
         "trainable_parameters": models.count_trainable_parameters(model),
         "train_seconds_this_session": round(seconds, 2),
-        # The first steps trace and compile; the median ignores them.
         "replicas": int(strategy.num_replicas_in_sync),
         "backend": keras.backend.backend(),
         "keras_version": keras.__version__,
         "jit_compile": bool(model.jit_compile),  # what `config.jit_compile` resolved to
-        "median_step_ms": round(1e3 * float(np.median(timer.seconds)), 3) if timer.seconds else None,
+        # The first steps trace and compile; the median ignores them.
+        "median_step_ms": round(1e3 * float(np.median(timer.seconds)), 3)
+        if timer.seconds
+        else None,
         "model_path": str(checkpoint_path),
         "config": config.to_dict(),
     }
@@ -348,12 +284,84 @@ def _train(config, output_dir, seed, verbose, strategy):
     return results
 
 
+def make_callbacks(config, output_dir, with_validation):
+    """`(callbacks, checkpoint path, StepTimer)` of a run in `output_dir`.
+
+    With validation data the checkpoint keeps the best model on the task's
+    monitored metric (`best.keras`), else the last one (`last.keras`).
+    """
+    if with_validation:
+        task = specs.task_spec(config)
+        checkpoint_path = output_dir / "best.keras"
+        checkpoint = keras.callbacks.ModelCheckpoint(
+            checkpoint_path, monitor=task.monitor, mode=task.mode, save_best_only=True
+        )
+    else:
+        checkpoint_path = output_dir / "last.keras"
+        checkpoint = keras.callbacks.ModelCheckpoint(checkpoint_path)
+    timer = StepTimer()
+    callbacks = [
+        keras.callbacks.CSVLogger(output_dir / "history.csv", append=True),
+        # double_checkpoint: a kill while the backup is written leaves a
+        # corrupt file (seen in our kill test); Keras then falls back to the
+        # previous epoch's copy.
+        keras.callbacks.BackupAndRestore(output_dir / "backup", double_checkpoint=True),
+        checkpoint,
+        timer,
+    ]
+    if config.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(output_dir / "tensorboard"))
+    return callbacks, checkpoint_path, timer
+
+
+def fit(
+    model, config, strategy, train_data, validation_data, steps_per_epoch, callbacks, verbose=None
+):
+    """Trains for `config.epochs`; returns the seconds it took."""
+    if verbose is None:
+        verbose = 1 if sys.stdout.isatty() else 2  # a bar in a terminal, a line per epoch in logs
+    start = time.perf_counter()
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        # Keras' fit fails under this strategy (keras-team/keras#20585).
+        fit_distributed(
+            model,
+            strategy,
+            train_data,
+            validation_data,
+            epochs=config.epochs,
+            steps_per_epoch=steps_per_epoch,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
+    else:
+        model.fit(
+            train_data,
+            validation_data=validation_data,
+            epochs=config.epochs,
+            steps_per_epoch=steps_per_epoch,
+            callbacks=callbacks,
+            verbose=verbose,
+            shuffle=False,
+        )  # the datasets shuffle themselves, seeded
+    return time.perf_counter() - start
+
+
+def evaluate_checkpoint(checkpoint_path, config, steps_per_epoch, test_data):
+    """The saved model's test metrics, `{name: float}` (loaded as a user would)."""
+    best = keras.saving.load_model(checkpoint_path)
+    compile_model(best, config, steps_per_epoch)
+    metrics = best.evaluate(test_data, return_dict=True, verbose=0)
+    return {name: float(value) for name, value in metrics.items()}
+
+
 def main_metric(results):
-    test = results["test"]
-    for key in ("accuracy", "predictions_mean_iou", "mean_iou"):
-        if key in test:
-            return key, test[key]
-    return "loss", test["loss"]
+    """`(name, value)` of a run's headline test number (the task's first
+    metric present, else the loss)."""
+    task = specs.TASKS[specs.model_spec(results["config"]["model"]).task]
+    for key in task.headline_metrics:
+        if key in results["test"]:
+            return key, results["test"][key]
+    return "loss", results["test"]["loss"]
 
 
 def train_seeds(config, seeds, output_dir, verbose=None, overwrite=False):
@@ -364,7 +372,8 @@ def train_seeds(config, seeds, output_dir, verbose=None, overwrite=False):
     `overwrite`; its results enter the summary as they are.
 
     Returns the summary dict (the per-seed values and their mean and sd,
-    in percent for accuracy and IoU, as the papers report them).
+    in percent for accuracy and IoU, as the papers report them; `runs`:
+    every seed's results dict).
 
     Example:
 
@@ -382,8 +391,11 @@ def train_seeds(config, seeds, output_dir, verbose=None, overwrite=False):
         seed_dir = output_dir / f"seed_{seed}"
         finished = None if overwrite else finished_results(seed_dir)
         if finished is not None:
-            print(f"seed {seed}: already finished, not trained again (results in "
-                  f"{seed_dir / 'results.json'}; --overwrite trains it again)", flush=True)
+            print(
+                f"seed {seed}: already finished, not trained again (results in "
+                f"{seed_dir / 'results.json'}; --overwrite trains it again)",
+                flush=True,
+            )
             runs.append(finished)
         else:
             runs.append(train(config, seed_dir, seed=seed, verbose=verbose, overwrite=overwrite))
@@ -406,4 +418,5 @@ def train_seeds(config, seeds, output_dir, verbose=None, overwrite=False):
     (output_dir / "summary.md").write_text("\n".join(lines) + "\n")
     summary["model_paths"] = [r["model_path"] for r in runs]
     (output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    summary["runs"] = runs  # every seed's results dict (not written: results.json has each)
     return summary

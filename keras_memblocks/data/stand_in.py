@@ -1,0 +1,38 @@
+"""Generated stand-in data for the tensorflow-datasets pipelines (testing).
+
+For tests, docs and `memblocks train --stand-in-data`: the real pipelines
+run on tensorflow-datasets' generated examples, so a recipe can be checked
+on a machine without its data. It patches tensorflow-datasets while active.
+"""
+
+import contextlib
+from unittest import mock
+
+from keras_memblocks import tensorflow_stack
+
+tensorflow_stack.require("keras_memblocks.data.stand_in", tensorflow_stack.DATA)
+
+
+@contextlib.contextmanager
+def stand_in_data(num_examples=8):
+    """Runs the real pipelines on generated data of each dataset's shape.
+
+    tensorflow-datasets' `mock_data` (random examples that match the real
+    features), plus every dataset counted as prepared. For tests, docs and
+    quick checks of a pipeline on a machine without the data.
+
+    Example:
+
+    >>> from keras_memblocks.data import load, stand_in_data
+    >>> with stand_in_data():
+    ...     images, labels = next(iter(load("cifar10", "test", batch_size=4)))
+    >>> tuple(images.shape), tuple(labels.shape)
+    ((4, 32, 32, 3), (4,))
+    """
+    import tensorflow_datasets as tfds
+
+    with (
+        tfds.testing.mock_data(num_examples=num_examples),
+        mock.patch.object(tfds.core.DatasetBuilder, "is_prepared", return_value=True),
+    ):
+        yield

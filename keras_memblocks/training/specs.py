@@ -1,0 +1,291 @@
+"""What the trainer knows about tasks, models and datasets: one registry each.
+
+A recipe names a model and a dataset by string; everything the trainer
+derives from those names (the builder, the input shape, the number of
+classes, the loader, the loss, the metrics, the monitored metric, the
+headline number) comes from the specs here, and nowhere else. The CLI's
+choices and `TrainingConfig.validate` read these registries, so adding a
+model is one `register_model(ModelSpec(...))`.
+
+Example:
+
+>>> from keras_memblocks.training import specs
+>>> sorted(specs.MODELS)
+['cifar_resnet', 'cifar_vgg', 'deeplabv3', 'fcn', 'resnet50', 'vgg_like']
+>>> specs.model_spec("fcn").task, specs.dataset_spec("cityscapes").task
+('segmentation', 'segmentation')
+"""
+
+import dataclasses
+from typing import Callable
+
+import keras
+
+from keras_memblocks import models
+from keras_memblocks.data import digits
+from keras_memblocks.metrics import mean_iou
+
+# === Tasks ===
+
+
+def _classification_compile_args(model, config):
+    return {"loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"]}
+
+
+def _segmentation_compile_args(model, config):
+    from keras_memblocks.data.preprocessing import IGNORE_LABEL
+
+    loss = keras.losses.SparseCategoricalCrossentropy(ignore_class=IGNORE_LABEL)
+    if not isinstance(model.output, dict):
+        return {"loss": loss, "metrics": [mean_iou(model.output.shape[-1], IGNORE_LABEL)]}
+    # With an auxiliary head: both outputs trained, the main one measured.
+    classes = model.output["predictions"].shape[-1]
+    return {
+        "loss": {"predictions": loss, "aux": loss},
+        "loss_weights": {"predictions": 1.0, "aux": config.auxiliary_loss_weight},
+        "metrics": {"predictions": [mean_iou(classes, IGNORE_LABEL)]},
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSpec:
+    """A task's compile defaults, as keras-hub tasks carry theirs.
+
+    Attributes:
+        name: the task's name.
+        compile_args: `f(model, config) -> dict` of `loss`, `metrics` (and
+            `loss_weights`) for `model.compile`.
+        monitor, mode: the validation metric the best checkpoint keeps.
+        headline_metrics: keys of `evaluate`'s results, the first present
+            is the number a run reports (in percent, as the papers do).
+    """
+
+    name: str
+    compile_args: Callable
+    monitor: str
+    mode: str
+    headline_metrics: tuple
+
+
+TASKS = {
+    "classification": TaskSpec(
+        "classification",
+        _classification_compile_args,
+        monitor="val_accuracy",
+        mode="max",
+        headline_metrics=("accuracy",),
+    ),
+    "segmentation": TaskSpec(
+        "segmentation",
+        _segmentation_compile_args,
+        monitor="val_loss",
+        mode="min",
+        headline_metrics=("predictions_mean_iou", "mean_iou"),
+    ),
+}
+
+# === Models ===
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """A model the trainer can build.
+
+    Attributes:
+        name: the recipe's `model`.
+        builder: `f(**model_args)`; it receives `num_classes` and
+            `input_shape` from the dataset unless `model_args` sets them.
+        task: a `TASKS` name.
+        input_channels: `f(model_args) -> int`, the channels the model's
+            layout takes, for a dataset that can produce any number (the
+            embedded digits).
+    """
+
+    name: str
+    builder: Callable
+    task: str
+    input_channels: Callable = lambda model_args: 3
+
+
+def _vgg_like_channels(model_args):
+    return 1 if model_args.get("dataset") == "mnist" else 3
+
+
+MODELS = {}
+
+
+def register_model(spec):
+    """Adds a `ModelSpec`: recipes, the CLI and `build_model` then know it.
+
+    Example:
+
+    >>> import keras
+    >>> from keras_memblocks.training import specs
+    >>> def tiny(num_classes, input_shape):
+    ...     inputs = keras.Input(input_shape)
+    ...     x = keras.layers.GlobalAveragePooling2D()(inputs)
+    ...     return keras.Model(inputs, keras.layers.Dense(num_classes, activation="softmax")(x))
+    >>> specs.register_model(specs.ModelSpec("tiny", tiny, "classification"))
+    >>> from keras_memblocks.training import build_model, get_recipe
+    >>> build_model(get_recipe("digits").replace(model="tiny", model_args={})).output.shape
+    (None, 10)
+    >>> _ = specs.MODELS.pop("tiny")
+    """
+    if spec.task not in TASKS:
+        raise ValueError(f"Unknown task {spec.task!r}. Valid tasks: {', '.join(TASKS)}")
+    MODELS[spec.name] = spec
+
+
+for _spec in (
+    ModelSpec("vgg_like", models.vgg_like, "classification", _vgg_like_channels),
+    ModelSpec("cifar_resnet", models.cifar_resnet, "classification"),
+    ModelSpec("cifar_vgg", models.cifar_vgg, "classification"),
+    ModelSpec("resnet50", models.resnet50, "classification"),
+    ModelSpec("deeplabv3", models.deeplabv3, "segmentation"),
+    ModelSpec("fcn", models.fcn, "segmentation"),
+):
+    register_model(_spec)
+
+# === Datasets ===
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """A dataset the trainer can read.
+
+    Attributes:
+        name: the recipe's `dataset`.
+        task: a `TASKS` name.
+        num_classes: the classifier's width.
+        image_shape: `f(config, channels) -> (H, W, C)` of the model's
+            input; `channels` is what the model's layout takes.
+        load: `f(config, seed, channels) -> (train, validation or None,
+            test)` batched `tf.data.Dataset`s of `(image, label)`.
+    """
+
+    name: str
+    task: str
+    num_classes: int
+    image_shape: Callable
+    load: Callable
+
+
+def _digits_shape(config, channels):
+    return (config.image_size, config.image_size, channels)
+
+
+def _digits_load(config, seed, channels):
+    """scikit-learn's embedded digits, split as the recipe says."""
+    import tensorflow as tf
+
+    (x_train, y_train), (x_test, y_test) = digits.load_digits(config.image_size, channels=channels)
+    if config.reverse_split:
+        (x_train, y_train), (x_test, y_test) = (x_test, y_test), (x_train, y_train)
+    validation = None
+    if config.validation_fraction and not config.reverse_split:
+        cut = int(round(len(x_train) * (1 - config.validation_fraction)))
+        validation = (x_train[cut:], y_train[cut:])
+        x_train, y_train = x_train[:cut], y_train[:cut]
+
+    def batched(x, y, training):
+        dataset = tf.data.Dataset.from_tensor_slices((x, y))
+        if training:
+            dataset = dataset.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        return dataset.batch(config.batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
+
+    return (
+        batched(x_train, y_train, True),
+        None if validation is None else batched(*validation, False),
+        batched(x_test, y_test, False),
+    )
+
+
+def _tfds_shape(name):
+    def image_shape(config, channels):
+        from keras_memblocks.data import tfds_datasets
+
+        if name == "cityscapes":  # trained on crops, evaluated at the crop size
+            return (*config.crop_size, 3)
+        return tfds_datasets.DATASETS[name].image_shape
+
+    return image_shape
+
+
+def _tfds_load(name):
+    def load(config, seed, channels):
+        from keras_memblocks.data import tfds_datasets
+
+        names = tfds_datasets.splits(name, config.validation_fraction, config.reverse_split)
+        common = dict(
+            batch_size=config.batch_size,
+            seed=seed,
+            data_dir=config.data_dir,
+            crop_size=tuple(config.crop_size),
+        )
+        validation = names["validation"]
+        return (
+            tfds_datasets.load(name, names["train"], training=True, **common),
+            None if validation is None else tfds_datasets.load(name, validation, **common),
+            tfds_datasets.load(name, names["test"], **common),
+        )
+
+    return load
+
+
+DATASETS = {}
+
+
+def register_dataset(spec):
+    """Adds a `DatasetSpec`: recipes, the CLI and the trainer then know it."""
+    if spec.task not in TASKS:
+        raise ValueError(f"Unknown task {spec.task!r}. Valid tasks: {', '.join(TASKS)}")
+    DATASETS[spec.name] = spec
+
+
+register_dataset(DatasetSpec("digits", "classification", 10, _digits_shape, _digits_load))
+for _name, _task, _classes in (
+    ("mnist", "classification", 10),
+    ("cifar10", "classification", 10),
+    ("cifar100", "classification", 100),
+    ("imagenet2012", "classification", 1000),
+    ("cityscapes", "segmentation", 19),
+):
+    register_dataset(DatasetSpec(_name, _task, _classes, _tfds_shape(_name), _tfds_load(_name)))
+
+
+# === Lookups ===
+
+
+def _lookup(kind, registry, name):
+    if name not in registry:
+        raise ValueError(
+            f"Unknown {kind} {name!r}. Valid values for `{kind}`: "
+            f"{', '.join(repr(n) for n in registry)}."
+        )
+    return registry[name]
+
+
+def model_spec(name):
+    return _lookup("model", MODELS, name)
+
+
+def dataset_spec(name):
+    return _lookup("dataset", DATASETS, name)
+
+
+def task_spec(config):
+    """The task of a config's model, checked against its dataset's."""
+    model, dataset = model_spec(config.model), dataset_spec(config.dataset)
+    if model.task != dataset.task:
+        raise ValueError(
+            f"Model {config.model!r} is a {model.task} model but dataset {config.dataset!r} "
+            f"is a {dataset.task} dataset: choose a {dataset.task} model "
+            f"({', '.join(n for n, s in MODELS.items() if s.task == dataset.task)})."
+        )
+    return TASKS[model.task]
+
+
+def input_shape(config):
+    """The model's input shape for a config's dataset."""
+    channels = model_spec(config.model).input_channels(config.model_args)
+    return tuple(dataset_spec(config.dataset).image_shape(config, channels))
