@@ -368,7 +368,8 @@ def train_seeds(config, seeds, output_dir, verbose=None, overwrite=False):
     """Runs `train` once per seed; writes `summary.md` with mean ± sd.
 
     A seed whose run already finished in `output_dir/seed_<s>` is not
-    trained again (a line says so and where its results are) unless
+    trained again (a line says so and where its results are, unless
+    `verbose=0`) unless
     `overwrite`; its results enter the summary as they are.
 
     Returns the summary dict (the per-seed values and their mean and sd,
@@ -391,11 +392,12 @@ def train_seeds(config, seeds, output_dir, verbose=None, overwrite=False):
         seed_dir = output_dir / f"seed_{seed}"
         finished = None if overwrite else finished_results(seed_dir)
         if finished is not None:
-            print(
-                f"seed {seed}: already finished, not trained again (results in "
-                f"{seed_dir / 'results.json'}; --overwrite trains it again)",
-                flush=True,
-            )
+            if verbose != 0:  # verbose=0 is silent, as in fit
+                print(
+                    f"seed {seed}: already finished, not trained again (results in "
+                    f"{seed_dir / 'results.json'}; --overwrite trains it again)",
+                    flush=True,
+                )
             runs.append(finished)
         else:
             runs.append(train(config, seed_dir, seed=seed, verbose=verbose, overwrite=overwrite))
