@@ -15,6 +15,8 @@ import numpy as np
 from keras_memblocks.layers import VARIANT_NAMES
 
 STANDARD = "standard"  # the paper's name for the net without blocks
+# The nets of the paper's Fig. 4: without blocks, then three CC variants.
+CAPACITY_VARIANTS = (STANDARD, "scalar", "input_independent", "reduced")
 
 
 @dataclasses.dataclass
@@ -71,7 +73,7 @@ class CapacityCurves:
 def accuracy_versus_weights(
     dataset="digits",
     widths=(1, 2, 4, 8),
-    variants=(STANDARD, "scalar", "input_independent", "reduced"),
+    variants=CAPACITY_VARIANTS,
     seeds=(0,),
     swap_train_test=False,
     layout=None,
@@ -95,10 +97,8 @@ def accuracy_versus_weights(
         seeds: one run per seed and configuration.
         swap_train_test: train on the test split, test on the training split
             (the paper's second row of plots).
-        layout: the VGG-like layout; defaults to `dataset` (`"cifar10"` for
-            the digits, whose images it takes at the recipe's 32x32).
-        recipe: whose training settings; default `"digits"` on the digits,
-            else `"cc-cifar100"`.
+        layout, recipe: the VGG-like layout and the recipe whose training
+            settings are used; defaults as in `capacity_config`.
         output_dir: where the runs go (`<variant>_w<width>/seed_<s>`);
             default: a temporary directory, removed afterwards.
         verbose: a progress bar over the runs.
@@ -123,8 +123,6 @@ def accuracy_versus_weights(
     unknown = [v for v in variants if v != STANDARD and v not in VARIANT_NAMES]
     if unknown:
         raise ValueError(f"Unknown variants {unknown}. Valid: {(STANDARD, *VARIANT_NAMES)}")
-    layout = layout or ("cifar10" if dataset == "digits" else dataset)
-    recipe = recipe or ("digits" if dataset == "digits" else "cc-cifar100")
     points = [(v, w) for v in variants for w in widths]
     progress = (
         keras.utils.Progbar(
@@ -140,6 +138,7 @@ def accuracy_versus_weights(
             config = capacity_config(
                 dataset, width, variant, swap_train_test, layout, recipe
             ).replace(**overrides)
+            layout = config.model_args["dataset"]  # the layout capacity_config chose
             summary = train_seeds(config, seeds, root / f"{variant}_w{width}", verbose=0)
             for seed, results in zip(seeds, summary["runs"]):
                 accuracy = results["test"]["accuracy"]

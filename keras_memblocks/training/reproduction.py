@@ -9,6 +9,7 @@ and last rows train one step on generated stand-in data.
 import json
 from pathlib import Path
 
+from keras_memblocks.analysis.capacity_curves import CAPACITY_VARIANTS
 from keras_memblocks.analysis.capacity_curves import STANDARD
 from keras_memblocks.data import stand_in_data
 from keras_memblocks.training import specs
@@ -222,7 +223,7 @@ def _cc_table3():
     return "cc-cifar100", rows
 
 
-def capacity_config(dataset, width, variant, swapped=False, layout=None, recipe="cc-cifar100"):
+def capacity_config(dataset, width, variant, swapped=False, layout=None, recipe=None):
     """One point of the CC paper's Fig. 4: the VGG-like net at `width`.
 
     Args:
@@ -231,17 +232,22 @@ def capacity_config(dataset, width, variant, swapped=False, layout=None, recipe=
         variant: a CC variant after every conv, or `"standard"` (no block).
         swapped: train on the test split, test on the training split.
         layout: the VGG-like layout (`"mnist"`, `"cifar10"`, `"cifar100"`);
-            defaults to `dataset`.
-        recipe: the recipe whose training settings are used.
+            defaults to `dataset` (`"cifar10"` for the digits, whose images
+            the recipe gives at 32x32).
+        recipe: whose training settings; default `"digits"` on the digits,
+            else `"cc-cifar100"`.
 
     Example:
 
     >>> from keras_memblocks.training.reproduction import capacity_config
-    >>> config = capacity_config("digits", 4, "scalar", layout="cifar10", recipe="digits")
-    >>> config.model_args["blocks"]["variant"], config.optimizer
-    ('scalar', 'adam')
+    >>> config = capacity_config("digits", 4, "scalar")
+    >>> config.model_args["dataset"], config.model_args["blocks"]["variant"], config.optimizer
+    ('cifar10', 'scalar', 'adam')
     """
-    args = {"dataset": layout or dataset, "width": width}
+    digits = dataset == "digits"
+    layout = layout or ("cifar10" if digits else dataset)
+    recipe = recipe or ("digits" if digits else "cc-cifar100")
+    args = {"dataset": layout, "width": width}
     if variant != STANDARD:
         args["blocks"] = cc_after_every_conv(variant)
     return get_recipe(recipe).replace(dataset=dataset, model_args=args, reverse_split=swapped)
@@ -252,7 +258,7 @@ def _cc_fig4():
     for dataset in ("mnist", "cifar10", "cifar100"):
         for swapped in (False, True):
             for width in (1, 2, 4, 8, 16, 32, 48):
-                for variant in (STANDARD, "scalar", "input_independent", "reduced"):
+                for variant in CAPACITY_VARIANTS:
                     label = f"{dataset}{' swapped' if swapped else ''} c={width} {variant}"
                     rows.append((label, capacity_config(dataset, width, variant, swapped), "plot"))
     return None, rows

@@ -111,6 +111,12 @@ def _vgg_like_channels(model_args):
     return 1 if model_args.get("dataset") == "mnist" else 3
 
 
+def _with_known_task(spec):
+    if spec.task not in TASKS:
+        raise ValueError(f"Unknown task {spec.task!r}. Valid tasks: {', '.join(TASKS)}")
+    return spec
+
+
 MODELS = {}
 
 
@@ -131,9 +137,7 @@ def register_model(spec):
     (None, 10)
     >>> _ = specs.MODELS.pop("tiny")
     """
-    if spec.task not in TASKS:
-        raise ValueError(f"Unknown task {spec.task!r}. Valid tasks: {', '.join(TASKS)}")
-    MODELS[spec.name] = spec
+    MODELS[spec.name] = _with_known_task(spec)
 
 
 for _spec in (
@@ -237,9 +241,7 @@ DATASETS = {}
 
 def register_dataset(spec):
     """Adds a `DatasetSpec`: recipes, the CLI and the trainer then know it."""
-    if spec.task not in TASKS:
-        raise ValueError(f"Unknown task {spec.task!r}. Valid tasks: {', '.join(TASKS)}")
-    DATASETS[spec.name] = spec
+    DATASETS[spec.name] = _with_known_task(spec)
 
 
 register_dataset(DatasetSpec("digits", "classification", 10, _digits_shape, _digits_load))
