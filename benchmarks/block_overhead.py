@@ -22,30 +22,37 @@ Writes benchmarks/results/block_overhead.json.
 import argparse
 import json
 import os
-import platform
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from interleaved_timing import time_interleaved  # noqa: E402 (beside this script)
+from interleaved_timing import machine  # noqa: E402 (beside this script)
+from interleaved_timing import time_interleaved  # noqa: E402
 
 import keras_memblocks  # noqa: E402
+from keras_memblocks.layers import ContextualConvBlock2D  # noqa: E402
 from keras_memblocks.models import insert_blocks  # noqa: E402
 from keras_memblocks.models import vgg_like  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "block_overhead.json"
 
 
-def cifar100_vgg_like(width=32, block_variant=None, sr_after_stage=None):
+def cifar100_vgg_like(width=32, block_variant=None, sr_after_stage=None, autodiff=False):
     """The CC paper's CIFAR-100 net (`vgg_like`), with CC blocks after every
-    conv (`block_variant`) or one SR block (P=10, U=8) after a stage's convs."""
+    conv (`block_variant`) or one SR block (P=10, U=8) after a stage's convs.
+
+    `autodiff=True` trains the bilinear map by plain autodiff instead of its
+    closed-form gradient: the formulation before it, for comparison."""
     blocks = None
     if block_variant is not None:
         blocks = {"block": "cc", "after": "conv", "variant": block_variant}
     model = vgg_like("cifar100", width=width, blocks=blocks)
+    if autodiff:
+        for layer in model.layers:
+            if isinstance(layer, ContextualConvBlock2D):
+                layer._bilinear_excitation = None
     if sr_after_stage is not None:
         model = insert_blocks(
             model,
@@ -61,6 +68,7 @@ MODELS = {
     "plain": dict(),
     "cc_input_independent_scalar (floor)": dict(block_variant="input_independent_scalar"),
     "cc_reduced": dict(block_variant="reduced"),
+    "cc_reduced (autodiff backward)": dict(block_variant="reduced", autodiff=True),
     "cc_scalar": dict(block_variant="scalar"),
     "cc_input_independent": dict(block_variant="input_independent"),
     "sr_P10_after_stage3": dict(sr_after_stage=3),
@@ -87,12 +95,8 @@ def main():
     x = rng.random((args.batch_size, 32, 32, 3), dtype=np.float32)
     y = rng.integers(0, 100, args.batch_size)
     results = {
-        "machine": f"{platform.machine()} {os.cpu_count()} CPUs, {platform.platform()}",
-        "versions": {
-            "keras": keras.__version__,
-            "tensorflow": tf.__version__,
-            "keras_memblocks": keras_memblocks.__version__,
-        },
+        "machine": machine(),
+        "keras_memblocks": keras_memblocks.__version__,
         "batch_size": args.batch_size,
         "width": args.width,
         "repeats": args.repeats,

@@ -29,9 +29,9 @@ Writes benchmarks/results/export_latency.json.
 import argparse
 import json
 import os
-import platform
 import statistics
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -39,7 +39,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from interleaved_timing import time_interleaved  # noqa: E402 (beside this script)
+from interleaved_timing import machine  # noqa: E402 (beside this script)
+from interleaved_timing import time_interleaved  # noqa: E402
 
 import keras_memblocks  # noqa: E402
 from keras_memblocks.data import load_digits  # noqa: E402
@@ -101,6 +102,19 @@ def _keras_runner(model, image):
     return lambda: function(tensor).numpy()
 
 
+def graph_ops(out):
+    """Op counts of the float32 TFLite and ONNX graphs: what a block adds."""
+    import onnx
+    from ai_edge_litert.interpreter import Interpreter
+
+    tflite = Interpreter(model_path=str(out / "model.tflite"))._get_ops_details()
+    onnx_graph = onnx.load(str(out / "model.onnx")).graph
+    return {
+        "tflite_float32": dict(sorted(Counter(op["op_name"] for op in tflite).items())),
+        "onnx": dict(sorted(Counter(node.op_type for node in onnx_graph.node).items())),
+    }
+
+
 def build_runners(name, work_dir, threads, calibration):
     keras.utils.set_random_seed(0)
     model = MODELS[name]()
@@ -136,7 +150,7 @@ def build_runners(name, work_dir, threads, calibration):
         "onnx": float_export["parity"]["onnx"],
         "tflite_int8": int8_export["parity"]["tflite"],
     }
-    return runners, parity, model.count_params()
+    return runners, parity, model.count_params(), graph_ops(out / "float")
 
 
 def main():
@@ -159,11 +173,11 @@ def main():
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
 
-    runners, parity, params = {}, {}, {}
+    runners, parity, params, ops = {}, {}, {}, {}
     with tempfile.TemporaryDirectory() as work_dir:
         for name in args.models:
             print(f"exporting {name} (float32 TFLite + ONNX, int8 TFLite; parity checked)")
-            model_runners, parity[name], params[name] = build_runners(
+            model_runners, parity[name], params[name], ops[name] = build_runners(
                 name, work_dir, args.threads, args.calibration
             )
             runners.update({(name, key): run for key, run in model_runners.items()})
@@ -173,7 +187,7 @@ def main():
 
     medians = {key: 1000 * statistics.median(values) for key, values in times.items()}
     results = {
-        "machine": f"{platform.machine()} {os.cpu_count()} CPUs, {platform.platform()}",
+        "machine": machine(),
         "versions": export_versions(),
         "threads": args.threads,
         "rounds": args.rounds,
@@ -183,7 +197,12 @@ def main():
     }
     for name in args.models:
         plain = name.split("+")[0]
-        entry = {"parameters": params[name], "latency_ms": {}, "parity": parity[name]}
+        entry = {
+            "parameters": params[name],
+            "latency_ms": {},
+            "parity": parity[name],
+            "graph_ops": ops[name],
+        }
         for (model_name, runtime), median in medians.items():
             if model_name != name:
                 continue

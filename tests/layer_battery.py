@@ -61,6 +61,41 @@ def randomize_weights(model, seed=0, scale=0.3, keep_initial=True):
         weight.assign((value + noise) if keep_initial else noise.astype("float32"))
 
 
+def gradients(loss_fn, inputs, variables):
+    """d loss_fn(inputs) / d (inputs, *variables) as NumPy, by the backend's
+    own autodiff (GradientTape, jax.grad, torch.autograd)."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        inputs = tf.constant(inputs)
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            loss = loss_fn(inputs)
+        grads = tape.gradient(loss, [inputs] + [v.value for v in variables])
+    elif backend == "jax":
+        import jax
+
+        def pure(inputs, values):
+            with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+                return loss_fn(inputs)
+
+        values = [v.value for v in variables]
+        input_grad, variable_grads = jax.grad(pure, argnums=(0, 1))(
+            jax.numpy.asarray(inputs), values
+        )
+        grads = [input_grad, *variable_grads]
+    elif backend == "torch":
+        import torch
+
+        inputs = torch.tensor(np.asarray(inputs), requires_grad=True)
+        loss = loss_fn(inputs)
+        grads = torch.autograd.grad(loss, [inputs] + [v.value for v in variables])
+    else:
+        raise NotImplementedError(backend)
+    return [keras.ops.convert_to_numpy(g) for g in grads]
+
+
 def weights_by_name(layer):
     """`{weight name: NumPy array}`, what the NumPy references take."""
     return {w.name: keras.ops.convert_to_numpy(w) for w in layer.weights}

@@ -47,17 +47,24 @@ def squeeze_and_remember(x, weights, hidden_activation=None, use_bias=True):
     return x + recalled, memory_weights
 
 
-def nearest_downsample(x, grid_size):
+def nearest_downsample(x, grid_size, any_size=False):
     """(B, H, W, C) -> (B, g_h, g_w, C), g = min(grid, side), half-pixel
-    nearest sampling: output i reads floor((i + 0.5) * side / g)."""
+    nearest sampling: output i reads floor((i + 0.5) * side / g).
+
+    `any_size=True` is the rule of a block built for any size: g = grid on
+    every axis, a shorter side repeating its pixels."""
     _, height, width, _ = x.shape
     g_h, g_w = min(grid_size, height), min(grid_size, width)
+    if any_size:
+        g_h = g_w = grid_size
     rows = [int(np.floor((i + 0.5) * height / g_h)) for i in range(g_h)]
     cols = [int(np.floor((j + 0.5) * width / g_w)) for j in range(g_w)]
     return x[:, rows][:, :, cols]
 
 
-def cc_coefficients(x, weights, variant, grid_size=11, ch_activation="relu", use_bias=True):
+def cc_coefficients(
+    x, weights, variant, grid_size=11, ch_activation="relu", use_bias=True, any_size=False
+):
     """(B, C, K) coefficients of the CC block, after tanh(p)/2 + 1 for the
     input-dependent variants."""
     x = x.astype("float64")
@@ -67,7 +74,7 @@ def cc_coefficients(x, weights, variant, grid_size=11, ch_activation="relu", use
     if variant == "input_independent_scalar":
         return np.broadcast_to(weights["scale"][:, None], (batch, channels, 1))
 
-    grid = nearest_downsample(x, grid_size)  # (B, g_h, g_w, C)
+    grid = nearest_downsample(x, grid_size, any_size)  # (B, g_h, g_w, C)
     # Each channel's grid, row-major: (B, C, g_h*g_w).
     per_channel = np.stack([grid[..., c].reshape(batch, -1) for c in range(channels)], axis=1)
     act = ACTIVATIONS[ch_activation]
@@ -124,10 +131,19 @@ def excitation_map(coefficients, height, width, emp):
 
 
 def contextual_conv(
-    x, weights, variant, emp="bilinear", grid_size=11, ch_activation="relu", use_bias=True
+    x,
+    weights,
+    variant,
+    emp="bilinear",
+    grid_size=11,
+    ch_activation="relu",
+    use_bias=True,
+    any_size=False,
 ):
     """CC block: returns (output, map, coefficients)."""
-    coefficients = cc_coefficients(x, weights, variant, grid_size, ch_activation, use_bias)
+    coefficients = cc_coefficients(
+        x, weights, variant, grid_size, ch_activation, use_bias, any_size
+    )
     _, height, width, _ = x.shape
     excitation = excitation_map(coefficients, height, width, emp)
     return excitation * x.astype("float64"), excitation, coefficients

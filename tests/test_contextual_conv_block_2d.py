@@ -271,9 +271,65 @@ def test_non_4d_input_raises():
         ContextualConvBlock2D()(keras.Input((8, 8, 8, 3)))
 
 
-def test_unknown_spatial_size_raises():
-    with pytest.raises(ValueError, match=r"height and width.*known"):
-        ContextualConvBlock2D()(keras.Input((None, None, 8)))
+@pytest.mark.parametrize("variant,emp", ALL_CONFIGS)
+def test_any_size_block_matches_numpy_reference_at_every_size(variant, emp):
+    # Built for (None, None, C): the grid follows each call's size (a side
+    # shorter than the grid repeats pixels) and the map uses normalised
+    # positions; the same weights serve every size.
+    layer = ContextualConvBlock2D(variant, emp=emp, **SMALL)
+    layer.build((None, None, None, 3))
+    randomize(layer)
+    weights = layer_battery.weights_by_name(layer)
+    for shape in [(13, 17, 3), (24, 20, 3), (6, 9, 3)]:
+        x = layer_battery.random_inputs(shape)
+        expected, _, coefficients = numpy_reference.contextual_conv(
+            x, weights, variant, emp, ch_activation="relu", any_size=True
+        )
+        for training in (False, True):
+            np.testing.assert_allclose(
+                convert_to_numpy(layer(x, training=training)), expected, rtol=1e-4, atol=1e-5
+            )
+        np.testing.assert_allclose(
+            convert_to_numpy(layer.compute_coefficients(x)), coefficients, rtol=1e-4, atol=1e-5
+        )
+
+
+def test_any_size_block_shares_weights_with_fixed_size_blocks():
+    # At sizes no smaller than the grid, a block built for any size and one
+    # built for a fixed size hold the same weights and compute the same.
+    fixed = built_layer("reduced", "bilinear", (24, 20, 3))
+    anywhere = ContextualConvBlock2D("reduced", **SMALL)
+    anywhere.build((None, None, None, 3))
+    anywhere.set_weights(fixed.get_weights())
+    x = layer_battery.random_inputs((24, 20, 3))
+    np.testing.assert_allclose(
+        convert_to_numpy(anywhere(x)), convert_to_numpy(fixed(x)), rtol=1e-6, atol=1e-6
+    )
+    assert anywhere.count_params() == fixed.count_params()
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_any_size_model_trains_and_reloads(data_format, tmp_path):
+    # A functional model with unknown height and width: fit at one size,
+    # save, reload and run at another.
+    shape = (None, None, 3) if data_format == "channels_last" else (3, None, None)
+    inputs = keras.Input(shape)
+    features = keras.layers.Conv2D(4, 3, padding="same", data_format=data_format)(inputs)
+    features = ContextualConvBlock2D(data_format=data_format, name="cc")(features)
+    pooled = keras.layers.GlobalAveragePooling2D(data_format=data_format)(features)
+    model = keras.Model(inputs, keras.layers.Dense(2)(pooled))
+    randomize(model.get_layer("cc"))
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    train_shape = (16, 16, 3) if data_format == "channels_last" else (3, 16, 16)
+    model.fit(layer_battery.random_inputs(train_shape, batch=4), np.array([0, 1, 0, 1]), verbose=0)
+    run_shape = (30, 22, 3) if data_format == "channels_last" else (3, 30, 22)
+    x = layer_battery.random_inputs(run_shape)
+    path = tmp_path / "any_size.keras"
+    model.save(path)
+    reloaded = keras.saving.load_model(path)
+    np.testing.assert_allclose(
+        convert_to_numpy(reloaded(x)), convert_to_numpy(model(x)), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_other_size_after_build_raises():
@@ -300,6 +356,76 @@ def test_training_and_inference_formulations_agree(variant, emp):
         rtol=1e-6,
         atol=1e-6,
     )
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("variant,emp", ALL_CONFIGS)
+def test_training_gradients_match_autodiff_of_the_inference_formulation(variant, emp, data_format):
+    # Training has its own formulation (batch-dependent sampling indices,
+    # ramps instead of the basis matmul, and for the bilinear EMP a
+    # closed-form backward); autodiff of the inference formulation is the
+    # independent reference for its gradients.
+    shape = (13, 9, 3) if data_format == "channels_last" else (3, 13, 9)
+    x = layer_battery.random_inputs(shape, batch=3)
+    weights = np.random.default_rng(1).standard_normal((3, *shape)).astype("float32")
+    layer = built_layer(variant, emp, shape, data_format=data_format)
+    variables = layer.trainable_variables
+
+    def loss(training):
+        return lambda inputs: keras.ops.sum(
+            layer(inputs, training=training) * keras.ops.convert_to_tensor(weights)
+        )
+
+    for trained, reference in zip(
+        layer_battery.gradients(loss(True), x, variables),
+        layer_battery.gradients(loss(False), x, variables),
+    ):
+        np.testing.assert_allclose(trained, reference, rtol=1e-4, atol=1e-5)
+
+
+def test_bilinear_gradient_matches_finite_differences_of_the_numpy_reference():
+    # The closed-form backward against the NumPy reference, float64 central
+    # differences, for sampled input entries and every head weight.
+    shape = (13, 9, 3)
+    x = layer_battery.random_inputs(shape, batch=2)
+    weights = np.random.default_rng(1).standard_normal((2, *shape))
+    layer = built_layer("reduced", "bilinear", shape)
+    reference_weights = {
+        k: v.astype("float64") for k, v in layer_battery.weights_by_name(layer).items()
+    }
+
+    def reference_loss(inputs, weights_by_name):
+        out, _, _ = numpy_reference.contextual_conv(inputs, weights_by_name, "reduced")
+        return float(np.sum(out * weights))
+
+    grads = layer_battery.gradients(
+        lambda inputs: keras.ops.sum(
+            layer(inputs, training=True) * keras.ops.convert_to_tensor(weights, "float32")
+        ),
+        x,
+        [layer.head_kernel, layer.head_bias],
+    )
+    step = 1e-5
+    rng = np.random.default_rng(2)
+    x64 = x.astype("float64")
+    for index in [tuple(rng.integers(0, n) for n in x.shape) for _ in range(12)]:
+        plus, minus = x64.copy(), x64.copy()
+        plus[index] += step
+        minus[index] -= step
+        expected = (
+            reference_loss(plus, reference_weights) - reference_loss(minus, reference_weights)
+        ) / (2 * step)
+        np.testing.assert_allclose(grads[0][index], expected, rtol=2e-3, atol=2e-4)
+    for grad, name in zip(grads[1:], ["coefficient_kernel", "coefficient_bias"]):
+        for index in [tuple(rng.integers(0, n) for n in grad.shape) for _ in range(8)]:
+            shifted = {}
+            for sign in (1, -1):
+                moved = dict(reference_weights)
+                moved[name] = moved[name].copy()
+                moved[name][index] += sign * step
+                shifted[sign] = reference_loss(x64, moved)
+            expected = (shifted[1] - shifted[-1]) / (2 * step)
+            np.testing.assert_allclose(grad[index], expected, rtol=2e-3, atol=2e-4)
 
 
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])

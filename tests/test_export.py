@@ -158,3 +158,39 @@ def test_export_command_with_digits_calibration(tmp_path, capsys):
         == 2
     )
     assert "the model takes (32, 32, 3)" in capsys.readouterr().err
+
+
+def test_any_size_cc_model_exports_with_parity_at_two_sizes(tmp_path):
+    # A CC block built for unknown height and width (a segmentation net run
+    # on full frames, a backbone at another resolution): the exported graphs
+    # keep the size dynamic and agree with Keras at every size they run.
+    from keras_memblocks.export import run_onnx
+    from keras_memblocks.export import run_saved_model
+    from keras_memblocks.export import run_tflite
+    from keras_memblocks.layers import ContextualConvBlock2D
+
+    inputs = keras.Input((None, None, 3))
+    features = keras.layers.Conv2D(6, 3, padding="same", activation="relu")(inputs)
+    features = ContextualConvBlock2D(name="cc")(features)
+    outputs = keras.layers.Conv2D(4, 1)(features)  # per-pixel logits, any size
+    model = keras.Model(inputs, outputs)
+    layer_battery.randomize_weights(model, scale=0.3, keep_initial=False)
+    rng = np.random.default_rng(0)
+    first, second = rng.random((2, 32, 40, 3), "float32"), rng.random((1, 19, 27, 3), "float32")
+    out = tmp_path / "any_size"
+    manifest = export_model(model, out, parity_inputs=first)
+    assert manifest["input"]["shape"] == [None, None, None, 3]
+    expected = keras.ops.convert_to_numpy(model(second))
+    for run, path in [
+        (run_saved_model, out / "saved_model"),
+        (run_onnx, out / "model.onnx"),
+        (run_tflite, out / "model.tflite"),
+    ]:
+        np.testing.assert_allclose(run(path, second), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_any_size_model_needs_parity_inputs(tmp_path):
+    inputs = keras.Input((None, None, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(2, 1)(inputs))
+    with pytest.raises(ValueError, match=r"unknown height or width.*parity_inputs"):
+        export_model(model, tmp_path / "out", formats=("onnx",))

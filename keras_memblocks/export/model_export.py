@@ -381,6 +381,12 @@ def export_model(
             f"{str(out_dir)!r} exists and is not empty; pass overwrite=True "
             "(memblocks export --overwrite) to replace it."
         )
+    if parity_inputs is None and representative_data is None and None in model.input.shape[1:]:
+        raise ValueError(
+            f"Model {model.name!r} takes inputs of unknown height or width "
+            f"({tuple(model.input.shape)}): pass parity_inputs (images at a size it runs at) "
+            "to check the exported files against."
+        )
     if parity_inputs is None:
         parity_inputs = (
             representative_data

@@ -86,11 +86,12 @@ def check_same_dims(layer_name, built_dims, input_shape, data_format):
     """Raises `ValueError` if a call's (H, W, C) differ from the built ones.
 
     `built_dims` is `(height, width, channels)`; a `None` in the call's shape
-    is accepted (a symbolic batch or an unknown dimension at trace time).
+    is accepted (a symbolic batch or an unknown dimension at trace time), and
+    so is any size along an axis built as `None` (a layer built for any size).
     """
     height, width, channels = feature_map_dims(layer_name, input_shape, data_format)
     for got, expected in zip((height, width, channels), built_dims):
-        if got is not None and got != expected:
+        if got is not None and expected is not None and got != expected:
             raise ValueError(
                 f"{layer_name} was built for inputs with (H, W, C)="
                 f"{tuple(built_dims)} and cannot take (H, W, C)="

@@ -47,6 +47,22 @@ VARIANTS = {
 VARIANT_NAMES = tuple(VARIANTS)
 
 
+def grid_indices(length, grid_size):
+    """Sampled positions along an axis whose length was unknown at build time.
+
+    Always `grid_size` positions, floor((i + 0.5) * length / grid_size), so
+    the weights do not depend on the length: the same as `nearest_indices`
+    for an axis at least as long as the grid; a shorter axis repeats pixels
+    (nearest-neighbour upsampling to the grid). `length` is an int (NumPy
+    indices) or a scalar tensor (the size known only when the graph runs).
+    """
+    if isinstance(length, (int, np.integer)):
+        i = np.arange(grid_size, dtype="int64")
+        return ((2 * i + 1) * int(length) // (2 * grid_size)).astype("int32")
+    i = ops.arange(grid_size, dtype="int32")
+    return ((2 * i + 1) * ops.cast(length, "int32")) // (2 * grid_size)
+
+
 def nearest_indices(length, grid_size):
     """Source indices of a nearest-neighbour resize of `length` to `grid_size`.
 
@@ -116,8 +132,21 @@ class ContextualConvBlock2D(keras.layers.Layer):
             `keras.config.image_data_format()`.
         **kwargs: standard `keras.layers.Layer` arguments.
 
+    Any size: a block built on an input of unknown height and width (e.g.
+    `keras.Input((None, None, 64))`) samples each axis at `grid_size`
+    positions computed from the size of each call, and its maps use
+    normalised positions, so the same weights serve every size: train at
+    224 and run at 320, or run a segmentation net on full frames. Its
+    weights are those of a block built for a fixed size of at least
+    `grid_size` on both sides. A side shorter than the grid repeats pixels
+    (nearest-neighbour upsampling to the grid); a block built for a fixed
+    shorter side keeps that side whole instead, as in the paper. Graphs
+    traced for a fixed size (the usual export) still sample with constant
+    indices.
+
     Call arguments:
-        inputs: a 4-D feature map with known height, width and channels.
+        inputs: a 4-D feature map with known channels; height and width
+            may be unknown when the block is built (see "Any size").
 
     Input shape:
         `(batch, H, W, C)` for `"channels_last"`, `(batch, C, H, W)` for
@@ -201,15 +230,25 @@ class ContextualConvBlock2D(keras.layers.Layer):
         )
 
     def build(self, input_shape):
-        height, width, channels = argument_checks.static_feature_map_dims(
+        height, width, channels = argument_checks.feature_map_dims(
             self.__class__.__name__, input_shape, self.data_format
         )
         self._dims = (height, width, channels)
-        row_indices = nearest_indices(height, self.grid_size)
-        column_indices = nearest_indices(width, self.grid_size)
-        # Flat (row-major) positions of the sampled pixels.
-        self._grid_pixels = (row_indices[:, None] * width + column_indices[None, :]).reshape(-1)
-        grid_pixels = self._grid_pixels.shape[0]
+        self._dynamic_size = height is None or width is None
+        self._bilinear_excitation = None
+        self._grid_pixels = None
+        if self._dynamic_size:
+            # Any size: every axis is sampled at `grid_size` positions
+            # computed from the size the call sees (`grid_indices`).
+            grid_pixels = self.grid_size**2
+        else:
+            row_indices = nearest_indices(height, self.grid_size)
+            column_indices = nearest_indices(width, self.grid_size)
+            # Flat (row-major) positions of the sampled pixels.
+            self._grid_pixels = (row_indices[:, None] * width + column_indices[None, :]).reshape(-1)
+            grid_pixels = self._grid_pixels.shape[0]
+            self._bilinear_excitation = self._closed_form_excitation(height, width)
+        self._grid_count = grid_pixels
         num_coefficients = self.num_coefficients
         # Every weight attribute exists; those a variant does not use are None.
         self.scale = self.coefficients = None  # input-independent variants
@@ -270,17 +309,50 @@ class ContextualConvBlock2D(keras.layers.Layer):
 
     # === Coefficients ===
 
+    def _closed_form_excitation(self, height, width):
+        """Training an input-dependent bilinear map: a closed-form backward
+        (`excitation_maps.BilinearExcitation`), for a known map size."""
+        if not (self.input_dependent and self.num_coefficients == 4 and self.emp == "bilinear"):
+            return None
+        return excitation_maps.BilinearExcitation(
+            height, width, self._dims[2], channels_last=self.data_format == "channels_last"
+        )
+
+    def _map_size(self, inputs):
+        """(height, width) of a call: ints where the shape is known while
+        tracing, scalar tensors where it is known only when the graph runs."""
+        axes = (1, 2) if self.data_format == "channels_last" else (2, 3)
+        static = [inputs.shape[axis] for axis in axes]
+        if None in static:
+            dynamic = ops.shape(inputs)
+            return tuple(d if d is not None else dynamic[a] for d, a in zip(static, axes))
+        return tuple(static)
+
+    def _sampled_pixels(self, height, width):
+        """Flat (row-major) positions of the sampled pixels, (g_h * g_w,)."""
+        if not self._dynamic_size:
+            return self._grid_pixels
+        rows = grid_indices(height, self.grid_size)
+        columns = grid_indices(width, self.grid_size)
+        if isinstance(rows, np.ndarray) and isinstance(columns, np.ndarray):
+            return (rows[:, None] * width + columns[None, :]).reshape(-1)
+        width = ops.cast(width, "int32")
+        return ops.reshape(ops.expand_dims(rows, 1) * width + ops.expand_dims(columns, 0), (-1,))
+
     def _grid_by_channel(self, inputs, training=None):
         """Nearest-neighbour grid of every channel, (C, B, g_h*g_w) float32.
 
         Channel-major, the layout of the per-channel batched matmuls.
         """
-        height, width, channels = self._dims
-        pixels = self._grid_pixels.shape[0]
-        if pixels == height * width:
+        channels = self._dims[2]
+        height, width = self._map_size(inputs)
+        sampled = self._sampled_pixels(height, width)
+        pixels = self._grid_count
+        static_size = isinstance(sampled, np.ndarray)
+        if not self._dynamic_size and pixels == height * width:
             # The grid is the whole map (both sides <= grid_size): no copy.
             grid = inputs
-        elif not training:
+        elif static_size and not training:
             # Inference: one gather of constant indices along the pixel axis.
             # Exported graphs get a single GATHER with folded indices instead
             # of the batch-dependent index arithmetic below (measured in
@@ -292,9 +364,9 @@ class ContextualConvBlock2D(keras.layers.Layer):
                 if pixel_axis == 1
                 else (-1, channels, height * width)
             )
-            grid = ops.take(ops.reshape(inputs, flat_shape), self._grid_pixels, axis=pixel_axis)
+            grid = ops.take(ops.reshape(inputs, flat_shape), sampled, axis=pixel_axis)
         else:
-            grid = self._gather_grid(inputs)
+            grid = self._gather_grid(inputs, height, width, sampled)
         if self.data_format == "channels_last":
             grid = ops.reshape(grid, (-1, pixels, channels))
             grid = ops.transpose(grid, (2, 0, 1))
@@ -303,7 +375,7 @@ class ContextualConvBlock2D(keras.layers.Layer):
             grid = ops.transpose(grid, (1, 0, 2))
         return ops.cast(grid, "float32")
 
-    def _gather_grid(self, inputs):
+    def _gather_grid(self, inputs, height, width, sampled):
         """The sampled pixels, (B*g_h*g_w, C) or (B*C*g_h*g_w,).
 
         One gather along axis 0 of the flattened input: each sampled pixel
@@ -312,15 +384,16 @@ class ContextualConvBlock2D(keras.layers.Layer):
         2 cost TF two full-size transposes in the backward pass (measured
         2x slower for training).
         """
-        height, width, channels = self._dims
+        channels = self._dims[2]
         batch = ops.shape(inputs)[0]
+        map_pixels = ops.cast(height, "int32") * ops.cast(width, "int32")
         if self.data_format == "channels_last":
             rows = ops.reshape(inputs, (-1, channels))  # (B*H*W, C)
-            row_starts = ops.arange(batch, dtype="int32") * (height * width)
+            row_starts = ops.arange(batch, dtype="int32") * map_pixels
         else:
             rows = ops.reshape(inputs, (-1,))  # (B*C*H*W,)
-            row_starts = ops.arange(batch * channels, dtype="int32") * (height * width)
-        indices = ops.expand_dims(row_starts, 1) + self._grid_pixels
+            row_starts = ops.arange(batch * channels, dtype="int32") * map_pixels
+        indices = ops.expand_dims(row_starts, 1) + ops.cast(sampled, "int32")
         return ops.take(rows, ops.reshape(indices, (-1,)), axis=0)
 
     @staticmethod
@@ -383,14 +456,15 @@ class ContextualConvBlock2D(keras.layers.Layer):
 
     # === Excitation ===
 
-    def _factors(self, coefficients, dtype, training=None):
+    def _factors(self, coefficients, dtype, size, training=None):
         """The map's factors, each broadcastable to the input's layout.
 
-        `coefficients` is (..., K, C). Returns `(rows, columns)` for a
-        4-coefficient map, or `(scale, None)` for a scalar variant, with a
-        leading batch axis only for input-dependent variants.
+        `coefficients` is (..., K, C); `size` is the map's (height, width).
+        Returns `(rows, columns)` for a 4-coefficient map, or `(scale,
+        None)` for a scalar variant, with a leading batch axis only for
+        input-dependent variants.
         """
-        height, width, channels = self._dims
+        height, width = size
         channels_last = self.data_format == "channels_last"
         if self.num_coefficients == 1:
             if channels_last:  # (..., 1, C) -> (..., 1, 1, C)
@@ -419,7 +493,9 @@ class ContextualConvBlock2D(keras.layers.Layer):
         `S * inputs` is the block's output. In the input's dtype.
         """
         inputs = self._checked(inputs)
-        first, second = self._factors(self._coefficients(inputs), inputs.dtype)
+        first, second = self._factors(
+            self._coefficients(inputs), inputs.dtype, self._map_size(inputs)
+        )
         excitation = first if second is None else first * second
         return ops.broadcast_to(excitation, ops.shape(inputs))
 
@@ -427,7 +503,15 @@ class ContextualConvBlock2D(keras.layers.Layer):
         argument_checks.check_same_dims(
             self.__class__.__name__, self._dims, inputs.shape, self.data_format
         )
-        first, second = self._factors(self._coefficients(inputs, training), inputs.dtype, training)
+        coefficients = self._coefficients(inputs, training)
+        size = self._map_size(inputs)
+        if training:
+            excitation = self._bilinear_excitation
+            if self._dynamic_size and all(isinstance(n, int) for n in size):
+                excitation = self._closed_form_excitation(*size)
+            if excitation is not None:
+                return excitation(inputs, coefficients)
+        first, second = self._factors(coefficients, inputs.dtype, size, training)
         if second is None:
             return inputs * first
         if not self.input_dependent:

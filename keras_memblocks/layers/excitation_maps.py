@@ -33,6 +33,15 @@ def positions(length):
     return np.arange(length, dtype="float32") / np.float32(length)
 
 
+def _positions(length, dtype):
+    """`positions` as a (length, 1) tensor; `length` may be a scalar tensor
+    (a map whose size is known only when the graph runs)."""
+    if isinstance(length, (int, np.integer)):
+        return ops.convert_to_tensor(positions(length)[:, None], dtype)
+    length = ops.cast(length, dtype)
+    return ops.expand_dims(ops.arange(0, length, dtype=dtype) / length, 1)
+
+
 def _bilinear(first, second, position):
     return first * (1.0 - position) + second * position
 
@@ -80,7 +89,8 @@ def factors(name, coefficients, height, width, differentiable=True):
         name: EMP name, one of `EMP_NAMES`.
         coefficients: shape (..., 4, C), the 4 coefficients of every channel
             in the order of the module docstring (width pair first).
-        height, width: the map's size.
+        height, width: the map's size: ints, or scalar tensors when it is
+            known only when the graph runs.
         differentiable: pick the formulation that is fastest to
             differentiate (training) rather than to evaluate (inference).
             The numbers are the same either way.
@@ -89,7 +99,8 @@ def factors(name, coefficients, height, width, differentiable=True):
         `(rows, columns)` of shapes (..., H, C) and (..., W, C); the map is
         `rows[..., :, None, :] * columns[..., None, :, :]`.
     """
-    if name == "bilinear" and not differentiable:
+    static = all(isinstance(n, (int, np.integer)) for n in (height, width))
+    if name == "bilinear" and not differentiable and static:
         # One matmul with a constant basis. Under XLA it materialises the
         # small profiles instead of recomputing the ramps for every pixel
         # inside the fused multiply: 1.6x faster inference (measured), but
@@ -98,8 +109,95 @@ def factors(name, coefficients, height, width, differentiable=True):
         both = ops.matmul(basis, coefficients)  # (..., W + H, C)
         return both[..., width:, :], both[..., :width, :]
     profile = _PROFILES[name]
-    u = ops.convert_to_tensor(positions(width)[:, None], coefficients.dtype)
-    v = ops.convert_to_tensor(positions(height)[:, None], coefficients.dtype)
+    u = _positions(width, coefficients.dtype)
+    v = _positions(height, coefficients.dtype)
     columns = profile(coefficients[..., 0:1, :], coefficients[..., 1:2, :], u)
     rows = profile(coefficients[..., 2:3, :], coefficients[..., 3:4, :], v)
     return rows, columns
+
+
+def bilinear_moments_basis(height, width):
+    """(H * W, 4) matrix of the bilinear map's four pixel weights.
+
+    Column 2i + j holds P_i(y) * Q_j(x), with P = (1 - y/H, y/H) and
+    Q = (1 - x/W, x/W): contracting a (H * W) image with it gives the four
+    bilinear moments from which all four coefficient gradients follow.
+    """
+    u, v = positions(width), positions(height)
+    rows = np.stack([1.0 - v, v], axis=1)  # (H, 2)
+    columns = np.stack([1.0 - u, u], axis=1)  # (W, 2)
+    return np.einsum("hi,wj->hwij", rows, columns).reshape(height * width, 4)
+
+
+class BilinearExcitation:
+    """`inputs * S` for the bilinear map S, with a closed-form gradient.
+
+    Called as `excitation(inputs, coefficients)` with inputs (B, H, W, C)
+    (or (B, C, H, W) when `channels_last=False`) and coefficients (B, 4, C)
+    float32, `{a_w, b_w, a_h, b_h}` per channel. For training: the value is
+    the one `factors` gives, only the backward differs.
+
+    Autodiff of `x * rows * columns` keeps full-size intermediates and
+    spends five element-wise passes going back through them. S is linear
+    in each coefficient pair, so the backward needs only `g * S` for the
+    input and the four bilinear moments m_ij of `g * x` (one matmul with a
+    constant basis) for the coefficients: da_w = a_h m00 + b_h m10,
+    db_w = a_h m01 + b_h m11, da_h = a_w m00 + b_w m01,
+    db_h = a_w m10 + b_w m11. Measured in benchmarks/block_overhead.py.
+    """
+
+    def __init__(self, height, width, channels, channels_last=True):
+        self.height, self.width, self.channels = height, width, channels
+        self.channels_last = channels_last
+        self._profile_basis = bilinear_basis(height, width)
+        self._moments_basis = bilinear_moments_basis(height, width)
+
+    def profiles(self, coefficients, dtype):
+        """Row and column factors, broadcastable to the input's layout."""
+        basis = ops.convert_to_tensor(self._profile_basis, dtype=coefficients.dtype)
+        both = ops.matmul(basis, coefficients)  # (B, W + H, C)
+        rows, columns = both[:, self.width :, :], both[:, : self.width, :]
+        if self.channels_last:
+            rows = ops.expand_dims(rows, 2)  # (B, H, 1, C)
+            columns = ops.expand_dims(columns, 1)  # (B, 1, W, C)
+        else:
+            rows = ops.expand_dims(ops.swapaxes(rows, 1, 2), 3)  # (B, C, H, 1)
+            columns = ops.expand_dims(ops.swapaxes(columns, 1, 2), 2)  # (B, C, 1, W)
+        return ops.cast(rows, dtype), ops.cast(columns, dtype)
+
+    def moments(self, weighted):
+        """The four bilinear moments of a feature map, (B, 4, C) float32."""
+        pixels = self.height * self.width
+        basis = ops.convert_to_tensor(self._moments_basis, dtype=weighted.dtype)
+        if self.channels_last:  # (4, H*W) @ (B, H*W, C)
+            flat = ops.reshape(weighted, (-1, pixels, self.channels))
+            moments = ops.matmul(ops.transpose(basis), flat)
+        else:  # (B, C, H*W) @ (H*W, 4)
+            flat = ops.reshape(weighted, (-1, self.channels, pixels))
+            moments = ops.swapaxes(ops.matmul(flat, basis), 1, 2)
+        return ops.cast(moments, "float32")
+
+    def __call__(self, inputs, coefficients):
+        @ops.custom_gradient
+        def excite(inputs, coefficients):
+            rows, columns = self.profiles(coefficients, inputs.dtype)
+
+            def grad(*args, upstream=None):
+                if upstream is None:  # TensorFlow and JAX pass it positionally
+                    (upstream,) = args
+                m00, m01, m10, m11 = ops.unstack(self.moments(upstream * inputs), axis=1)
+                a_w, b_w, a_h, b_h = ops.unstack(coefficients, axis=1)
+                coefficient_grad = ops.stack(
+                    [
+                        a_h * m00 + b_h * m10,
+                        a_h * m01 + b_h * m11,
+                        a_w * m00 + b_w * m01,
+                        a_w * m10 + b_w * m11,
+                    ],
+                    axis=1,
+                )
+                return upstream * rows * columns, coefficient_grad
+
+            return inputs * rows * columns, grad
+
+        return excite(inputs, coefficients)
