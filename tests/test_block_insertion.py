@@ -119,3 +119,74 @@ def test_remove_blocks_gives_back_the_plain_network():
         ValueError, match="'stage1_pool' does not map one tensor to one of the same"
     ):
         remove_blocks(with_blocks, ["stage1_pool"])
+
+
+def _classifier_around_a_backbone():
+    """A task-like model: a functional backbone used as a layer, then a head."""
+    inputs = keras.Input((16, 16, 3), name="image")
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1")(inputs)
+    stage = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv2")(x)
+    backbone = keras.Model(inputs, keras.layers.Add(name="out")([x, stage]), name="backbone")
+    image = keras.Input((16, 16, 3), name="image")
+    features = backbone(image)
+    pooled = keras.layers.GlobalAveragePooling2D(name="pool")(features)
+    return keras.Model(image, keras.layers.Dense(3, name="logits")(pooled), name="classifier")
+
+
+@pytest.mark.parametrize(
+    "after", [["backbone/conv2"], lambda layer: layer.name == "conv2"], ids=["path", "predicate"]
+)
+def test_blocks_go_into_a_nested_backbone(after, tmp_path):
+    from tests import layer_battery
+
+    base = _classifier_around_a_backbone()
+    layer_battery.randomize_weights(base, scale=0.3)
+    model = insert_blocks(base, "cc", after)
+    # The outer structure is kept: same name, inputs, outputs, and a
+    # backbone of the same name that now holds the block after conv2.
+    assert model.name == "classifier" and model.input.name == "image"
+    assert [layer.name for layer in model.layers] == [layer.name for layer in base.layers]
+    backbone = model.get_layer("backbone")
+    names = model_checks.layer_names(backbone)
+    assert names[names.index("conv2") + 1] == "conv2_cc"
+    # Weights kept everywhere, and the identity-initialised block changes nothing.
+    for a, b in zip(
+        base.get_layer("logits").get_weights(), model.get_layer("logits").get_weights()
+    ):
+        np.testing.assert_array_equal(a, b)
+    for layer in base.get_layer("backbone").layers:
+        for a, b in zip(layer.get_weights(), backbone.get_layer(layer.name).get_weights()):
+            np.testing.assert_array_equal(a, b)
+    x = np.random.default_rng(0).random((2, 16, 16, 3), dtype=np.float32)
+    np.testing.assert_allclose(
+        model.predict(x, verbose=0), base.predict(x, verbose=0), rtol=1e-5, atol=1e-6
+    )
+    layer_battery.randomize_weights(backbone.get_layer("conv2_cc"), scale=0.3, keep_initial=False)
+    assert not np.allclose(model.predict(x, verbose=0), base.predict(x, verbose=0))
+    model_checks.check_save_load_round_trip(model, x, tmp_path)
+    # ... and it comes out again by path.
+    from keras_memblocks.models import remove_blocks
+
+    removed = remove_blocks(model, ["backbone/conv2_cc"])
+    np.testing.assert_allclose(
+        removed.predict(x, verbose=0), base.predict(x, verbose=0), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_nested_errors():
+    base = _classifier_around_a_backbone()
+    with pytest.raises(ValueError, match=r"no layer named 'backbone/conv3'.*backbone/conv2"):
+        insert_blocks(base, "cc", ["backbone/conv3"])
+    with pytest.raises(ValueError, match=r"'pool' is a GlobalAveragePooling2D, not a functional"):
+        insert_blocks(base, "cc", ["pool/inner"])
+
+    class Subclassed(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.conv = keras.layers.Conv2D(4, 3)
+
+        def call(self, x):
+            return self.conv(x)
+
+    with pytest.raises(ValueError, match=r"not a functional graph.*backbone"):
+        insert_blocks(Subclassed(), "cc", ["conv"])

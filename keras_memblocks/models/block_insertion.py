@@ -4,6 +4,9 @@ import difflib
 
 import keras
 
+# Functional is not exported by Keras; it is what clone_model can rewire.
+from keras.src.models.functional import Functional
+
 from keras_memblocks.layers import get_block
 from keras_memblocks.models.weight_transfer import copy_weights_by_name
 
@@ -19,16 +22,24 @@ def insert_blocks(model, block, after, **block_kwargs):
     Branches and skip connections are kept: everything that consumed a
     chosen layer's output now consumes the block's.
 
+    Nested functional models (a backbone inside a task, a model used as a
+    layer) are reached too: name their layers by path,
+    `"backbone/stack2_block1_out"`, or let the predicate pick them (it sees
+    every layer of every nested functional model). Each nested model on the
+    way is rebuilt the same way and keeps its name, so the outer model keeps
+    its structure, inputs, outputs and weights.
+
     Args:
         model: a functional `keras.Model` (e.g. `keras.applications`).
         block: a block name `get_block` resolves (`"sr"`, `"cc"`, `"se"`,
             `"cbam"`), a layer class, or a callable `f(layer) -> new layer`.
-        after: a list of layer names, or a predicate `f(layer) -> bool`.
+        after: a list of layer names or paths, or a predicate
+            `f(layer) -> bool`.
         **block_kwargs: arguments of every block (with a name or a class).
 
     Returns:
         A new `keras.Model`; each inserted block is named
-        `"{layer.name}_{block}"`.
+        `"{layer.name}_{block}"`, beside the layer it follows.
 
     Example:
 
@@ -38,21 +49,37 @@ def insert_blocks(model, block, after, **block_kwargs):
     >>> model = insert_blocks(base, "cc", after=["block_6_project_BN"])
     >>> model.get_layer("block_6_project_BN_cc").output.shape
     (None, 6, 6, 64)
+
+    A backbone nested in a classifier:
+
+    >>> inputs = keras.Input((32, 32, 3))
+    >>> backbone = keras.Model(inputs, keras.layers.Conv2D(8, 3, name="conv")(inputs),
+    ...                        name="backbone")
+    >>> features = backbone(inputs)
+    >>> head = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(features))
+    >>> classifier = keras.Model(inputs, head)
+    >>> with_sr = insert_blocks(classifier, "sr", after=["backbone/conv"])
+    >>> with_sr.get_layer("backbone").get_layer("conv_sr").output.shape
+    (None, 30, 30, 8)
     """
-    layers_by_name = {layer.name: layer for layer in model.layers}
+    _check_rewirable(model)
+    paths = _layer_paths(model)
     if callable(after) and not isinstance(after, (list, tuple, str)):
-        targets = [layer.name for layer in model.layers if after(layer)]
+        targets = [path for path, layer in paths.items() if after(layer)]
         if not targets:
-            raise ValueError("The `after` predicate selected no layer of the model.")
+            raise ValueError(
+                "The `after` predicate selected no layer of the model (nested functional "
+                "models included)."
+            )
     else:
         targets = [after] if isinstance(after, str) else list(after)
-        _check_names(model, targets, layers_by_name)
-    for name in targets:
-        output = layers_by_name[name].output
+        _check_names(model, targets, paths)
+    for path in targets:
+        output = paths[path].output
         if isinstance(output, (list, tuple)) or len(output.shape) != 4:
             shape = [o.shape for o in output] if isinstance(output, (list, tuple)) else output.shape
             raise ValueError(
-                f"Layer {name!r} outputs {shape}, not a 4-D feature map: a block cannot follow it."
+                f"Layer {path!r} outputs {shape}, not a 4-D feature map: a block cannot follow it."
             )
     if isinstance(block, keras.layers.Layer):
         raise ValueError(
@@ -67,15 +94,16 @@ def insert_blocks(model, block, after, **block_kwargs):
             return get_block(block, name=name, **block_kwargs)
         return block(layer)
 
-    target_set = set(targets)
+    def rewire(model, names):
+        def call_function(layer, *args, **kwargs):
+            output = layer(*args, **kwargs)
+            if layer.name in names:
+                output = new_block(layer)(output)
+            return output
 
-    def call_function(layer, *args, **kwargs):
-        output = layer(*args, **kwargs)
-        if layer.name in target_set:
-            output = new_block(layer)(output)
-        return output
+        return call_function
 
-    return _rebuilt(model, call_function)
+    return _rebuilt_along(model, targets, rewire)
 
 
 def remove_blocks(model, names):
@@ -102,10 +130,11 @@ def remove_blocks(model, names):
     []
     """
     names = [names] if isinstance(names, str) else list(names)
-    layers_by_name = {layer.name: layer for layer in model.layers}
-    _check_names(model, names, layers_by_name)
+    _check_rewirable(model)
+    paths = _layer_paths(model)
+    _check_names(model, names, paths)
     for name in names:
-        layer = layers_by_name[name]
+        layer = paths[name]
         source, result = layer.input, layer.output
         if (
             isinstance(source, (list, tuple))
@@ -116,26 +145,79 @@ def remove_blocks(model, names):
                 f"Layer {name!r} does not map one tensor to one of the same shape; only "
                 "such blocks can be removed."
             )
-    removed = set(names)
 
-    def call_function(layer, *args, **kwargs):
-        if layer.name in removed:
-            return args[0]
-        return layer(*args, **kwargs)
+    def rewire(model, removed):
+        def call_function(layer, *args, **kwargs):
+            if layer.name in removed:
+                return args[0]
+            return layer(*args, **kwargs)
 
-    return _rebuilt(model, call_function)
+        return call_function
+
+    return _rebuilt_along(model, names, rewire)
 
 
-def _check_names(model, names, layers_by_name):
+def _check_rewirable(model):
+    if not isinstance(model, Functional) or isinstance(model, keras.Sequential):
+        raise ValueError(
+            f"Model {model.name!r} ({type(model).__name__}) is not a functional graph, so its "
+            "layers cannot be rewired. Insert blocks into its functional parts (e.g. its "
+            "backbone) and rebuild it around them."
+        )
+
+
+def _layer_paths(model, prefix=""):
+    """Every layer by path: `"name"`, and `"inner/name"` inside a nested
+    functional model (depth first, in graph order)."""
+    paths = {}
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        paths[prefix + layer.name] = layer
+        if isinstance(layer, Functional) and not isinstance(layer, keras.Sequential):
+            paths.update(_layer_paths(layer, f"{prefix}{layer.name}/"))
+    return paths
+
+
+def _check_names(model, names, paths):
     for name in names:
-        if name not in layers_by_name:
-            close = difflib.get_close_matches(name, layers_by_name, n=3)
+        if name not in paths:
+            close = difflib.get_close_matches(name, paths, n=3)
             hint = f" Did you mean {close}?" if close else ""
+            head = name.split("/")[0]
+            if "/" in name and head in paths and not isinstance(paths[head], Functional):
+                hint = (
+                    f" {head!r} is a {type(paths[head]).__name__}, not a functional model: "
+                    "its inside cannot be rewired."
+                )
             raise ValueError(f"Model {model.name!r} has no layer named {name!r}.{hint}")
 
 
-def _rebuilt(model, call_function):
-    """`model` re-traced through `call_function`, with its layers' weights."""
+def _rebuilt_along(model, paths, rewire):
+    """`model` rebuilt with `rewire(model, names)` applied to the layers
+    `paths` name, nested models first (each keeps its name)."""
+    here = {path for path in paths if "/" not in path}
+    inside = {}
+    for path in paths:
+        if "/" in path:
+            head, rest = path.split("/", 1)
+            inside.setdefault(head, []).append(rest)
+    replaced = {
+        head: _rebuilt_along(model.get_layer(head), rest, rewire) for head, rest in inside.items()
+    }
+    call_function = rewire(model, here)
+
+    def call_with_replacements(layer, *args, **kwargs):
+        if layer.name in replaced:
+            return replaced[layer.name](*args, **kwargs)
+        return call_function(layer, *args, **kwargs)
+
+    return _rebuilt(model, call_with_replacements, rebuilt_inside=set(replaced))
+
+
+def _rebuilt(model, call_function, rebuilt_inside=()):
+    """`model` re-traced through `call_function`, with its layers' weights
+    (the nested models in `rebuilt_inside` come with theirs)."""
     # New inputs with the original names, so that every name survives.
     input_layers = {
         id(layer.output): layer
@@ -147,5 +229,5 @@ def _rebuilt(model, call_function):
         model.input,
     )
     clone = keras.models.clone_model(model, input_tensors=inputs, call_function=call_function)
-    copy_weights_by_name(model, clone)
+    copy_weights_by_name(model, clone, exclude=rebuilt_inside)
     return clone

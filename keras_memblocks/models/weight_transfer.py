@@ -1,11 +1,12 @@
 """Weights moved between models that share layer names."""
 
 
-def copy_weights_by_name(source, target):
+def copy_weights_by_name(source, target, exclude=()):
     """Copies the weights of every layer of `source` that `target` has too.
 
     Returns the names copied. Shapes must agree (a `ValueError` names the
-    layer otherwise); layers only in `target` keep their values.
+    layer otherwise); layers only in `target`, or named in `exclude`, keep
+    their values.
 
     Example:
 
@@ -19,7 +20,7 @@ def copy_weights_by_name(source, target):
     target_layers = {layer.name: layer for layer in target.layers}
     copied = []
     for layer in source.layers:
-        if layer.name not in target_layers or not layer.weights:
+        if layer.name not in target_layers or layer.name in exclude or not layer.weights:
             continue
         destination = target_layers[layer.name]
         for a, b in zip(layer.weights, destination.weights):
