@@ -73,6 +73,7 @@ benchmark: $(STAMP)
 	$(PY) benchmarks/input_pipeline.py
 	$(PY) benchmarks/parameter_table.py
 	$(PY) benchmarks/export_latency.py
+	$(PY) benchmarks/block_comparison.py --figure notebooks/figures/block_comparison.png
 
 ## The README's figures: runs the notebooks, which save their plots to notebooks/figures/.
 figures: $(STAMP)

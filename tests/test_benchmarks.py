@@ -130,3 +130,44 @@ def test_readme_quotes_the_committed_export_latency():
         if "ratio_vs_plain" in entry:
             cell += f" ({entry['ratio_vs_plain']['tflite_float32']:.2f}x)"
         assert f"| {name} |" in readme and cell in readme, name
+
+
+def test_block_comparison_benchmark_runs(tmp_path):
+    # One epoch, one seed, two blocks: the script's wiring (training, both
+    # exports, the interleaved timing, the table and the figure); the real
+    # numbers come from its default run.
+    output, figure = tmp_path / "comparison.json", tmp_path / "comparison.png"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/block_comparison.py",
+            "--seeds",
+            "0",
+            "--epochs",
+            "1",
+            "--blocks",
+            "none",
+            "CC reduced",
+            "--rounds",
+            "2",
+            "--work-dir",
+            str(tmp_path / "runs"),
+            "--output",
+            str(output),
+            "--figure",
+            str(figure),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    blocks = json.loads(output.read_text())["blocks"]
+    assert list(blocks) == ["none", "CC reduced"]
+    assert blocks["none"]["added_parameters"] == 0 and blocks["none"]["train_step_ratio"] == 1.0
+    assert blocks["CC reduced"]["added_parameters"] > 0
+    for entry in blocks.values():
+        assert 0.0 <= entry["int8_top1_agreement"] <= 1.0  # CC's int8 export works
+        assert entry["float_parity"]["top1_agreement"] == 1.0
+    assert "| CC reduced |" in result.stdout and figure.stat().st_size > 0
