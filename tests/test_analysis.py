@@ -195,14 +195,9 @@ def test_accuracy_versus_weights_trains_through_the_reproduce_path(tmp_path):
     from keras_memblocks.training.reproduction import capacity_config
 
     quick = dict(epochs=1, max_steps_per_epoch=2, image_size=16, batch_size=16)
+    grid = dict(widths=(1, 2), variants=("standard", "scalar"), seeds=(0, 1))
     curves = analysis.accuracy_versus_weights(
-        "digits",
-        widths=(1, 2),
-        variants=("standard", "scalar"),
-        seeds=(0, 1),
-        output_dir=tmp_path,
-        verbose=False,
-        **quick,
+        "digits", output_dir=tmp_path, verbose=False, **grid, **quick
     )
     assert curves.variants.tolist() == ["standard"] * 4 + ["scalar"] * 4
     assert curves.widths.tolist() == [1, 1, 2, 2] * 2 and curves.seeds.tolist() == [0, 1] * 4
@@ -220,13 +215,7 @@ def test_accuracy_versus_weights_trains_through_the_reproduce_path(tmp_path):
     assert figure.axes[0].get_xscale() == "log"
     # Finished runs are read back, not trained again.
     again = analysis.accuracy_versus_weights(
-        "digits",
-        widths=(1, 2),
-        variants=("standard", "scalar"),
-        seeds=(0, 1),
-        output_dir=tmp_path,
-        verbose=False,
-        **quick,
+        "digits", output_dir=tmp_path, verbose=False, **grid, **quick
     )
     np.testing.assert_array_equal(again.accuracy, curves.accuracy)
     swapped = analysis.accuracy_versus_weights(

@@ -6,37 +6,43 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_block_overhead_benchmark_runs(tmp_path):
-    # A tiny run so the script cannot rot; the real numbers come from
-    # `make benchmark`.
-    output = tmp_path / "overhead.json"
+def run_benchmark(script, *args):
+    """Runs `benchmarks/<script>` in its own process, as a user would; its
+    completed process, after checking that it exited 0."""
     result = subprocess.run(
-        [
-            sys.executable,
-            "benchmarks/block_overhead.py",
-            "--batch-size",
-            "4",
-            "--width",
-            "4",
-            "--repeats",
-            "2",
-            "--warmup",
-            "1",
-            "--modes",
-            "graph",
-            "--models",
-            "plain",
-            "cc_reduced",
-            "sr_P10_after_stage3",
-            "--output",
-            str(output),
-        ],
+        [sys.executable, f"benchmarks/{script}", *map(str, args)],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_block_overhead_benchmark_runs(tmp_path):
+    # A tiny run so the script cannot rot; the real numbers come from
+    # `make benchmark`.
+    output = tmp_path / "overhead.json"
+    result = run_benchmark(
+        "block_overhead.py",
+        "--batch-size",
+        "4",
+        "--width",
+        "4",
+        "--repeats",
+        "2",
+        "--warmup",
+        "1",
+        "--modes",
+        "graph",
+        "--models",
+        "plain",
+        "cc_reduced",
+        "sr_P10_after_stage3",
+        "--output",
+        str(output),
+    )
     results = json.loads(output.read_text())
     graph = results["modes"]["graph"]
     assert set(graph) == {"plain", "cc_reduced", "sr_P10_after_stage3"}
@@ -49,71 +55,48 @@ def test_block_overhead_benchmark_runs(tmp_path):
 def test_parameter_table_is_what_the_builders_give(tmp_path):
     # The README quotes benchmarks/results/parameter_table.json.
     output = tmp_path / "table.json"
-    result = subprocess.run(
-        [sys.executable, "benchmarks/parameter_table.py", "--output", str(output)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_benchmark("parameter_table.py", "--output", str(output))
     committed = json.loads((ROOT / "benchmarks/results/parameter_table.json").read_text())
     assert json.loads(output.read_text()) == committed
 
 
 def test_input_pipeline_benchmark_runs(tmp_path):
     output = tmp_path / "pipeline.json"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "benchmarks/input_pipeline.py",
-            "--examples",
-            "64",
-            "--batch-size",
-            "16",
-            "--epochs",
-            "1",
-            "--steps",
-            "2",
-            "--width",
-            "2",
-            "--output",
-            str(output),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    run_benchmark(
+        "input_pipeline.py",
+        "--examples",
+        "64",
+        "--batch-size",
+        "16",
+        "--epochs",
+        "1",
+        "--steps",
+        "2",
+        "--width",
+        "2",
+        "--output",
+        str(output),
     )
-    assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads(output.read_text())
     assert results["pipeline_images_per_second"] > 0 and results["train_step_images_per_second"] > 0
 
 
 def test_export_latency_benchmark_runs(tmp_path):
     output = tmp_path / "latency.json"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "benchmarks/export_latency.py",
-            "--models",
-            "vgg_like",
-            "vgg_like+sr",
-            "--rounds",
-            "2",
-            "--warmup",
-            "1",
-            "--calibration",
-            "8",
-            "--output",
-            str(output),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    result = run_benchmark(
+        "export_latency.py",
+        "--models",
+        "vgg_like",
+        "vgg_like+sr",
+        "--rounds",
+        "2",
+        "--warmup",
+        "1",
+        "--calibration",
+        "8",
+        "--output",
+        str(output),
     )
-    assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads(output.read_text())
     entry = results["models"]["vgg_like+sr"]
     assert set(entry["latency_ms"]) == {"keras", "tflite_float32", "tflite_int8", "onnx"}
@@ -137,32 +120,24 @@ def test_block_comparison_benchmark_runs(tmp_path):
     # exports, the interleaved timing, the table and the figure); the real
     # numbers come from its default run.
     output, figure = tmp_path / "comparison.json", tmp_path / "comparison.png"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "benchmarks/block_comparison.py",
-            "--seeds",
-            "0",
-            "--epochs",
-            "1",
-            "--blocks",
-            "none",
-            "CC reduced",
-            "--rounds",
-            "2",
-            "--work-dir",
-            str(tmp_path / "runs"),
-            "--output",
-            str(output),
-            "--figure",
-            str(figure),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    result = run_benchmark(
+        "block_comparison.py",
+        "--seeds",
+        "0",
+        "--epochs",
+        "1",
+        "--blocks",
+        "none",
+        "CC reduced",
+        "--rounds",
+        "2",
+        "--work-dir",
+        str(tmp_path / "runs"),
+        "--output",
+        str(output),
+        "--figure",
+        str(figure),
     )
-    assert result.returncode == 0, result.stderr[-3000:]
     blocks = json.loads(output.read_text())["blocks"]
     assert list(blocks) == ["none", "CC reduced"]
     assert blocks["none"]["added_parameters"] == 0 and blocks["none"]["train_step_ratio"] == 1.0

@@ -386,14 +386,14 @@ class ContextualConvBlock2D(keras.layers.Layer):
         """
         channels = self._dims[2]
         batch = ops.shape(inputs)[0]
-        map_pixels = ops.cast(height, "int32") * ops.cast(width, "int32")
+        map_pixels = height * width  # ints, or int32 tensors while tracing
         if self.data_format == "channels_last":
             rows = ops.reshape(inputs, (-1, channels))  # (B*H*W, C)
             row_starts = ops.arange(batch, dtype="int32") * map_pixels
         else:
             rows = ops.reshape(inputs, (-1,))  # (B*C*H*W,)
             row_starts = ops.arange(batch * channels, dtype="int32") * map_pixels
-        indices = ops.expand_dims(row_starts, 1) + ops.cast(sampled, "int32")
+        indices = ops.expand_dims(row_starts, 1) + sampled
         return ops.take(rows, ops.reshape(indices, (-1,)), axis=0)
 
     @staticmethod
@@ -479,12 +479,7 @@ class ContextualConvBlock2D(keras.layers.Layer):
             width,
             differentiable=bool(training) and self.input_dependent,
         )  # (..., H, C), (..., W, C)
-        if channels_last:
-            rows = ops.expand_dims(rows, -2)  # (..., H, 1, C)
-            columns = ops.expand_dims(columns, -3)  # (..., 1, W, C)
-        else:
-            rows = ops.expand_dims(ops.swapaxes(rows, -1, -2), -1)  # (..., C, H, 1)
-            columns = ops.expand_dims(ops.swapaxes(columns, -1, -2), -2)  # (..., C, 1, W)
+        rows, columns = excitation_maps.in_layout(rows, columns, channels_last)
         return ops.cast(rows, dtype), ops.cast(columns, dtype)
 
     def compute_excitation_map(self, inputs):

@@ -82,6 +82,16 @@ def bilinear_basis(height, width):
     return basis
 
 
+def in_layout(rows, columns, channels_last=True):
+    """`factors`' (..., H, C) and (..., W, C) profiles, broadcastable to a
+    (..., H, W, C) map, or to (..., C, H, W) with `channels_last=False`."""
+    if channels_last:
+        return ops.expand_dims(rows, -2), ops.expand_dims(columns, -3)
+    rows = ops.expand_dims(ops.swapaxes(rows, -1, -2), -1)  # (..., C, H, 1)
+    columns = ops.expand_dims(ops.swapaxes(columns, -1, -2), -2)  # (..., C, 1, W)
+    return rows, columns
+
+
 def factors(name, coefficients, height, width, differentiable=True):
     """The map's row and column profiles.
 
@@ -149,20 +159,14 @@ class BilinearExcitation:
     def __init__(self, height, width, channels, channels_last=True):
         self.height, self.width, self.channels = height, width, channels
         self.channels_last = channels_last
-        self._profile_basis = bilinear_basis(height, width)
         self._moments_basis = bilinear_moments_basis(height, width)
 
     def profiles(self, coefficients, dtype):
         """Row and column factors, broadcastable to the input's layout."""
-        basis = ops.convert_to_tensor(self._profile_basis, dtype=coefficients.dtype)
-        both = ops.matmul(basis, coefficients)  # (B, W + H, C)
-        rows, columns = both[:, self.width :, :], both[:, : self.width, :]
-        if self.channels_last:
-            rows = ops.expand_dims(rows, 2)  # (B, H, 1, C)
-            columns = ops.expand_dims(columns, 1)  # (B, 1, W, C)
-        else:
-            rows = ops.expand_dims(ops.swapaxes(rows, 1, 2), 3)  # (B, C, H, 1)
-            columns = ops.expand_dims(ops.swapaxes(columns, 1, 2), 2)  # (B, C, 1, W)
+        rows, columns = factors(
+            "bilinear", coefficients, self.height, self.width, differentiable=False
+        )
+        rows, columns = in_layout(rows, columns, self.channels_last)
         return ops.cast(rows, dtype), ops.cast(columns, dtype)
 
     def moments(self, weighted):
