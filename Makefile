@@ -22,26 +22,31 @@ BACKEND_TESTS := tests/test_squeeze_and_remember_2d.py tests/test_contextual_con
 	tests/test_block_registry.py tests/test_analysis.py tests/test_serialization_registry.py \
 	tests/test_backends.py tests/test_gpu_step_time.py
 
+# setuptools prints a boxed note on every editable install ("Editable installation ...
+# folders with the same name as your package may take precedence"): informational, and
+# this tree has no such folder, so it is kept off a newcomer's console, and nothing else is.
+QUIET_EDITABLE := PYTHONWARNINGS="ignore:Editable installation"
+
 .PHONY: demo test test-torch test-large benchmark figures clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(QUIET_EDITABLE) $(PY) -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
 $(JAX_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(JAX_VENV)
 	$(JAX_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(JAX_VENV)/bin/python -m pip install --quiet $(BACKEND_NEUTRAL_DEPS) "jax[cpu]" $(TEST_DEPS)
-	$(JAX_VENV)/bin/python -m pip install --quiet --no-deps -e .
+	$(QUIET_EDITABLE) $(JAX_VENV)/bin/python -m pip install --quiet --no-deps -e .
 	touch $@
 
 $(TORCH_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(TORCH_VENV)
 	$(TORCH_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(TORCH_VENV)/bin/python -m pip install --quiet $(BACKEND_NEUTRAL_DEPS) $(TORCH) $(TEST_DEPS)
-	$(TORCH_VENV)/bin/python -m pip install --quiet --no-deps -e .
+	$(QUIET_EDITABLE) $(TORCH_VENV)/bin/python -m pip install --quiet --no-deps -e .
 	touch $@
 
 ## The main job: train and compare both blocks on the embedded digits.

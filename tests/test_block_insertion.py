@@ -6,6 +6,7 @@ from keras_memblocks.layers import ContextualConvBlock2D
 from keras_memblocks.layers import SqueezeAndRemember2D
 from keras_memblocks.models import insert_blocks
 from keras_memblocks.models import vgg_like
+from tests import layer_battery
 from tests import model_checks
 
 X96 = np.random.default_rng(0).random((2, 96, 96, 3), dtype=np.float32)
@@ -190,3 +191,25 @@ def test_nested_errors():
 
     with pytest.raises(ValueError, match=r"not a functional graph.*backbone"):
         insert_blocks(Subclassed(), "cc", ["conv"])
+
+
+@pytest.mark.backends("tensorflow")
+def test_pretrained_keras_applications_weights_from_a_local_file(tmp_path):
+    """The pretrained path with `keras.applications`: weights loaded from a
+    file -> blocks inserted -> outputs unchanged -> fine-tuned (ImageNet
+    weights cannot be downloaded on the test machines; a saved file stands
+    for them)."""
+    x = np.random.default_rng(1).random((4, 64, 64, 3), dtype=np.float32)
+    trained = keras.applications.ResNet50(weights=None, input_shape=(64, 64, 3), classes=4)
+    layer_battery.randomize_weights(trained, scale=0.05)  # stands for trained weights
+    trained.save_weights(tmp_path / "resnet50.weights.h5")
+    base = keras.applications.ResNet50(
+        weights=str(tmp_path / "resnet50.weights.h5"), input_shape=(64, 64, 3), classes=4
+    )
+    reference = base.predict(x, verbose=0)
+    np.testing.assert_array_equal(reference, trained.predict(x, verbose=0))
+    model = insert_blocks(base, "sr", ["conv3_block4_out", "conv4_block6_out"], num_memory_blocks=2)
+    np.testing.assert_array_equal(model.predict(x, verbose=0), reference)
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="sparse_categorical_crossentropy")
+    model.fit(x, np.array([0, 1, 2, 3]), epochs=1, batch_size=4, verbose=0)
+    assert not np.allclose(model.predict(x, verbose=0), reference)

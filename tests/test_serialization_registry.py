@@ -47,6 +47,9 @@ def registered_by_every_module():
             importlib.import_module(info.name)
         except MissingTensorFlowError:
             assert importlib.util.find_spec("tensorflow") is None, info.name
+        except ModuleNotFoundError as error:  # the optional keras-hub support
+            assert error.name == "keras_hub", info.name
+            assert importlib.util.find_spec("keras_hub") is None, info.name
     return registered_in_this_process()
 
 
@@ -107,7 +110,32 @@ def _optimizer_holder(optimizer_class, path, inputs_path):
     }
 
 
-HOLDERS = {keras.layers.Layer: _layer_holder, keras.optimizers.Optimizer: _optimizer_holder}
+def _hub_backbone_holder(backbone_class, path, inputs_path):
+    """A keras-hub backbone with a block inserted, as `insert_blocks`
+    returns it (the registered class is what it becomes)."""
+    import keras_hub
+
+    from keras_memblocks.models import insert_blocks
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input(INPUT_SHAPE)
+    features = keras.layers.Conv2D(4, 3, padding="same", name="conv")(inputs)
+    original = keras_hub.models.Backbone(inputs, features, name="backbone")
+    model = insert_blocks(original, "sr", after=["conv"], num_memory_blocks=2)
+    assert type(model) is backbone_class
+    layer_battery.randomize_weights(model, scale=0.1)
+    x = np.load(inputs_path)
+    expected = keras.ops.convert_to_numpy(model(x))
+    model.save(path)
+    return {"kind": "layer", "expected": expected.tolist()}
+
+
+# The first base class that fits is used: models before layers.
+HOLDERS = {
+    keras.Model: _hub_backbone_holder,
+    keras.layers.Layer: _layer_holder,
+    keras.optimizers.Optimizer: _optimizer_holder,
+}
 
 LOAD_SCRIPT = textwrap.dedent("""
     import json, sys

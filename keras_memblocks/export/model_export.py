@@ -17,6 +17,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_memblocks.export.int8_ranges import widen_collapsed_ranges
+
 FORMATS = ("saved_model", "tflite", "onnx")
 QUANTIZATIONS = (None, "float16", "dynamic_range", "int8")
 FLOAT_TOLERANCE = 1e-4
@@ -129,7 +131,7 @@ def _write_tflite(saved_model_dir, path, quantization, representative_data):
         converter.representative_dataset = lambda: ([sample[None]] for sample in samples)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     try:
-        path.write_bytes(converter.convert())
+        model_bytes = converter.convert()
     except Exception as error:  # the converter raises ConverterError and others
         text = str(error)
         ops = sorted(
@@ -144,6 +146,11 @@ def _write_tflite(saved_model_dir, path, quantization, representative_data):
             f"TFLite conversion with builtin ops only failed.{named} Such a model would need "
             "Flex (SELECT_TF_OPS), which the LiteRT pip runtime cannot run.\n" + text[-2000:]
         ) from error
+    widened = []
+    if quantization == "int8":  # dead units would keep XNNPACK from preparing it
+        model_bytes, widened = widen_collapsed_ranges(model_bytes)
+    path.write_bytes(model_bytes)
+    return widened
 
 
 def _write_onnx(model, path, opset):
@@ -313,7 +320,9 @@ def export_model(
     """Exports `model` and verifies every artifact against it.
 
     Args:
-        model: a `keras.Model` with one image input; a mixed-precision model
+        model: a `keras.Model` with one image input (a keras-hub task is
+            exported without its preprocessor: the files take what
+            `task.preprocessor` gives); a mixed-precision model
             is exported as its float32 clone (`float32_clone`), a model with
             an auxiliary training head as its `"predictions"` output alone
             (`deployed_model`).
@@ -394,12 +403,14 @@ def export_model(
             else (np.random.default_rng(0).normal(size=(8, *model.input.shape[1:])))
         )
     parity_inputs = np.asarray(parity_inputs, dtype="float32")
-    expected = np.asarray(model.predict(parity_inputs, verbose=0))
+    # Keras' own predict: a keras-hub task overrides it to run its
+    # preprocessor first, which the exported graph does not hold.
+    expected = np.asarray(keras.Model.predict(model, parity_inputs, verbose=0))
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
     try:
-        artifacts = {}
+        artifacts, widened = {}, []
         saved_model_dir = staging / "saved_model"
         model.export(
             str(saved_model_dir),
@@ -412,7 +423,9 @@ def export_model(
         if "tflite" in formats:
             suffix = "" if quantization is None else f"_{quantization}"
             artifacts["tflite"] = staging / f"model{suffix}.tflite"
-            _write_tflite(saved_model_dir, artifacts["tflite"], quantization, representative_data)
+            widened = _write_tflite(
+                saved_model_dir, artifacts["tflite"], quantization, representative_data
+            )
         if "onnx" in formats:
             artifacts["onnx"] = staging / "model.onnx"
             _write_onnx(model, artifacts["onnx"], opset)
@@ -447,6 +460,9 @@ def export_model(
             "source_precision": source_precision,
             # Training-only heads (the auxiliary segmentation head) are not deployed.
             "dropped_outputs": dropped_outputs,
+            # int8: tensors the calibration saw constant at zero, given a usable
+            # range (keras_memblocks.export.int8_ranges).
+            "widened_ranges": widened,
             "files": {
                 name: {"path": path.name, "sha256": _sha256(path)}
                 for name, path in artifacts.items()

@@ -1,5 +1,7 @@
 """The papers' networks, and blocks inserted into any functional model."""
 
+import importlib.util as _importlib_util
+
 from keras_memblocks.models.batch_norm_calibration import calibrate_batch_norm
 from keras_memblocks.models.block_insertion import insert_blocks
 from keras_memblocks.models.block_insertion import remove_blocks
@@ -27,3 +29,10 @@ __all__ = [
     "resnet50",
     "vgg_like",
 ]
+
+# With the `[hub]` extra: the keras-hub backbone that `insert_blocks` returns,
+# registered here so that `.keras` files holding it load after the import.
+if _importlib_util.find_spec("keras_hub") is not None:
+    from keras_memblocks.models.hub_models import BackboneWithBlocks  # noqa: F401
+
+    __all__.append("BackboneWithBlocks")

@@ -1,6 +1,7 @@
 """Blocks inserted into functional models we did not write."""
 
 import difflib
+import sys
 
 import keras
 
@@ -8,7 +9,7 @@ import keras
 from keras.src.models.functional import Functional
 
 from keras_memblocks.layers import get_block
-from keras_memblocks.models.weight_transfer import copy_weights_by_name
+from keras_memblocks.models.weight_transfer import copy_weights
 
 
 def insert_blocks(model, block, after, **block_kwargs):
@@ -29,8 +30,15 @@ def insert_blocks(model, block, after, **block_kwargs):
     way is rebuilt the same way and keeps its name, so the outer model keeps
     its structure, inputs, outputs and weights.
 
+    keras-hub models come back as keras-hub models: a backbone as a
+    `BackboneWithBlocks` (a `keras_hub.models.Backbone` that keeps the
+    pyramid outputs, data format and image shape), a task (e.g.
+    `ImageClassifier`) as the same class with the same preprocessor and
+    head weights around it (see `keras_memblocks.models.hub_models`).
+
     Args:
-        model: a functional `keras.Model` (e.g. `keras.applications`).
+        model: a functional `keras.Model` (e.g. `keras.applications`, a
+            keras-hub backbone or task).
         block: a block name `get_block` resolves (`"sr"`, `"cc"`, `"se"`,
             `"cbam"`), a layer class, or a callable `f(layer) -> new layer`.
         after: a list of layer names or paths, or a predicate
@@ -195,7 +203,12 @@ def _check_names(model, names, paths):
 
 def _rebuilt_along(model, paths, rewire):
     """`model` rebuilt with `rewire(model, names)` applied to the layers
-    `paths` name, nested models first (each keeps its name)."""
+    `paths` name, nested models first (each keeps its name). keras-hub
+    models come back as keras-hub models (see `hub_models`)."""
+    hub = _hub_models()
+    if hub is not None and hub.is_hub_task(model):
+        inner = hub.check_paths_in_backbone(model, paths)
+        return hub.task_around(model, _rebuilt_along(model.backbone, inner, rewire))
     here = {path for path in paths if "/" not in path}
     inside = {}
     for path in paths:
@@ -206,13 +219,30 @@ def _rebuilt_along(model, paths, rewire):
         head: _rebuilt_along(model.get_layer(head), rest, rewire) for head, rest in inside.items()
     }
     call_function = rewire(model, here)
+    produced = {}  # layer name -> the tensor that now stands for its output
 
     def call_with_replacements(layer, *args, **kwargs):
         if layer.name in replaced:
-            return replaced[layer.name](*args, **kwargs)
-        return call_function(layer, *args, **kwargs)
+            output = replaced[layer.name](*args, **kwargs)
+        else:
+            output = call_function(layer, *args, **kwargs)
+        produced[layer.name] = output
+        return output
 
-    return _rebuilt(model, call_with_replacements, rebuilt_inside=set(replaced))
+    rebuilt = _rebuilt(model, call_with_replacements, rebuilt_inside=set(replaced))
+    if hub is not None and hub.is_hub_backbone(model):
+        return hub.backbone_with_blocks(model, rebuilt, produced)
+    return rebuilt
+
+
+def _hub_models():
+    """The keras-hub support, once keras-hub is imported (a model cannot be
+    a keras-hub one before)."""
+    if "keras_hub" not in sys.modules:
+        return None
+    from keras_memblocks.models import hub_models
+
+    return hub_models
 
 
 def _rebuilt(model, call_function, rebuilt_inside=()):
@@ -228,6 +258,23 @@ def _rebuilt(model, call_function, rebuilt_inside=()):
         lambda t: keras.Input(batch_shape=t.shape, dtype=t.dtype, name=input_layers[id(t)].name),
         model.input,
     )
-    clone = keras.models.clone_model(model, input_tensors=inputs, call_function=call_function)
-    copy_weights_by_name(model, clone, exclude=rebuilt_inside)
+    clones = []  # (original, clone): weights move by identity, not by name
+
+    def clone_layer(layer):
+        clone = layer.__class__.from_config(layer.get_config())
+        if clone.name != layer.name:
+            # Some layers rename themselves in from_config (keras-hub's
+            # MobileNet DepthwiseConvBlock appends "_0"); keep the name paths use.
+            clone.name = layer.name
+        clones.append((layer, clone))
+        return clone
+
+    clone = keras.models.clone_model(
+        model, input_tensors=inputs, clone_function=clone_layer, call_function=call_function
+    )
+    for layer, copy in clones:
+        # Ops (keras.ops in the graph) hold no weights; a clone left
+        # unbuilt is not in the new graph (a removed block).
+        if getattr(copy, "built", False) and layer.name not in rebuilt_inside:
+            copy_weights(layer, copy)
     return clone

@@ -22,13 +22,23 @@ def copy_weights_by_name(source, target, exclude=()):
     for layer in source.layers:
         if layer.name not in target_layers or layer.name in exclude or not layer.weights:
             continue
-        destination = target_layers[layer.name]
-        for a, b in zip(layer.weights, destination.weights):
-            if tuple(a.shape) != tuple(b.shape):
-                raise ValueError(
-                    f"Layer {layer.name!r}: weight {a.name} has shape {tuple(a.shape)} "
-                    f"in the source and {tuple(b.shape)} in the target."
-                )
-        destination.set_weights(layer.get_weights())
+        copy_weights(layer, target_layers[layer.name])
         copied.append(layer.name)
     return copied
+
+
+def copy_weights(source, target):
+    """Copies the weights of the layer `source` into the layer `target`
+    (built alike); a `ValueError` names the weight whose shape differs."""
+    if len(source.weights) != len(target.weights):
+        raise ValueError(
+            f"Layer {source.name!r} holds {len(source.weights)} weights in the source and "
+            f"{len(target.weights)} in the target."
+        )
+    for a, b in zip(source.weights, target.weights):
+        if tuple(a.shape) != tuple(b.shape):
+            raise ValueError(
+                f"Layer {source.name!r}: weight {a.name} has shape {tuple(a.shape)} "
+                f"in the source and {tuple(b.shape)} in the target."
+            )
+    target.set_weights(source.get_weights())
