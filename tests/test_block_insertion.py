@@ -199,12 +199,12 @@ def test_pretrained_keras_applications_weights_from_a_local_file(tmp_path):
     file -> blocks inserted -> outputs unchanged -> fine-tuned (ImageNet
     weights cannot be downloaded on the test machines; a saved file stands
     for them)."""
-    x = np.random.default_rng(1).random((4, 64, 64, 3), dtype=np.float32)
-    trained = keras.applications.ResNet50(weights=None, input_shape=(64, 64, 3), classes=4)
+    x = np.random.default_rng(1).random((4, 32, 32, 3), dtype=np.float32)
+    trained = keras.applications.ResNet50(weights=None, input_shape=(32, 32, 3), classes=4)
     layer_battery.randomize_weights(trained, scale=0.05)  # stands for trained weights
     trained.save_weights(tmp_path / "resnet50.weights.h5")
     base = keras.applications.ResNet50(
-        weights=str(tmp_path / "resnet50.weights.h5"), input_shape=(64, 64, 3), classes=4
+        weights=str(tmp_path / "resnet50.weights.h5"), input_shape=(32, 32, 3), classes=4
     )
     reference = base.predict(x, verbose=0)
     np.testing.assert_array_equal(reference, trained.predict(x, verbose=0))

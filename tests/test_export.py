@@ -90,8 +90,9 @@ def test_flex_ops_are_refused_and_nothing_is_left(tmp_path):
 
 def test_failed_onnx_leaves_nothing(tmp_path):
     out = tmp_path / "bad_opset"
-    # opset 1 converts, but onnxruntime refuses the file: caught by the parity run.
-    with pytest.raises(ExportError, match="onnx"):
+    # opset 1: a tf2onnx optimizer pass fails (the export runs them without
+    # tf2onnx's skip-on-error copies), after the SavedModel was written.
+    with pytest.raises(ExportError, match="(?i)onnx"):
         export_model(cc_model(), out, formats=("saved_model", "onnx"), opset=1, parity_inputs=X[:2])
     assert not out.exists() and no_leftovers(out)
 

@@ -118,6 +118,13 @@ LOAD_SCRIPT = textwrap.dedent("""
     x = np.load(sys.argv[2])
     report = {}
     for name, path in json.loads(sys.argv[1]).items():
+        if not path.endswith(".keras"):  # a keras-hub preset directory
+            import keras_hub
+
+            backbone = keras_hub.models.Backbone.from_preset(path)
+            report[name] = {"class": type(backbone).__name__,
+                            "output": keras.ops.convert_to_numpy(backbone(x)).tolist()}
+            continue
         model = keras.saving.load_model(path)  # safe_mode=True
         report[name] = {
             "class": type(model).__name__,
@@ -176,7 +183,14 @@ def test_blocks_go_into_keras_hub_backbones_which_stay_backbones(tmp_path):
         paths[family] = str(tmp_path / f"{family}.keras")
         classifier.save(paths[family])
         expected[family] = (classifier.predict(IMAGES, verbose=0), sorted(original_pyramid))
+    # A backbone with blocks is a keras-hub preset too (a task is not: see the README).
+    backbone.save_to_preset(tmp_path / "preset")
+    paths["preset"] = str(tmp_path / "preset")
     loaded = load_in_a_new_process(paths, IMAGES, tmp_path)
+    assert loaded["preset"]["class"] == "BackboneWithBlocks"
+    np.testing.assert_allclose(
+        loaded["preset"]["output"], keras.ops.convert_to_numpy(backbone(IMAGES)), atol=1e-6
+    )
     for family, (output, pyramid) in expected.items():
         report = loaded[family]
         assert (report["class"], report["backbone"]) == ("ImageClassifier", "BackboneWithBlocks")

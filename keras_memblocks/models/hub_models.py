@@ -28,7 +28,8 @@ class BackboneWithBlocks(keras_hub.models.FeaturePyramidBackbone):
 
     It is a `keras_hub.models.Backbone` (and a `FeaturePyramidBackbone`), so
     keras-hub tasks accept it, and it saves and loads as `.keras` (with
-    `safe_mode=True`) and as a keras-hub preset. Kept from the original
+    `safe_mode=True`) and as a keras-hub preset (`save_to_preset`, then
+    `keras_hub.models.Backbone.from_preset`, after `import keras_memblocks`). Kept from the original
     backbone: the graph with its weights and names, `pyramid_outputs` (each
     level now the output of the block that follows its layer, if any),
     `data_format`, `image_shape` and the dtype policy. Not kept: the
