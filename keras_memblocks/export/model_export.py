@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from unittest import mock
 
 import keras
 import numpy as np
@@ -162,19 +163,13 @@ def _write_onnx(model, path, opset):
     # pile up (a DeepLabv3's export peaked at 13.4 GB, 8.9 GB without them).
     # Setting TF2ONNX_CATCH_ERRORS turns the copies off (tf2onnx 1.17 reads any
     # value as false); a failing pass then fails the export, which says so.
-    previous = os.environ.get("TF2ONNX_CATCH_ERRORS")
-    os.environ["TF2ONNX_CATCH_ERRORS"] = "FALSE"
     try:
-        tf2onnx.convert.from_function(
-            function, input_signature=(_input_spec(model),), opset=opset, output_path=str(path)
-        )
+        with mock.patch.dict(os.environ, {"TF2ONNX_CATCH_ERRORS": "FALSE"}):
+            tf2onnx.convert.from_function(
+                function, input_signature=(_input_spec(model),), opset=opset, output_path=str(path)
+            )
     except Exception as error:
         raise ExportError(f"ONNX conversion failed (opset={opset}): {error}") from error
-    finally:
-        if previous is None:
-            del os.environ["TF2ONNX_CATCH_ERRORS"]
-        else:
-            os.environ["TF2ONNX_CATCH_ERRORS"] = previous
 
 
 def run_saved_model(path, inputs):
