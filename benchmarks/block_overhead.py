@@ -5,7 +5,9 @@ Networks (batch 128, 32x32x3 input, CIFAR-100 head):
   a CC block after every conv. `input_independent_scalar` (one learned
   multiply per channel) is the floor any block must pay; `reduced` is the
   paper's best variant.
-- the same conv stack with one SR block (P=10, U=8) after its third stage.
+- the same conv stack with one SR block (P=10, U=8) after its third stage;
+- the same net with Squeeze-and-Excitation after every conv: the usual
+  input-dependent gate, for comparison.
 
 Every model's train step (`train_on_batch`) and inference step
 (`predict_on_batch`) are timed, graph mode and XLA (`jit_compile=True`),
@@ -39,15 +41,20 @@ from keras_memblocks.models import vgg_like  # noqa: E402
 RESULTS = Path(__file__).parent / "results" / "block_overhead.json"
 
 
-def cifar100_vgg_like(width=32, block_variant=None, sr_after_stage=None, autodiff=False):
+def cifar100_vgg_like(
+    width=32, block_variant=None, sr_after_stage=None, autodiff=False, se_after_every_conv=False
+):
     """The CC paper's CIFAR-100 net (`vgg_like`), with CC blocks after every
-    conv (`block_variant`) or one SR block (P=10, U=8) after a stage's convs.
+    conv (`block_variant`), one SR block (P=10, U=8) after a stage's convs,
+    or SE after every conv.
 
     `autodiff=True` trains the bilinear map by plain autodiff instead of its
     closed-form gradient: the formulation before it, for comparison."""
     blocks = None
     if block_variant is not None:
         blocks = {"block": "cc", "after": "conv", "variant": block_variant}
+    if se_after_every_conv:
+        blocks = {"block": "se", "after": "conv"}
     model = vgg_like("cifar100", width=width, blocks=blocks)
     if autodiff:
         for layer in model.layers:
@@ -72,7 +79,32 @@ MODELS = {
     "cc_scalar": dict(block_variant="scalar"),
     "cc_input_independent": dict(block_variant="input_independent"),
     "sr_P10_after_stage3": dict(sr_after_stage=3),
+    "se_after_every_conv": dict(se_after_every_conv=True),
 }
+
+
+def xla_cpu_library_fusions(model, x):
+    """JAX on a CPU: how many pieces XLA hands to its CPU kernel library
+    (YNNPACK/XNNPACK fusions) in the model's compiled inference step.
+
+    XLA fuses a plain conv net into very few such pieces; an op the library
+    does not take (a gather, a transpose, a slice) between two of them
+    splits the piece, and each split costs a full pass over the feature
+    map. None on other backends and devices."""
+    if keras.backend.backend() != "jax":
+        return None
+    import jax
+
+    if jax.default_backend() != "cpu":
+        return None
+    trainable = [v.value for v in model.trainable_variables]
+    non_trainable = [v.value for v in model.non_trainable_variables]
+
+    def infer(trainable, non_trainable, x):
+        return model.stateless_call(trainable, non_trainable, x, training=False)[0]
+
+    text = jax.jit(infer).lower(trainable, non_trainable, x).compile().as_text()
+    return sum(text.count(f'"kind":"{kind}"') for kind in ("__ynn_fusion", "__xnn_fusion"))
 
 
 def main():
@@ -104,7 +136,7 @@ def main():
         "modes": {},
     }
     for mode in args.modes:
-        steps, params = {}, {}
+        steps, params, fusions = {}, {}, {}
         for name in ["plain"] + [m for m in args.models if m != "plain"]:
             keras.utils.set_random_seed(0)
             model = cifar100_vgg_like(width=args.width, **MODELS[name])
@@ -114,6 +146,7 @@ def main():
                 jit_compile=(mode == "xla"),
             )
             params[name] = model.count_params()
+            fusions[name] = xla_cpu_library_fusions(model, x)
             steps[f"{name}|train"] = lambda m=model: m.train_on_batch(x, y)
             steps[f"{name}|inference"] = lambda m=model: m.predict_on_batch(x)
         print(f"[{mode}] warm-up (tracing and compiling {len(steps)} steps)")
@@ -123,6 +156,8 @@ def main():
         mode_results = {}
         for name in params:
             entry = {"parameters": params[name]}
+            if fusions[name] is not None:
+                entry["xla_cpu_library_fusions"] = fusions[name]
             for kind in ("train", "inference"):
                 t = np.array(times[f"{name}|{kind}"])
                 base = np.array(times[f"plain|{kind}"])
@@ -134,10 +169,12 @@ def main():
                 }
             mode_results[name] = entry
             train, inference = entry["train"], entry["inference"]
+            pieces = f"  XLA CPU library fusions {fusions[name]}" if fusions[name] else ""
             print(
                 f"  {name:38s} params {params[name]:>9,d}  "
                 f"train x{train['ratio_p20']:.3f} (median x{train['ratio_median']:.3f})  "
                 f"inference x{inference['ratio_p20']:.3f} (median x{inference['ratio_median']:.3f})"
+                + pieces
             )
         results["modes"][mode] = mode_results
     args.output.parent.mkdir(parents=True, exist_ok=True)

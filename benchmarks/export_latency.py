@@ -11,7 +11,9 @@ Networks (random-but-fixed weights, batch norm calibrated on digits; latency
 does not depend on training):
 - the CC paper's CIFAR-10 VGG-like net (width 32, 32x32x3): plain, with a
   reduced CC block after every conv, and with one SR block (P=10) after
-  stage 3;
+  stage 3; and the CC net once more with every file traced with
+  `cc_formulation("batched_matmul")` (export_model's float32
+  TFLite default is "multiply_sum"), to compare the two in one run;
 - `keras.applications.MobileNetV2` (224x224x3): plain, with a reduced CC
   block after the last layer of four stages, and with one SR block (P=10)
   after stage 5 (14x14x96).
@@ -27,6 +29,7 @@ Writes benchmarks/results/export_latency.json.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -46,6 +49,7 @@ import keras_memblocks  # noqa: E402
 from keras_memblocks.data import load_digits  # noqa: E402
 from keras_memblocks.export import export_model  # noqa: E402
 from keras_memblocks.export import tflite_interpreter  # noqa: E402
+from keras_memblocks.layers import cc_formulation  # noqa: E402
 from keras_memblocks.models import calibrate_batch_norm  # noqa: E402
 from keras_memblocks.models import insert_blocks  # noqa: E402
 from keras_memblocks.models import vgg_like  # noqa: E402
@@ -63,6 +67,7 @@ MODELS = {
     "vgg_like+cc": lambda: vgg_like(
         "cifar10", width=32, blocks={"block": "cc", "after": "conv", "variant": "reduced"}
     ),
+    "vgg_like+cc (batched_matmul)": lambda: MODELS["vgg_like+cc"](),
     "vgg_like+sr": lambda: insert_blocks(
         vgg_like("cifar10", width=32), "sr", ["stage3_conv1"], num_memory_blocks=10
     ),
@@ -72,6 +77,10 @@ MODELS = {
         _mobilenet_v2(), "sr", ["block_12_add"], num_memory_blocks=10
     ),
 }
+
+
+# Models exported inside cc_formulation(...): every file traced so.
+FORMULATIONS = {"vgg_like+cc (batched_matmul)": "batched_matmul"}
 
 
 def _perturb_blocks(model, seed=0):
@@ -102,16 +111,32 @@ def _keras_runner(model, image):
     return lambda: function(tensor).numpy()
 
 
+def xnnpack_partitions(path):
+    """How many pieces LiteRT's XNNPACK delegate runs a TFLite graph in: once
+    the delegate is applied, each delegated partition is one DELEGATE op, and
+    every op XNNPACK does not take between two of them adds one."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    interpreter.allocate_tensors()
+    return sum(op["op_name"] == "DELEGATE" for op in interpreter._get_ops_details())
+
+
 def graph_ops(out):
-    """Op counts of the float32 TFLite and ONNX graphs: what a block adds."""
+    """Op counts of the float32 TFLite and ONNX graphs (what a block adds),
+    and the XNNPACK partitions of both TFLite files."""
     import onnx
     from ai_edge_litert.interpreter import Interpreter
 
-    tflite = Interpreter(model_path=str(out / "model.tflite"))._get_ops_details()
-    onnx_graph = onnx.load(str(out / "model.onnx")).graph
+    tflite = Interpreter(model_path=str(out / "float" / "model.tflite"))._get_ops_details()
+    onnx_graph = onnx.load(str(out / "float" / "model.onnx")).graph
     return {
         "tflite_float32": dict(sorted(Counter(op["op_name"] for op in tflite).items())),
         "onnx": dict(sorted(Counter(node.op_type for node in onnx_graph.node).items())),
+        "xnnpack_partitions": {
+            "tflite_float32": xnnpack_partitions(out / "float" / "model.tflite"),
+            "tflite_int8": xnnpack_partitions(out / "int8" / "model_int8.tflite"),
+        },
     }
 
 
@@ -125,17 +150,19 @@ def build_runners(name, work_dir, threads, calibration):
     # norm statistics from real images make the parity checks meaningful.
     calibrate_batch_norm(model, x_train[:32])
     out = Path(work_dir) / name
-    float_export = export_model(
-        model, out / "float", formats=("tflite", "onnx"), parity_inputs=x_test[:8]
-    )
-    int8_export = export_model(
-        model,
-        out / "int8",
-        formats=("tflite",),
-        quantization="int8",
-        representative_data=x_train[:calibration],
-        parity_inputs=x_test[:64],
-    )
+    chosen = FORMULATIONS.get(name)
+    with cc_formulation(chosen) if chosen else contextlib.nullcontext():
+        float_export = export_model(
+            model, out / "float", formats=("tflite", "onnx"), parity_inputs=x_test[:8]
+        )
+        int8_export = export_model(
+            model,
+            out / "int8",
+            formats=("tflite",),
+            quantization="int8",
+            representative_data=x_train[:calibration],
+            parity_inputs=x_test[:64],
+        )
     image = x_test[:1]
     runners = {
         "keras": _keras_runner(model, image),
@@ -150,7 +177,7 @@ def build_runners(name, work_dir, threads, calibration):
         "onnx": float_export["parity"]["onnx"],
         "tflite_int8": int8_export["parity"]["tflite"],
     }
-    return runners, parity, model.count_params(), graph_ops(out / "float")
+    return runners, parity, model.count_params(), graph_ops(out)
 
 
 def main():

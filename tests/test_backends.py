@@ -210,3 +210,21 @@ def test_data_parallel_on_two_devices_trains_as_one_device_does(builder):
     )
     assert result["replicated_on_devices"] == [2], result
     assert result["max_diff"] < 1e-5, result
+
+
+@pytest.mark.backends("jax")
+def test_block_overhead_counts_the_xla_cpu_library_fusions():
+    # benchmarks/block_overhead.py records, on JAX's CPU, how many pieces XLA
+    # hands to its kernel library per model (the README's explanation of the
+    # JAX inference ratios); the count must come from the compiled step.
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from block_overhead import cifar100_vgg_like
+    from block_overhead import xla_cpu_library_fusions
+
+    x = np.zeros((2, 32, 32, 3), "float32")
+    for model in (cifar100_vgg_like(width=4), cifar100_vgg_like(width=4, block_variant="reduced")):
+        count = xla_cpu_library_fusions(model, x)
+        assert isinstance(count, int) and count >= 1

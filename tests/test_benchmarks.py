@@ -102,6 +102,9 @@ def test_export_latency_benchmark_runs(tmp_path):
     assert set(entry["latency_ms"]) == {"keras", "tflite_float32", "tflite_int8", "onnx"}
     assert set(entry["ratio_vs_plain"]) == set(entry["latency_ms"])
     assert entry["parity"]["onnx"]["top1_agreement"] == 1.0
+    partitions = entry["graph_ops"]["xnnpack_partitions"]
+    assert set(partitions) == {"tflite_float32", "tflite_int8"}
+    assert all(count >= 1 for count in partitions.values())
     assert "| vgg_like+sr |" in result.stdout
 
 

@@ -11,6 +11,8 @@ from keras_memblocks.layers import EMP_NAMES
 from keras_memblocks.layers import VARIANT_NAMES
 from keras_memblocks.layers import CCBlock
 from keras_memblocks.layers import ContextualConvBlock2D
+from keras_memblocks.layers import cc_formulation
+from keras_memblocks.layers.contextual_conv_block_2d import CC_FORMULATIONS
 from keras_memblocks.layers.contextual_conv_block_2d import nearest_indices
 from tests import layer_battery
 from tests import numpy_reference
@@ -55,21 +57,63 @@ def test_alias():
     assert CCBlock is ContextualConvBlock2D
 
 
+@pytest.mark.parametrize("formulation", CC_FORMULATIONS)
 @pytest.mark.parametrize("variant,emp", ALL_CONFIGS)
 @pytest.mark.parametrize("shape", [(13, 17, 3), (6, 9, 2)], ids=["downsampled", "small"])
-def test_matches_numpy_reference(variant, emp, shape):
+def test_matches_numpy_reference(variant, emp, shape, formulation):
     x = layer_battery.random_inputs(shape)
     layer = built_layer(variant, emp, shape)
     ref_out, ref_map, ref_coefficients = numpy_reference.contextual_conv(
         x, layer_battery.weights_by_name(layer), variant, emp, ch_activation="relu"
     )
-    np.testing.assert_allclose(convert_to_numpy(layer(x)), ref_out, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(
-        convert_to_numpy(layer.compute_excitation_map(x)), ref_map, rtol=1e-4, atol=1e-5
-    )
-    np.testing.assert_allclose(
-        convert_to_numpy(layer.compute_coefficients(x)), ref_coefficients, rtol=1e-5, atol=1e-6
-    )
+    with cc_formulation(formulation):
+        for training in (False, True):
+            np.testing.assert_allclose(
+                convert_to_numpy(layer(x, training=training)), ref_out, rtol=1e-4, atol=1e-5
+            )
+        np.testing.assert_allclose(
+            convert_to_numpy(layer.compute_excitation_map(x)), ref_map, rtol=1e-4, atol=1e-5
+        )
+        np.testing.assert_allclose(
+            convert_to_numpy(layer.compute_coefficients(x)),
+            ref_coefficients,
+            rtol=1e-5,
+            atol=1e-6,
+        )
+
+
+@pytest.mark.parametrize("variant", ["reduced", "full", "full_no_mix", "full_no_ch", "scalar"])
+def test_multiply_sum_formulation_in_channels_first_and_at_any_size(variant):
+    # The pixel-major layers read a channels_first grid through one swap,
+    # and the any-size grid through the gather of training (sides no
+    # shorter than the grid, so the any-size block has the same weights).
+    x = layer_battery.random_inputs((13, 12, 3))
+    last = built_layer(variant, "bilinear", (13, 12, 3))
+    first = ContextualConvBlock2D(variant, data_format="channels_first", **SMALL)
+    first.build((None, 3, 13, 12))
+    first.set_weights(last.get_weights())
+    any_size = ContextualConvBlock2D(variant, **SMALL)
+    any_size.build((None, None, None, 3))
+    any_size.set_weights(last.get_weights())
+    expected = convert_to_numpy(last(x))
+    with cc_formulation("multiply_sum"):
+        for training in (False, True):
+            out = convert_to_numpy(first(x.transpose(0, 3, 1, 2), training=training))
+            np.testing.assert_allclose(out.transpose(0, 2, 3, 1), expected, atol=1e-6)
+            np.testing.assert_allclose(
+                convert_to_numpy(any_size(x, training=training)), expected, atol=1e-6
+            )
+
+
+def test_cc_formulation_is_scoped_and_checked():
+    from keras_memblocks.layers import contextual_conv_block_2d as module
+
+    with cc_formulation("multiply_sum"):
+        assert module._cc_formulation.get() == "multiply_sum"
+    assert module.chosen_cc_formulation() is None
+    with pytest.raises(ValueError, match="formulation"):
+        with cc_formulation("einsum"):
+            pass
 
 
 @pytest.mark.parametrize(

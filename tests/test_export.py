@@ -9,6 +9,8 @@ from keras_memblocks.data import load_digits
 from keras_memblocks.export import ExportError
 from keras_memblocks.export import export_model
 from keras_memblocks.export import float32_clone
+from keras_memblocks.layers import ContextualConvBlock2D
+from keras_memblocks.layers import cc_formulation
 from keras_memblocks.models import cifar_resnet
 from keras_memblocks.models import vgg_like
 from tests import layer_battery
@@ -53,6 +55,66 @@ def test_all_formats_with_parity_and_manifest(tmp_path):
     assert manifest["input"]["shape"] == [None, 32, 32, 3]
     assert set(manifest["versions"]) >= {"keras", "tensorflow", "tf2onnx", "onnxruntime"}
     assert no_leftovers(out)
+
+
+def tflite_ops(path, delegated=False):
+    """Op names of a TFLite graph; with `delegated`, after LiteRT applied its
+    default XNNPACK delegate (each delegated partition is one DELEGATE op)."""
+    from collections import Counter
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    if delegated:
+        interpreter.allocate_tensors()
+    return Counter(op["op_name"] for op in interpreter._get_ops_details())
+
+
+def test_tflite_traces_cc_blocks_for_batch_one(tmp_path):
+    # TFLite files get the multiply-and-sum contractions (no BATCH_MATMUL,
+    # no TRANSPOSE); the SavedModel and ONNX keep the batched matmuls; every
+    # file passed parity.
+    manifest = export_model(cc_model(), tmp_path / "float", parity_inputs=X)
+    assert manifest["tflite_cc_formulation"] == "multiply_sum"
+    tflite = tflite_ops(tmp_path / "float" / "model.tflite")
+    assert tflite["SUM"] == 8 and "BATCH_MATMUL" not in tflite and "TRANSPOSE" not in tflite
+    (x_train, _), (x_test, _) = load_digits(32)
+    int8 = export_model(
+        cc_model(),
+        tmp_path / "int8",
+        formats=("tflite",),
+        quantization="int8",
+        representative_data=x_train[:32],
+        parity_inputs=x_test[:32],
+    )
+    assert int8["tflite_cc_formulation"] == "multiply_sum"
+    assert "BATCH_MATMUL" not in tflite_ops(tmp_path / "int8" / "model_int8.tflite")
+    assert int8["parity"]["tflite"]["top1_agreement"] >= 0.9
+    plain = export_model(vgg_like("cifar10", width=4), tmp_path / "plain", formats=("tflite",))
+    assert plain["tflite_cc_formulation"] is None
+    # The caller's explicit choice holds for every file.
+    with cc_formulation("batched_matmul"):
+        chosen = export_model(cc_model(), tmp_path / "chosen", formats=("tflite",))
+    assert chosen["tflite_cc_formulation"] is None
+    assert tflite_ops(tmp_path / "chosen" / "model.tflite")["BATCH_MATMUL"] == 8
+
+
+@pytest.mark.parametrize("variant", ["reduced", "scalar", "full_no_mix"])
+def test_xnnpack_takes_every_op_of_a_cc_block(tmp_path, variant):
+    # Each op LiteRT's XNNPACK delegate does not take splits the delegated
+    # graph; between two convolutions, a block all of whose ops it takes
+    # leaves one partition. 8x8 maps: no larger than the grid, so no
+    # GATHER (which XNNPACK does not take). EXPAND_DIMS of a dynamic-batch
+    # tensor it does not take either, so the block has none.
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same")(inputs)
+    x = ContextualConvBlock2D(variant, ch_units=(4,), coefficient_initializer="glorot_uniform")(x)
+    outputs = keras.layers.Conv2D(4, 3, padding="same")(x)
+    model = keras.Model(inputs, outputs)
+    export_model(model, tmp_path / "export", formats=("tflite",), parity_inputs=X[:2, :8, :8])
+    path = tmp_path / "export" / "model.tflite"
+    assert "EXPAND_DIMS" not in tflite_ops(path)
+    assert tflite_ops(path, delegated=True)["DELEGATE"] == 1
 
 
 def test_sr_model_and_dynamic_batch(tmp_path):
@@ -168,7 +230,6 @@ def test_any_size_cc_model_exports_with_parity_at_two_sizes(tmp_path):
     from keras_memblocks.export import run_onnx
     from keras_memblocks.export import run_saved_model
     from keras_memblocks.export import run_tflite
-    from keras_memblocks.layers import ContextualConvBlock2D
 
     inputs = keras.Input((None, None, 3))
     features = keras.layers.Conv2D(6, 3, padding="same", activation="relu")(inputs)

@@ -19,6 +19,9 @@ import numpy as np
 import tensorflow as tf
 
 from keras_memblocks.export.int8_ranges import widen_collapsed_ranges
+from keras_memblocks.layers import ContextualConvBlock2D
+from keras_memblocks.layers import cc_formulation
+from keras_memblocks.layers.contextual_conv_block_2d import chosen_cc_formulation
 
 FORMATS = ("saved_model", "tflite", "onnx")
 QUANTIZATIONS = (None, "float16", "dynamic_range", "int8")
@@ -114,6 +117,36 @@ def _is_float32(model):
 def _input_spec(model):
     shape = tuple(model.input.shape)
     return tf.TensorSpec((None, *shape[1:]), tf.float32, name="image")
+
+
+def _all_layers(model):
+    for layer in getattr(model, "layers", []):
+        yield layer
+        yield from _all_layers(layer)
+
+
+def _tflite_formulation(model):
+    """The CC formulation a TFLite file of `model` is traced with.
+
+    TFLite runs at batch 1, where LiteRT's XNNPACK runs the CC block's
+    small batched matmuls slowly (float32) or not at all (int8), and a
+    multiply-and-sum fast (`cc_formulation`; measured in
+    benchmarks/export_latency.py). `None`: the SavedModel's graph serves
+    (so does an enclosing `cc_formulation`, the caller's choice).
+    """
+    if chosen_cc_formulation() is not None:
+        return None
+    has_cc = any(
+        isinstance(layer, ContextualConvBlock2D) and layer.input_dependent
+        for layer in _all_layers(model)
+    )
+    return "multiply_sum" if has_cc else None
+
+
+def _export_saved_model(model, path):
+    model.export(
+        str(path), format="tf_saved_model", verbose=False, input_signature=[_input_spec(model)]
+    )
 
 
 def _write_tflite(saved_model_dir, path, quantization, representative_data):
@@ -419,20 +452,24 @@ def export_model(
     try:
         artifacts, widened = {}, []
         saved_model_dir = staging / "saved_model"
-        model.export(
-            str(saved_model_dir),
-            format="tf_saved_model",
-            verbose=False,
-            input_signature=[_input_spec(model)],
-        )
+        _export_saved_model(model, saved_model_dir)
         if "saved_model" in formats:
             artifacts["saved_model"] = saved_model_dir
+        tflite_formulation = None
         if "tflite" in formats:
             suffix = "" if quantization is None else f"_{quantization}"
             artifacts["tflite"] = staging / f"model{suffix}.tflite"
+            tflite_source = saved_model_dir
+            tflite_formulation = _tflite_formulation(model)
+            if tflite_formulation is not None:
+                tflite_source = staging / "tflite_source"
+                with cc_formulation(tflite_formulation):
+                    _export_saved_model(model, tflite_source)
             widened = _write_tflite(
-                saved_model_dir, artifacts["tflite"], quantization, representative_data
+                tflite_source, artifacts["tflite"], quantization, representative_data
             )
+            if tflite_source != saved_model_dir:
+                shutil.rmtree(tflite_source)
         if "onnx" in formats:
             artifacts["onnx"] = staging / "model.onnx"
             _write_onnx(model, artifacts["onnx"], opset)
@@ -470,6 +507,9 @@ def export_model(
             # int8: tensors the calibration saw constant at zero, given a usable
             # range (keras_memblocks.export.int8_ranges).
             "widened_ranges": widened,
+            # How the TFLite graph's CC blocks contract, where that graph
+            # differs from the SavedModel's (keras_memblocks.layers.cc_formulation).
+            "tflite_cc_formulation": tflite_formulation,
             "files": {
                 name: {"path": path.name, "sha256": _sha256(path)}
                 for name, path in artifacts.items()

@@ -6,6 +6,7 @@ from keras_memblocks.layers.cbam_2d import CBAM2D
 from keras_memblocks.layers.contextual_conv_block_2d import VARIANT_NAMES
 from keras_memblocks.layers.contextual_conv_block_2d import CCBlock
 from keras_memblocks.layers.contextual_conv_block_2d import ContextualConvBlock2D
+from keras_memblocks.layers.contextual_conv_block_2d import cc_formulation
 from keras_memblocks.layers.drop_block_2d import DropBlock2D
 from keras_memblocks.layers.excitation_maps import EMP_NAMES
 from keras_memblocks.layers.squeeze_and_remember_2d import SqueezeAndRemember2D
@@ -23,5 +24,6 @@ __all__ = [
     "SqueezeExcite2D",
     "VARIANT_NAMES",
     "get_block",
+    "cc_formulation",
     "register_block",
 ]

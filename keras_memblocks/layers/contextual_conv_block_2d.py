@@ -1,5 +1,7 @@
 """The Contextual Convolution (CC) block."""
 
+import contextlib
+import contextvars
 import dataclasses
 
 import keras
@@ -45,6 +47,62 @@ VARIANTS = {
     )
 }
 VARIANT_NAMES = tuple(VARIANTS)
+
+
+CC_FORMULATIONS = ("batched_matmul", "multiply_sum")
+# None: nobody chose; blocks use "batched_matmul", export_model picks per file.
+_cc_formulation = contextvars.ContextVar("cc_formulation", default=None)
+
+
+@contextlib.contextmanager
+def cc_formulation(name):
+    """How CC blocks called inside this context compute their small
+    contractions: the per-channel layers (coefficient head, CH layers) and
+    the bilinear map's basis product.
+
+    The numbers are the same either way (up to float rounding); the speed
+    is not:
+
+    - `"batched_matmul"` (the default outside any context): the grid laid
+      out channel-major and one batched matmul per layer, and one matmul
+      with the basis. Fastest for batched work: training and inference in
+      TensorFlow and JAX, and ONNX Runtime.
+    - `"multiply_sum"`: a broadcast multiply and a sum for each, in the
+      input's own pixel-major layout, so no transposes. Fastest in TFLite
+      at batch 1: LiteRT's XNNPACK runs a BATCH_MATMUL of C tiny products
+      slowly in float32 and does not take BATCH_MATMUL at all in int8 (each
+      op it does not take splits its graph), but takes MUL and SUM.
+
+    `keras_memblocks.export.export_model` traces TFLite files with
+    `"multiply_sum"` and everything else with `"batched_matmul"`, unless it
+    is called inside this context, whose choice then holds for every file.
+    The choice is read when a graph is traced, so trace (export, convert)
+    inside the context. Measured in `benchmarks/export_latency.py` and
+    `benchmarks/block_overhead.py`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_memblocks.layers import ContextualConvBlock2D, cc_formulation
+    >>> block = ContextualConvBlock2D(coefficient_initializer="glorot_uniform")
+    >>> x = np.random.rand(1, 32, 32, 8).astype("float32")
+    >>> y = np.asarray(block(x))
+    >>> with cc_formulation("multiply_sum"):
+    ...     y_edge = np.asarray(block(x))
+    >>> bool(np.allclose(y, y_edge, atol=1e-6))
+    True
+    """
+    name = argument_checks.check_choice("formulation", name, CC_FORMULATIONS)
+    token = _cc_formulation.set(name)
+    try:
+        yield
+    finally:
+        _cc_formulation.reset(token)
+
+
+def chosen_cc_formulation():
+    """The formulation an enclosing `cc_formulation` chose, or None."""
+    return _cc_formulation.get()
 
 
 def grid_indices(length, grid_size):
@@ -339,40 +397,44 @@ class ContextualConvBlock2D(keras.layers.Layer):
         width = ops.cast(width, "int32")
         return ops.reshape(ops.expand_dims(rows, 1) * width + ops.expand_dims(columns, 0), (-1,))
 
-    def _grid_by_channel(self, inputs, training=None):
-        """Nearest-neighbour grid of every channel, (C, B, g_h*g_w) float32.
-
-        Channel-major, the layout of the per-channel batched matmuls.
-        """
+    def _grid(self, inputs, training=None):
+        """Nearest-neighbour grid of every channel, in the input's layout:
+        (B, g_h*g_w, C) channels_last, (B, C, g_h*g_w) channels_first."""
         channels = self._dims[2]
         height, width = self._map_size(inputs)
         sampled = self._sampled_pixels(height, width)
         pixels = self._grid_count
+        channels_last = self.data_format == "channels_last"
+        flat_shape = (-1, pixels, channels) if channels_last else (-1, channels, pixels)
         static_size = isinstance(sampled, np.ndarray)
         if not self._dynamic_size and pixels == height * width:
             # The grid is the whole map (both sides <= grid_size): no copy.
-            grid = inputs
-        elif static_size and not training:
+            return ops.reshape(inputs, flat_shape)
+        if static_size and not training:
             # Inference: one gather of constant indices along the pixel axis.
             # Exported graphs get a single GATHER with folded indices instead
             # of the batch-dependent index arithmetic below (measured in
             # benchmarks/export_latency.py); its gradient is what makes it
             # slow to train.
-            pixel_axis = 1 if self.data_format == "channels_last" else 2
-            flat_shape = (
-                (-1, height * width, channels)
-                if pixel_axis == 1
-                else (-1, channels, height * width)
+            map_shape = (
+                (-1, height * width, channels) if channels_last else (-1, channels, height * width)
             )
-            grid = ops.take(ops.reshape(inputs, flat_shape), sampled, axis=pixel_axis)
-        else:
-            grid = self._gather_grid(inputs, height, width, sampled)
-        if self.data_format == "channels_last":
-            grid = ops.reshape(grid, (-1, pixels, channels))
-            grid = ops.transpose(grid, (2, 0, 1))
-        else:
-            grid = ops.reshape(grid, (-1, channels, pixels))
-            grid = ops.transpose(grid, (1, 0, 2))
+            return ops.take(ops.reshape(inputs, map_shape), sampled, axis=1 if channels_last else 2)
+        return ops.reshape(self._gather_grid(inputs, height, width, sampled), flat_shape)
+
+    def _grid_by_channel(self, inputs, training=None):
+        """The grid channel-major, (C, B, g_h*g_w) float32: the layout of
+        the per-channel batched matmuls."""
+        grid = self._grid(inputs, training)
+        grid = ops.transpose(grid, (2, 0, 1) if self.data_format == "channels_last" else (1, 0, 2))
+        return ops.cast(grid, "float32")
+
+    def _grid_by_pixel(self, inputs, training=None):
+        """The grid pixel-major, (B, g_h*g_w, C) float32: the layout of the
+        multiply-and-sum per-channel layers."""
+        grid = self._grid(inputs, training)
+        if self.data_format == "channels_first":
+            grid = ops.swapaxes(grid, 1, 2)
         return ops.cast(grid, "float32")
 
     def _gather_grid(self, inputs, height, width, sampled):
@@ -402,20 +464,48 @@ class ContextualConvBlock2D(keras.layers.Layer):
         out = ops.matmul(features, kernel)
         return out if bias is None else out + bias
 
+    @staticmethod
+    def _per_channel_multiply_sum(features, kernel, bias):
+        # (B, n, 1, C) * (n, m, C), summed over n -> (B, m, C). The weight
+        # transposes depend on nothing else, so converters fold them.
+        fan_in, units = kernel.shape[1], kernel.shape[2]
+        channels = kernel.shape[0]
+        out = ops.sum(
+            ops.reshape(features, (-1, fan_in, 1, channels)) * ops.transpose(kernel, (1, 2, 0)),
+            axis=1,
+        )
+        return out if bias is None else out + ops.reshape(ops.transpose(bias), (1, units, channels))
+
     def _raw_coefficients(self, inputs, training=None):
         """Input-dependent coefficients before tanh, (B, K, C) float32."""
-        channels = self._dims[2]
+        if _cc_formulation.get() == "multiply_sum":
+            return self._raw_coefficients_pixel_major(inputs, training)
         features = self._grid_by_channel(inputs, training)  # (C, B, g_h*g_w)
         for kernel, bias in self.ch_layers:
             features = self._ch_activation_fn(self._per_channel_dense(features, kernel, bias))
         if self.spec.uses_mix:
-            flat = ops.reshape(ops.transpose(features, (1, 0, 2)), (-1, self.mix_kernel.shape[0]))
-            raw = ops.matmul(flat, self.mix_kernel)  # (B, K*C), k-major
-            if self.mix_bias is not None:
-                raw = raw + self.mix_bias
-            return ops.reshape(raw, (-1, self.num_coefficients, channels))
+            return self._mixed(ops.transpose(features, (1, 0, 2)))
         raw = self._per_channel_dense(features, self.head_kernel, self.head_bias)  # (C, B, K)
         return ops.transpose(raw, (1, 2, 0))
+
+    def _raw_coefficients_pixel_major(self, inputs, training=None):
+        """`_raw_coefficients` by the "multiply_sum" formulation."""
+        features = self._grid_by_pixel(inputs, training)  # (B, g_h*g_w, C)
+        for kernel, bias in self.ch_layers:
+            features = self._ch_activation_fn(
+                self._per_channel_multiply_sum(features, kernel, bias)
+            )
+        if self.spec.uses_mix:
+            return self._mixed(ops.swapaxes(features, 1, 2))
+        return self._per_channel_multiply_sum(features, self.head_kernel, self.head_bias)
+
+    def _mixed(self, features):
+        """MIX: (B, C, n) features -> (B, K, C) raw coefficients."""
+        flat = ops.reshape(features, (-1, self.mix_kernel.shape[0]))  # (channel, feature) order
+        raw = ops.matmul(flat, self.mix_kernel)  # (B, K*C), k-major
+        if self.mix_bias is not None:
+            raw = raw + self.mix_bias
+        return ops.reshape(raw, (-1, self.num_coefficients, self._dims[2]))
 
     def _checked(self, inputs):
         inputs = ops.convert_to_tensor(inputs, dtype=self.compute_dtype)
@@ -468,9 +558,9 @@ class ContextualConvBlock2D(keras.layers.Layer):
         channels_last = self.data_format == "channels_last"
         if self.num_coefficients == 1:
             if channels_last:  # (..., 1, C) -> (..., 1, 1, C)
-                scale = ops.expand_dims(coefficients, -3)
+                scale = excitation_maps.with_unit_axis(coefficients, -3)
             else:  # (..., 1, C) -> (..., C, 1, 1)
-                scale = ops.expand_dims(ops.swapaxes(coefficients, -1, -2), -1)
+                scale = excitation_maps.with_unit_axis(ops.swapaxes(coefficients, -1, -2), -1)
             return ops.cast(scale, dtype), None
         rows, columns = excitation_maps.factors(
             self.emp,
@@ -478,6 +568,7 @@ class ContextualConvBlock2D(keras.layers.Layer):
             height,
             width,
             differentiable=bool(training) and self.input_dependent,
+            multiply_sum=_cc_formulation.get() == "multiply_sum",
         )  # (..., H, C), (..., W, C)
         rows, columns = excitation_maps.in_layout(rows, columns, channels_last)
         return ops.cast(rows, dtype), ops.cast(columns, dtype)

@@ -141,7 +141,10 @@ class SqueezeAndRemember2D(keras.layers.Layer):
         height, width, channels = self._dims
         kernel = ops.cast(self.squeeze_kernel, inputs.dtype)
         if self.data_format == "channels_last":
-            flat = ops.reshape(inputs, (-1, height * width, channels))
+            # Two 2-D operands: a (B, H*W, C) @ (C, 1) product traces to a
+            # tensordot whose dynamic-shape ops (SHAPE, GATHER, REDUCE_PROD,
+            # PACK) LiteRT's XNNPACK delegate does not take.
+            flat = ops.reshape(inputs, (-1, channels))
             squeezed = ops.matmul(flat, ops.reshape(kernel, (channels, 1)))
         else:
             flat = ops.reshape(inputs, (-1, channels, height * width))
