@@ -12,8 +12,8 @@ does not depend on training):
 - the CC paper's CIFAR-10 VGG-like net (width 32, 32x32x3): plain, with a
   reduced CC block after every conv, and with one SR block (P=10) after
   stage 3; and the CC net once more with every file traced with
-  `cc_formulation("batched_matmul")` (export_model's float32
-  TFLite default is "multiply_sum"), to compare the two in one run;
+  `cc_formulation("batched_matmul")` (export_model's TFLite default is
+  "multiply_sum"), to compare the two in one run;
 - `keras.applications.MobileNetV2` (224x224x3): plain, with a reduced CC
   block after the last layer of four stages, and with one SR block (P=10)
   after stage 5 (14x14x96).

@@ -6,6 +6,7 @@ and tf2onnx; each artifact is then run in its own runtime (TensorFlow,
 counts as done.
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -452,18 +453,25 @@ def export_model(
     try:
         artifacts, widened = {}, []
         saved_model_dir = staging / "saved_model"
-        _export_saved_model(model, saved_model_dir)
         if "saved_model" in formats:
+            _export_saved_model(model, saved_model_dir)
             artifacts["saved_model"] = saved_model_dir
         tflite_formulation = None
         if "tflite" in formats:
             suffix = "" if quantization is None else f"_{quantization}"
             artifacts["tflite"] = staging / f"model{suffix}.tflite"
+            # The converter reads a SavedModel: the one above where its graph
+            # serves, else one traced for TFLite alone.
             tflite_source = saved_model_dir
             tflite_formulation = _tflite_formulation(model)
-            if tflite_formulation is not None:
+            if tflite_formulation is not None or "saved_model" not in formats:
                 tflite_source = staging / "tflite_source"
-                with cc_formulation(tflite_formulation):
+                traced_as = (
+                    cc_formulation(tflite_formulation)
+                    if tflite_formulation
+                    else contextlib.nullcontext()
+                )
+                with traced_as:
                     _export_saved_model(model, tflite_source)
             widened = _write_tflite(
                 tflite_source, artifacts["tflite"], quantization, representative_data
@@ -473,8 +481,6 @@ def export_model(
         if "onnx" in formats:
             artifacts["onnx"] = staging / "model.onnx"
             _write_onnx(model, artifacts["onnx"], opset)
-        if "saved_model" not in formats:
-            shutil.rmtree(saved_model_dir)
 
         parity = {}
         for name, path in artifacts.items():
