@@ -78,18 +78,7 @@ def test_tflite_traces_cc_blocks_for_batch_one(tmp_path):
     assert manifest["tflite_cc_formulation"] == "multiply_sum"
     tflite = tflite_ops(tmp_path / "float" / "model.tflite")
     assert tflite["SUM"] == 8 and "BATCH_MATMUL" not in tflite and "TRANSPOSE" not in tflite
-    (x_train, _), (x_test, _) = load_digits(32)
-    int8 = export_model(
-        cc_model(),
-        tmp_path / "int8",
-        formats=("tflite",),
-        quantization="int8",
-        representative_data=x_train[:32],
-        parity_inputs=x_test[:32],
-    )
-    assert int8["tflite_cc_formulation"] == "multiply_sum"
-    assert "BATCH_MATMUL" not in tflite_ops(tmp_path / "int8" / "model_int8.tflite")
-    assert int8["parity"]["tflite"]["top1_agreement"] >= 0.9
+    # int8 files: test_int8_with_real_images_is_reported.
     plain = export_model(vgg_like("cifar10", width=4), tmp_path / "plain", formats=("tflite",))
     assert plain["tflite_cc_formulation"] is None
     # The caller's explicit choice holds for every file.
@@ -137,6 +126,10 @@ def test_int8_with_real_images_is_reported(tmp_path):
         parity_inputs=x_test[:32],
     )
     assert manifest["files"]["tflite"]["path"] == "model_int8.tflite"
+    # TFLite's multiply-and-sum form (test_tflite_traces_cc_blocks_for_batch_one).
+    assert manifest["tflite_cc_formulation"] == "multiply_sum"
+    assert "BATCH_MATMUL" not in tflite_ops(tmp_path / "int8" / "model_int8.tflite")
+    assert manifest["parity"]["tflite"]["top1_agreement"] >= 0.9
     assert manifest["parity"]["tflite"]["checked"] == "reported"
     assert 0.0 <= manifest["parity"]["tflite"]["top1_agreement"] <= 1.0
 
