@@ -35,31 +35,66 @@ from interleaved_timing import time_interleaved  # noqa: E402
 
 import keras_memblocks  # noqa: E402
 from keras_memblocks.layers import ContextualConvBlock2D  # noqa: E402
+from keras_memblocks.layers import excitation_maps  # noqa: E402
 from keras_memblocks.models import insert_blocks  # noqa: E402
 from keras_memblocks.models import vgg_like  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "block_overhead.json"
 
 
+class MapRecomputedInBackward(excitation_maps.BilinearExcitation):
+    """The closed-form backward before the map was kept: the forward and
+    the input gradient each two broadcast multiplies, `x * rows * columns`.
+    For the side-by-side row of the table."""
+
+    def __call__(self, inputs, coefficients):
+        @keras.ops.custom_gradient
+        def excite(inputs, coefficients):
+            rows, columns = self.profiles(coefficients, inputs.dtype)
+
+            def grad(*args, upstream=None):
+                if upstream is None:
+                    (upstream,) = args
+                return (
+                    upstream * rows * columns,
+                    self.coefficient_gradient(inputs, coefficients, upstream),
+                )
+
+            return inputs * rows * columns, grad
+
+        return excite(inputs, coefficients)
+
+
 def cifar100_vgg_like(
-    width=32, block_variant=None, sr_after_stage=None, autodiff=False, se_after_every_conv=False
+    width=32,
+    block_variant=None,
+    sr_after_stage=None,
+    autodiff=False,
+    se_after_every_conv=False,
+    map_recomputed=False,
 ):
     """The CC paper's CIFAR-100 net (`vgg_like`), with CC blocks after every
     conv (`block_variant`), one SR block (P=10, U=8) after a stage's convs,
     or SE after every conv.
 
     `autodiff=True` trains the bilinear map by plain autodiff instead of its
-    closed-form gradient: the formulation before it, for comparison."""
+    closed-form gradient, `map_recomputed=True` by the closed-form gradient
+    as it was before it kept the map: earlier formulations, for comparison."""
     blocks = None
     if block_variant is not None:
         blocks = {"block": "cc", "after": "conv", "variant": block_variant}
     if se_after_every_conv:
         blocks = {"block": "se", "after": "conv"}
     model = vgg_like("cifar100", width=width, blocks=blocks)
-    if autodiff:
-        for layer in model.layers:
-            if isinstance(layer, ContextualConvBlock2D):
+    for layer in model.layers:
+        if isinstance(layer, ContextualConvBlock2D) and layer._bilinear_excitation is not None:
+            if autodiff:
                 layer._bilinear_excitation = None
+            elif map_recomputed:
+                excitation = layer._bilinear_excitation
+                layer._bilinear_excitation = MapRecomputedInBackward(
+                    excitation.height, excitation.width, excitation.channels
+                )
     if sr_after_stage is not None:
         model = insert_blocks(
             model,
@@ -76,6 +111,7 @@ MODELS = {
     "cc_input_independent_scalar (floor)": dict(block_variant="input_independent_scalar"),
     "cc_reduced": dict(block_variant="reduced"),
     "cc_reduced (autodiff backward)": dict(block_variant="reduced", autodiff=True),
+    "cc_reduced (map recomputed in backward)": dict(block_variant="reduced", map_recomputed=True),
     "cc_scalar": dict(block_variant="scalar"),
     "cc_input_independent": dict(block_variant="input_independent"),
     "sr_P10_after_stage3": dict(sr_after_stage=3),

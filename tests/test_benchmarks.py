@@ -52,6 +52,41 @@ def test_block_overhead_benchmark_runs(tmp_path):
     assert "| cc_reduced |" in result.stdout
 
 
+def test_cc_block_parts_benchmark_runs(tmp_path):
+    # A tiny run so the script cannot rot: every part timed, the shares
+    # computed from them; the real numbers come from `make benchmark`.
+    output = tmp_path / "parts.json"
+    result = run_benchmark(
+        "cc_block_parts.py",
+        "--net",
+        "demo",
+        "--batch-size",
+        "2",
+        "--repeats",
+        "2",
+        "--modes",
+        "graph",
+        "--output",
+        str(output),
+    )
+    results = json.loads(output.read_text())
+    assert results["machine"]["cpu"] and results["batch_size"] == 2
+    rows = results["modes"]["graph"]
+    assert [row["shape"] for row in rows] == [
+        [2, 32, 32, 16],
+        [2, 16, 16, 32],
+        [2, 8, 8, 64],
+        [2, 4, 4, 128],
+    ]
+    for row in rows:
+        for kind in ("inference", "train"):
+            entry = row[kind]
+            assert set(entry["median_ms"]) == {"block", "coefficients", "floor", "empty"}
+            assert all(ms > 0 for ms in entry["median_ms"].values())
+            assert entry["coefficient_share"] > 0 and entry["block_in_floors"] > 0
+    assert "coefficient share" in result.stdout
+
+
 def test_parameter_table_is_what_the_builders_give(tmp_path):
     # The README quotes benchmarks/results/parameter_table.json.
     output = tmp_path / "table.json"
