@@ -75,6 +75,8 @@ test-large: $(STAMP)
 ## The benchmarks; each writes its benchmarks/results/*.json.
 benchmark: $(STAMP)
 	$(PY) benchmarks/block_overhead.py
+	$(PY) benchmarks/cc_block_parts.py
+	$(PY) benchmarks/cc_block_parts.py --net demo
 	$(PY) benchmarks/input_pipeline.py
 	$(PY) benchmarks/parameter_table.py
 	$(PY) benchmarks/export_latency.py
