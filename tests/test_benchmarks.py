@@ -39,13 +39,19 @@ def test_block_overhead_benchmark_runs(tmp_path):
         "--models",
         "plain",
         "cc_reduced",
+        "cc_reduced (map recomputed in backward)",
         "sr_P10_after_stage3",
         "--output",
         str(output),
     )
     results = json.loads(output.read_text())
     graph = results["modes"]["graph"]
-    assert set(graph) == {"plain", "cc_reduced", "sr_P10_after_stage3"}
+    assert set(graph) == {
+        "plain",
+        "cc_reduced",
+        "cc_reduced (map recomputed in backward)",
+        "sr_P10_after_stage3",
+    }
     assert graph["plain"]["train"]["ratio_p20"] == 1.0
     for entry in graph.values():
         assert entry["train"]["median_ms"] > 0 and entry["inference"]["median_ms"] > 0
@@ -184,3 +190,36 @@ def test_block_comparison_benchmark_runs(tmp_path):
         assert 0.0 <= entry["int8_top1_agreement"] <= 1.0  # CC's int8 export works
         assert entry["float_parity"]["top1_agreement"] == 1.0
     assert "| CC reduced |" in result.stdout and figure.stat().st_size > 0
+
+
+def test_block_overhead_compares_the_same_function():
+    # The side-by-side row of the previous backward must train the same
+    # function: same outputs and gradients as the kept-map backward.
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import block_overhead
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    import numpy as np
+    import tensorflow as tf
+
+    kept = block_overhead.cifar100_vgg_like(width=4, block_variant="reduced")
+    recomputed = block_overhead.cifar100_vgg_like(
+        width=4, block_variant="reduced", map_recomputed=True
+    )
+    weights = [w + 0.1 for w in kept.get_weights()]  # non-identity blocks
+    kept.set_weights(weights)
+    recomputed.set_weights(weights)
+    assert any(
+        isinstance(layer._bilinear_excitation, block_overhead.MapRecomputedInBackward)
+        for layer in recomputed.layers
+        if hasattr(layer, "_bilinear_excitation")
+    )
+    x = tf.constant(np.random.default_rng(0).random((2, 32, 32, 3), dtype=np.float32))
+    results = []
+    for model in (kept, recomputed):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(model(x, training=True) ** 2)
+        results.append([loss, *tape.gradient(loss, model.trainable_variables)])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
