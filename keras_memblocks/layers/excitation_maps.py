@@ -225,10 +225,10 @@ class BilinearExcitation:
         @ops.custom_gradient
         def excite(inputs, coefficients):
             rows, columns = self.profiles(coefficients, inputs.dtype)
-            # The whole map, kept for the backward: the forward and the input
-            # gradient are then one plain multiply each instead of two
-            # broadcast multiplies each (measured in
-            # benchmarks/block_overhead.py; it pays under XLA too).
+            # The whole map, built once from the small factors and kept: the
+            # input gradient is then one multiply instead of two broadcast
+            # multiplies (measured in benchmarks/block_overhead.py; it pays
+            # under XLA too).
             excitation = rows * columns
 
             def grad(*args, upstream=None):
