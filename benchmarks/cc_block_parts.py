@@ -103,6 +103,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--net", choices=sorted(NETS), default="cifar100")
     parser.add_argument("--batch-size", type=int, help="default: the net's own")
+    parser.add_argument(
+        "--maps", type=int, help="time only the net's first N feature-map sizes (default: all)"
+    )
     parser.add_argument("--repeats", type=int, default=40)
     parser.add_argument("--modes", nargs="+", choices=["graph", "xla"], default=["graph", "xla"])
     parser.add_argument("--output", type=Path)
@@ -122,7 +125,7 @@ def main():
     rng = np.random.default_rng(0)
     for mode in args.modes:
         rows = []
-        for height, width, channels in net["maps"]:
+        for height, width, channels in net["maps"][: args.maps]:
             shape = (batch, height, width, channels)
             x = tf.constant(rng.standard_normal(shape, dtype=np.float32))
             functions = part_functions(shape, jit_compile=mode == "xla")
