@@ -59,18 +59,18 @@ demo: $(STAMP)
 test: $(STAMP) $(JAX_VENV)/.installed
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m pytest -m "not large" -n 2 $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not large" -n 2 --dist worksteal $(PYTEST_ARGS)
 	KERAS_BACKEND=jax JAX_PLATFORMS=cpu $(JAX_VENV)/bin/python -m pytest \
-		-m "not large and not property" -n 2 $(BACKEND_TESTS) $(PYTEST_ARGS)
+		-m "not large and not property" -n 2 --dist worksteal $(BACKEND_TESTS) $(PYTEST_ARGS)
 
 ## The backend files on PyTorch, without TensorFlow (opt-in: the install is large).
 test-torch: $(TORCH_VENV)/.installed
-	KERAS_BACKEND=torch $(TORCH_VENV)/bin/python -m pytest -m "not large" -n 2 $(BACKEND_TESTS) \
+	KERAS_BACKEND=torch $(TORCH_VENV)/bin/python -m pytest -m "not large" -n 2 --dist worksteal $(BACKEND_TESTS) \
 		$(PYTEST_ARGS)
 
 ## The slow checks, opt-in: `large` tests, and the property tests with 300 examples each.
 test-large: $(STAMP)
-	HYPOTHESIS_PROFILE=thorough $(PY) -m pytest -m "large or property" -n 2 $(PYTEST_ARGS)
+	HYPOTHESIS_PROFILE=thorough $(PY) -m pytest -m "large or property" -n 2 --dist worksteal $(PYTEST_ARGS)
 
 ## The benchmarks; each writes its benchmarks/results/*.json.
 benchmark: $(STAMP)

@@ -109,6 +109,7 @@ PAPER_MODELS = {
 
 
 # TensorFlow trains them in the trainer's and the workflow tests.
+@pytest.mark.runs_first
 @pytest.mark.backends("jax", "torch")
 @pytest.mark.parametrize("name", list(PAPER_MODELS))
 def test_the_papers_models_learn_the_digits_with_fit(name):
@@ -128,6 +129,7 @@ def test_the_papers_models_learn_the_digits_with_fit(name):
 
 
 # (ImageNet ResNet50 with SR: its round trip and train step in test_resnet50.py.)
+@pytest.mark.runs_first
 @pytest.mark.backends("jax", "torch")
 def test_mobilenet_v2_with_cc_inserted_takes_fit_steps():
     keras.utils.set_random_seed(0)

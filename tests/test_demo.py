@@ -1,6 +1,9 @@
+import pytest
+
 from keras_memblocks.demo import run_demo
 
 
+@pytest.mark.runs_first
 def test_demo_trains_compares_and_exports(tmp_path):
     # One epoch: the demo's wiring, not its accuracies (make demo runs 15).
     results = run_demo(tmp_path, epochs=1, verbose=0)

@@ -111,10 +111,14 @@ LARGE_CASES = {
 LOOSER_TOLERANCE = {"deeplabv3-sr": 5e-4, "fcn-sr": 5e-4}
 
 
-@pytest.mark.parametrize(
-    "name",
-    [pytest.param(name, marks=pytest.mark.large if name in LARGE_CASES else ()) for name in CASES],
-)
+def _marks(name):
+    if name in LARGE_CASES:
+        return pytest.mark.large
+    # Over a minute: started first (tests/conftest.py).
+    return pytest.mark.runs_first if name == "mobilenet_v2-sr-cc" else ()
+
+
+@pytest.mark.parametrize("name", [pytest.param(name, marks=_marks(name)) for name in CASES])
 def test_exports_with_parity(name, tmp_path):
     model = CASES[name]()
     blocks = [layer for layer in model.layers if isinstance(layer, BLOCK_TYPES)]

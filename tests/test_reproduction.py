@@ -46,6 +46,7 @@ def test_grids_hold_the_published_rows():
 SLOW_GRIDS = ("sr-table3", "sr-table4")
 
 
+@pytest.mark.runs_first
 @pytest.mark.parametrize(
     "name", [pytest.param(n, marks=pytest.mark.large) if n in SLOW_GRIDS else n for n in GRIDS]
 )

@@ -146,6 +146,7 @@ def edge(runtime, model_path, image_path, cwd, *extra):
     )
 
 
+@pytest.mark.runs_first
 @pytest.mark.parametrize(
     "cell",
     [pytest.param(name, marks=() if name in IN_MAKE_TEST else pytest.mark.large) for name in CELLS],
@@ -257,6 +258,7 @@ TINY_DIGITS = [
 ]
 
 
+@pytest.mark.runs_first
 def test_a_finished_run_is_kept_unless_overwrite(tmp_path):
     run([MEMBLOCKS, *TINY_DIGITS], tmp_path)
     best = tmp_path / "run" / "seed_0" / "best.keras"
@@ -347,6 +349,7 @@ def _user_mistakes(tmp_path):
     }
 
 
+@pytest.mark.runs_first
 def test_user_mistakes_get_one_line_and_exit_code_2(tmp_path):
     for case, (command, message) in _user_mistakes(tmp_path).items():
         result = run(command, tmp_path, expect=2)
