@@ -9,6 +9,7 @@ from keras_memblocks.data import load_digits
 from keras_memblocks.export import ExportError
 from keras_memblocks.export import export_model
 from keras_memblocks.export import float32_clone
+from keras_memblocks.export import run_tflite
 from keras_memblocks.layers import ContextualConvBlock2D
 from keras_memblocks.layers import cc_formulation
 from keras_memblocks.models import cifar_resnet
@@ -34,6 +35,8 @@ def no_leftovers(path):
 
 
 def cc_model():
+    # Seeded: the same weights in every process and in any test order.
+    keras.utils.set_random_seed(0)
     model = vgg_like(
         "cifar10", width=4, blocks={"block": "cc", "after": "conv", "variant": "reduced"}
     )
@@ -117,21 +120,38 @@ def test_sr_model_and_dynamic_batch(tmp_path):
 
 def test_int8_with_real_images_is_reported(tmp_path):
     (x_train, _), (x_test, _) = load_digits(32)
+    model, images = cc_model(), x_test[:32]
     manifest = export_model(
-        cc_model(),
+        model,
         tmp_path / "int8",
         formats=("tflite",),
         quantization="int8",
         representative_data=x_train[:32],
-        parity_inputs=x_test[:32],
+        parity_inputs=images,
     )
+    path = tmp_path / "int8" / "model_int8.tflite"
     assert manifest["files"]["tflite"]["path"] == "model_int8.tflite"
     # TFLite's multiply-and-sum form (test_tflite_traces_cc_blocks_for_batch_one).
     assert manifest["tflite_cc_formulation"] == "multiply_sum"
-    assert "BATCH_MATMUL" not in tflite_ops(tmp_path / "int8" / "model_int8.tflite")
-    assert manifest["parity"]["tflite"]["top1_agreement"] >= 0.9
-    assert manifest["parity"]["tflite"]["checked"] == "reported"
-    assert 0.0 <= manifest["parity"]["tflite"]["top1_agreement"] <= 1.0
+    assert "BATCH_MATMUL" not in tflite_ops(path)
+    parity = manifest["parity"]["tflite"]
+    assert parity["checked"] == "reported"
+
+    # The report is what the int8 file computes.
+    expected = np.asarray(model.predict(images, verbose=0))
+    got = run_tflite(path, images)
+    error = float(np.abs(got - expected).max())
+    agreement = float(np.mean(got.argmax(-1) == expected.argmax(-1)))
+    assert parity["max_abs_diff"] == pytest.approx(error, rel=1e-5, abs=1e-7)
+    assert parity["top1_agreement"] == pytest.approx(agreement)
+    # int8 stays close to float32 on the softmax's [0, 1] scale (0.002-0.018
+    # over 12 seeds of this model). Top-1 flips only where the float top two
+    # lie within twice that error; an untrained net has many such images, so
+    # its agreement varies with the weights (0.84-1.0 over the same seeds;
+    # an unseeded model once failed a 0.9 floor): far above chance (0.1),
+    # not a fixed high floor. Trained nets' agreement: test_workflows.py.
+    assert error <= 0.05
+    assert agreement >= 0.75
 
 
 def test_flex_ops_are_refused_and_nothing_is_left(tmp_path):
