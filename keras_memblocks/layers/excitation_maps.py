@@ -227,8 +227,8 @@ class BilinearExcitation:
             rows, columns = self.profiles(coefficients, inputs.dtype)
             # The whole map, built once from the small factors and kept: the
             # input gradient is then one multiply instead of two broadcast
-            # multiplies (measured in benchmarks/block_overhead.py; it pays
-            # under XLA too).
+            # multiplies (benchmarks/block_overhead.py: it pays under XLA
+            # and on JAX; in TensorFlow's graph mode it is within noise).
             excitation = rows * columns
 
             def grad(*args, upstream=None):
