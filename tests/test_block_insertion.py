@@ -198,18 +198,27 @@ def test_pretrained_keras_applications_weights_from_a_local_file(tmp_path):
     """The pretrained path with `keras.applications`: weights loaded from a
     file -> blocks inserted -> outputs unchanged -> fine-tuned (ImageNet
     weights cannot be downloaded on the test machines; a saved file stands
-    for them)."""
+    for them). Logits and a small step: a random ResNet50's softmax at 32x32
+    can saturate to one-hot, which one step need not move, and SGD(0.01)
+    drives its outputs to NaN, which "not allclose" would pass."""
     x = np.random.default_rng(1).random((4, 32, 32, 3), dtype=np.float32)
-    trained = keras.applications.ResNet50(weights=None, input_shape=(32, 32, 3), classes=4)
-    layer_battery.randomize_weights(trained, scale=0.05)  # stands for trained weights
+    head = dict(input_shape=(32, 32, 3), classes=4, classifier_activation=None)
+    trained = keras.applications.ResNet50(weights=None, **head)
+    layer_battery.randomize_weights(trained, scale=0.01)  # stands for trained weights
     trained.save_weights(tmp_path / "resnet50.weights.h5")
-    base = keras.applications.ResNet50(
-        weights=str(tmp_path / "resnet50.weights.h5"), input_shape=(32, 32, 3), classes=4
-    )
+    base = keras.applications.ResNet50(weights=str(tmp_path / "resnet50.weights.h5"), **head)
     reference = base.predict(x, verbose=0)
     np.testing.assert_array_equal(reference, trained.predict(x, verbose=0))
     model = insert_blocks(base, "sr", ["conv3_block4_out", "conv4_block6_out"], num_memory_blocks=2)
     np.testing.assert_array_equal(model.predict(x, verbose=0), reference)
-    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="sparse_categorical_crossentropy")
+    model.compile(
+        optimizer=keras.optimizers.SGD(1e-4),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    blocks = [model.get_layer(f"{name}_sr") for name in ("conv3_block4_out", "conv4_block6_out")]
+    initial = [block.get_weights() for block in blocks]
     model.fit(x, np.array([0, 1, 2, 3]), epochs=1, batch_size=4, verbose=0)
-    assert not np.allclose(model.predict(x, verbose=0), reference)
+    tuned = model.predict(x, verbose=0)
+    assert np.isfinite(tuned).all() and not np.allclose(tuned, reference)
+    for block, before in zip(blocks, initial):  # the inserted blocks learned too
+        assert any(not np.array_equal(a, b) for a, b in zip(block.get_weights(), before))
