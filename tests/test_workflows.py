@@ -128,10 +128,10 @@ CELLS = {
 }
 # `digits` (TensorFlow, float32) is `large`: digits-jax takes the same path with
 # one more thing. digits-mixed-precision (~70 s) is the only cell that loads and
-# exports a mixed-precision checkpoint in processes of their own. sr-cityscapes' export (DeepLabv3 on
-# ResNet50, even at 32x64) peaks at 9 GB of memory (13-14 GB before the ONNX export
-# stopped tf2onnx's per-pass graph copies), which leaves room on a 24 GB machine
-# for the other test worker.
+# exports a mixed-precision model in processes of their own. sr-cityscapes'
+# export (DeepLabv3 on ResNet50, even at 32x64) peaks at 9 GB of memory (13-14 GB
+# before the ONNX export stopped tf2onnx's per-pass graph copies), which leaves
+# room on a 24 GB machine for the other test worker.
 # sr-cityscapes is also the SGD paper recipe of make test (every paper recipe trains
 # with SGDWithL2); sr-cifar100, the same path with a classifier, is `large`.
 IN_MAKE_TEST = ("digits-jax", "digits-mixed-precision", "sr-cityscapes")
