@@ -198,7 +198,9 @@ def check_jit_compile(layer_cls, init_kwargs, input_shape):
     else:
         raise NotImplementedError(f"no XLA check for the {backend} backend")
     for e, g in zip(expected, got):
-        np.testing.assert_allclose(keras.ops.convert_to_numpy(g), e, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(g), e, rtol=1e-4, atol=1e-5, equal_nan=False
+        )
     # And the user-facing path: compile(jit_compile=True) + a train step.
     model.compile(optimizer="sgd", loss=["mse"] * len(expected), jit_compile=True)
     model.train_on_batch(x, expected)
@@ -246,7 +248,7 @@ def check_save_load_fresh_process(layer_cls, init_kwargs, input_shape, tmp_path)
     got = [loaded[f"arr_{i}"] for i in range(len(loaded.files))]
     assert len(got) == len(expected)
     for e, g in zip(expected, got):
-        np.testing.assert_allclose(g, e, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(g, e, rtol=0, atol=1e-6, equal_nan=False)
 
 
 def run_layer_battery(layer_cls, init_kwargs, input_shape, tmp_path):

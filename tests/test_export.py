@@ -163,6 +163,29 @@ def test_flex_ops_are_refused_and_nothing_is_left(tmp_path):
     assert not out.exists() and no_leftovers(out)
 
 
+def test_non_finite_outputs_are_refused_and_nothing_is_left(tmp_path):
+    # NaN compares false with everything: "difference > tolerance" let a
+    # model that gives NaN export with parity "passed" (max_abs_diff NaN,
+    # top-1 agreement 1.0, as every row's argmax was 0 on both sides).
+    diverged = cc_model()
+    head = diverged.get_layer("predictions")
+    head.bias.assign(np.full(head.bias.shape, np.nan, "float32"))
+    out = tmp_path / "export"
+    with pytest.raises(ExportError, match="model gives NaN or inf.*diverge"):
+        export_model(diverged, out, formats=("onnx",), parity_inputs=X[:2])
+    assert not out.exists() and no_leftovers(out)
+    # NaN weights in the first conv: TensorFlow's max pooling drops the NaN
+    # and Keras' outputs stay finite, ONNX Runtime's keeps it. (Before, only
+    # the top-1 agreement caught this, as NaN rows' argmax is 0.)
+    masked = cc_model()
+    conv = masked.get_layer("stage1_conv1")
+    conv.kernel.assign(np.full(conv.kernel.shape, np.nan, "float32"))
+    assert np.isfinite(masked.predict(X[:2], verbose=0)).all()
+    with pytest.raises(ExportError, match="onnx artifact gives NaN or inf"):
+        export_model(masked, out, formats=("onnx",), parity_inputs=X[:2])
+    assert not out.exists() and no_leftovers(out)
+
+
 def test_failed_onnx_leaves_nothing(tmp_path):
     out = tmp_path / "bad_opset"
     # opset 1: a tf2onnx optimizer pass fails (the export runs them without

@@ -447,6 +447,12 @@ def export_model(
     # Keras' own predict: a keras-hub task overrides it to run its
     # preprocessor first, which the exported graph does not hold.
     expected = np.asarray(keras.Model.predict(model, parity_inputs, verbose=0))
+    # NaN compares false with everything: the parity checks below would pass.
+    if not np.isfinite(expected).all():
+        raise ExportError(
+            "The model gives NaN or inf on the parity inputs, so no export of it can be "
+            "checked; did its training diverge?"
+        )
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
@@ -490,6 +496,10 @@ def export_model(
                 raise ExportError(
                     f"The {name} artifact does not run in its runtime: {error}"
                 ) from error
+            if not np.isfinite(outputs).all():
+                raise ExportError(
+                    f"The {name} artifact gives NaN or inf where the Keras model does not."
+                )
             result = _parity(expected, outputs)
             quantized = name == "tflite" and quantization is not None
             result["checked"] = (
