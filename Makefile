@@ -4,6 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# Two workers; idle ones steal queued tests (see the README's Tests section).
+XDIST := -n 2 --dist worksteal
 
 # The install without TensorFlow (README, "Without TensorFlow"): what the layers, models and
 # analysis need beside Keras and a backend, then the package with --no-deps.
@@ -59,18 +61,18 @@ demo: $(STAMP)
 test: $(STAMP) $(JAX_VENV)/.installed
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m pytest -m "not large" -n 2 --dist worksteal $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not large" $(XDIST) $(PYTEST_ARGS)
 	KERAS_BACKEND=jax JAX_PLATFORMS=cpu $(JAX_VENV)/bin/python -m pytest \
-		-m "not large and not property" -n 2 --dist worksteal $(BACKEND_TESTS) $(PYTEST_ARGS)
+		-m "not large and not property" $(XDIST) $(BACKEND_TESTS) $(PYTEST_ARGS)
 
 ## The backend files on PyTorch, without TensorFlow (opt-in: the install is large).
 test-torch: $(TORCH_VENV)/.installed
-	KERAS_BACKEND=torch $(TORCH_VENV)/bin/python -m pytest -m "not large" -n 2 --dist worksteal $(BACKEND_TESTS) \
+	KERAS_BACKEND=torch $(TORCH_VENV)/bin/python -m pytest -m "not large" $(XDIST) $(BACKEND_TESTS) \
 		$(PYTEST_ARGS)
 
 ## The slow checks, opt-in: `large` tests, and the property tests with 300 examples each.
 test-large: $(STAMP)
-	HYPOTHESIS_PROFILE=thorough $(PY) -m pytest -m "large or property" -n 2 --dist worksteal $(PYTEST_ARGS)
+	HYPOTHESIS_PROFILE=thorough $(PY) -m pytest -m "large or property" $(XDIST) $(PYTEST_ARGS)
 
 ## The benchmarks; each writes its benchmarks/results/*.json.
 benchmark: $(STAMP)
