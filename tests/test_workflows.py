@@ -323,6 +323,10 @@ def _user_mistakes(tmp_path):
     keras.Model(inputs, Twice()(inputs)).save(tmp_path / "foreign.keras")
     tabular = keras.Input((10,))
     keras.Model(tabular, keras.layers.Dense(2)(tabular)).save(tmp_path / "tabular.keras")
+    diverged = vgg_like("mnist", width=1)  # what a run whose loss went to NaN saves
+    head = diverged.get_layer("predictions")
+    head.bias.assign(np.full(head.bias.shape, np.nan, "float32"))
+    diverged.save(tmp_path / "diverged.keras")
     (tmp_path / "bad.yaml").write_text("epochs: [3\n")
     (tmp_path / "bad.json").write_text('{"epochs": 3,}')
     export = [MEMBLOCKS, "export"]
@@ -333,6 +337,7 @@ def _user_mistakes(tmp_path):
         "damaged": (export + ["damaged.keras"], "damaged.keras is a damaged .keras file"),
         "another package's class": (export + ["foreign.keras"], "holds 'someone_else>Twice'"),
         "input not an image": (export + ["tabular.keras"], "takes inputs of shape (None, 10)"),
+        "diverged model": (export + ["diverged.keras"], "The model gives NaN or inf"),
         "bad yaml config": (
             [MEMBLOCKS, "train", "--config", "bad.yaml"],
             "Config file 'bad.yaml' is not valid YAML",
