@@ -1,4 +1,4 @@
-# `make test` and `make benchmark` create .venv on first use; nothing but Python 3.10+ is needed.
+# `make test` and `make benchmark` create .venv on first use; nothing but Python 3.11+ is needed.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -7,68 +7,98 @@ PYTEST_ARGS ?=
 # Two workers; idle ones steal queued tests (see the README's Tests section).
 XDIST := -n 2 --dist worksteal
 
-# The install without TensorFlow (README, "Without TensorFlow"): what the layers, models and
-# analysis need beside Keras and a backend, then the package with --no-deps.
-BACKEND_NEUTRAL_DEPS := "keras>=3.13,<4" numpy scipy matplotlib pyyaml scikit-learn
-TEST_DEPS := pytest pytest-xdist hypothesis
-# .venv-jax: JAX and no TensorFlow; .venv-torch: PyTorch and no TensorFlow.
+# .venv: the package with every extra and the test tools (what `make demo` and the
+# TensorFlow pass use). .venv-jax: the core install (Keras + NumPy) + JAX + the test tools,
+# nothing else: what `pip install keras-memblocks "jax[cpu]"` gives a user.
+# .venv-torch: the core install + PyTorch. .venv-compat: the oldest TensorFlow of the range.
 JAX_VENV ?= .venv-jax
 TORCH_VENV ?= .venv-torch
+COMPAT_VENV ?= .venv-compat
 # PyPI's Linux `torch` brings several GB of CUDA packages; a CPU build is enough here, e.g.
 # TORCH="torch --index-url https://download.pytorch.org/whl/cpu" or a local TORCH="torch==2.13.0".
 TORCH ?= torch
+# The oldest TensorFlow that pyproject.toml's [tensorflow] extra allows.
+TF_COMPAT ?= tensorflow==2.20.*
 # The test files that hold on every backend: layers, models, analysis, the GPU benchmark.
 BACKEND_TESTS := tests/test_squeeze_and_remember_2d.py tests/test_contextual_conv_block_2d.py \
 	tests/test_attention_and_regularizer_layers.py tests/test_vgg_like.py tests/test_cifar_models.py \
 	tests/test_resnet50.py tests/test_segmentation.py tests/test_block_insertion.py \
 	tests/test_block_registry.py tests/test_analysis.py tests/test_serialization_registry.py \
 	tests/test_backends.py tests/test_gpu_step_time.py
+# In the core install: all of them but the analyses' file, which imports the [analysis]
+# extra (its tests run on JAX in .venv, below).
+CORE_BACKEND_TESTS := $(filter-out tests/test_analysis.py,$(BACKEND_TESTS))
+# What `make test-compat` runs on the oldest TensorFlow: the trainer, the data, the export.
+COMPAT_TESTS := tests/test_training.py tests/test_data.py tests/test_export.py \
+	tests/test_export_coverage.py
 
 # setuptools prints a boxed note on every editable install ("Editable installation ...
 # folders with the same name as your package may take precedence"): informational, and
 # this tree has no such folder, so it is kept off a newcomer's console, and nothing else is.
 QUIET_EDITABLE := PYTHONWARNINGS="ignore:Editable installation"
 
-.PHONY: demo test test-torch test-large benchmark figures clean
+.PHONY: demo test lint package-check test-torch test-compat test-large benchmark figures clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(QUIET_EDITABLE) $(PY) -m pip install --quiet -e ".[test]"
+	$(QUIET_EDITABLE) $(PY) -m pip install --quiet -e ".[all,test]"
 	touch $(STAMP)
 
 $(JAX_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(JAX_VENV)
 	$(JAX_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(JAX_VENV)/bin/python -m pip install --quiet $(BACKEND_NEUTRAL_DEPS) "jax[cpu]" $(TEST_DEPS)
-	$(QUIET_EDITABLE) $(JAX_VENV)/bin/python -m pip install --quiet --no-deps -e .
+	$(QUIET_EDITABLE) $(JAX_VENV)/bin/python -m pip install --quiet -e ".[test-tools]" "jax[cpu]"
 	touch $@
 
 $(TORCH_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(TORCH_VENV)
 	$(TORCH_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(TORCH_VENV)/bin/python -m pip install --quiet $(BACKEND_NEUTRAL_DEPS) $(TORCH) $(TEST_DEPS)
-	$(QUIET_EDITABLE) $(TORCH_VENV)/bin/python -m pip install --quiet --no-deps -e .
+	$(QUIET_EDITABLE) $(TORCH_VENV)/bin/python -m pip install --quiet -e ".[test-tools]" $(TORCH)
+	touch $@
+
+$(COMPAT_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(COMPAT_VENV)
+	$(COMPAT_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(QUIET_EDITABLE) $(COMPAT_VENV)/bin/python -m pip install --quiet -e ".[train,export,test]" \
+		"$(TF_COMPAT)"
 	touch $@
 
 ## The main job: train and compare both blocks on the embedded digits.
 demo: $(STAMP)
 	$(VENV)/bin/memblocks demo
 
-## The default suite: ruff on the whole tree; everything but the `large` marker, on
-## TensorFlow; then the backend files on JAX where TensorFlow is not installed (the property
-## tests run on TensorFlow).
-test: $(STAMP) $(JAX_VENV)/.installed
-	$(PY) -m ruff check .
-	$(PY) -m ruff format --check .
+## The default suite: the lint checks; everything but the `large` marker, on TensorFlow;
+## the backend files on JAX in the core install, then their tests that need an extra on JAX
+## with every extra (the property tests run on TensorFlow); then the built package.
+test: lint $(STAMP) $(JAX_VENV)/.installed
 	$(PY) -m pytest -m "not large" $(XDIST) $(PYTEST_ARGS)
 	KERAS_BACKEND=jax JAX_PLATFORMS=cpu $(JAX_VENV)/bin/python -m pytest \
-		-m "not large and not property" $(XDIST) $(BACKEND_TESTS) $(PYTEST_ARGS)
+		-m "not large and not property" $(XDIST) $(CORE_BACKEND_TESTS) $(PYTEST_ARGS)
+	KERAS_BACKEND=jax JAX_PLATFORMS=cpu $(PY) -m pytest \
+		-m "needs_extras and not large and not property" $(XDIST) $(BACKEND_TESTS) $(PYTEST_ARGS)
+	$(PY) tools/check_package.py
 
-## The backend files on PyTorch, without TensorFlow (opt-in: the install is large).
+## ruff on the whole tree, and the import contract (pyproject.toml: each part imports only
+## the parts below it, so the core never needs an extra).
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports
+
+## The sdist and wheel built, checked by twine, and the wheel installed with JAX in a fresh
+## environment away from the source tree, where the README's example must run.
+package-check: $(STAMP)
+	$(PY) tools/check_package.py
+
+## The backend files on PyTorch, in the core install (opt-in: the install is large).
 test-torch: $(TORCH_VENV)/.installed
-	KERAS_BACKEND=torch $(TORCH_VENV)/bin/python -m pytest -m "not large" $(XDIST) $(BACKEND_TESTS) \
-		$(PYTEST_ARGS)
+	KERAS_BACKEND=torch $(TORCH_VENV)/bin/python -m pytest -m "not large" $(XDIST) \
+		$(CORE_BACKEND_TESTS) $(PYTEST_ARGS)
+
+## The trainer, data and export tests on the oldest TensorFlow of the supported range (opt-in).
+test-compat: $(COMPAT_VENV)/.installed
+	$(COMPAT_VENV)/bin/python -m pytest -m "not large" $(XDIST) $(COMPAT_TESTS) $(PYTEST_ARGS)
 
 ## The slow checks, opt-in: `large` tests, and the property tests with 300 examples each.
 test-large: $(STAMP)
@@ -90,4 +120,4 @@ figures: $(STAMP)
 	MEMBLOCKS_FIGURES_DIR=$(CURDIR)/notebooks/figures $(PY) notebooks/run_notebooks.py
 
 clean:
-	rm -rf $(VENV) $(JAX_VENV) $(TORCH_VENV) .pytest_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) $(JAX_VENV) $(TORCH_VENV) $(COMPAT_VENV) .pytest_cache .hypothesis build *.egg-info

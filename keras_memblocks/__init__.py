@@ -8,18 +8,16 @@ Importing the package registers everything it can put into a `.keras` file
 import os as _os
 import sys as _sys
 
-if _os.path.basename(_sys.argv[0]) == "memblocks":
-    # The command line, not a library import: keep TensorFlow's start-up
-    # lines off the console before Keras imports it (see console.py). A
-    # library import leaves the user's logging alone.
-    from keras_memblocks.console import quiet_tensorflow
-
-    quiet_tensorflow()
-
-from keras_memblocks import layers
-from keras_memblocks import models
-from keras_memblocks import optimizers
-
-__version__ = "0.1.0"
+# The one place the version is written (pyproject.toml reads it from here).
+__version__ = "0.2.0"
 
 __all__ = ["layers", "models", "optimizers", "__version__"]
+
+# The `memblocks` command imports what each subcommand needs once it has read
+# its arguments (keras_memblocks/cli.py), so that `memblocks --help` needs no
+# Keras, which imports TensorFlow where it is installed (seconds). Every other
+# import of the package registers its layers and optimizer at once.
+if _os.path.basename(_sys.argv[0]) != "memblocks":
+    from keras_memblocks import layers
+    from keras_memblocks import models
+    from keras_memblocks import optimizers

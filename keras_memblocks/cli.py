@@ -1,9 +1,57 @@
-"""The `memblocks` command: `memblocks train | reproduce | export | demo`."""
+"""The `memblocks` command: `memblocks train | reproduce | export | demo`.
+
+The parser imports no Keras (with TensorFlow installed, `import keras`
+imports it: about 5 s), so `memblocks --help` and every subcommand's
+`--help` answer at once, in any install. Each subcommand then checks its
+extras (one line naming the `pip install` if one is missing) and imports
+what it runs.
+"""
 
 import argparse
+import contextlib
 import json
 import shlex
 import sys
+from pathlib import Path
+
+import numpy as np
+
+from keras_memblocks.utils import extras
+from keras_memblocks.utils.console import quiet_tensorflow
+
+# The registries' names, written out so that the parser needs no Keras;
+# tests/test_cli.py keeps each equal to its registry (the registry stays the
+# one place a name is defined: a recipe, model or dataset added there fails
+# that test until it is listed here).
+RECIPE_NAMES = (
+    "sr-cifar10",
+    "sr-cifar100",
+    "sr-imagenet",
+    "sr-cityscapes",
+    "cc-cifar100",
+    "digits",
+)
+MODEL_NAMES = ("vgg_like", "cifar_resnet", "cifar_vgg", "resnet50", "deeplabv3", "fcn")
+DATASET_NAMES = ("digits", "mnist", "cifar10", "cifar100", "imagenet2012", "cityscapes")
+STRATEGY_NAMES = ("none", "mirrored", "multiworker")
+TABLE_NAMES = (
+    "sr-table1",
+    "sr-table2",
+    "sr-table3",
+    "sr-table4",
+    "sr-table5",
+    "cc-table3",
+    "cc-fig4",
+)
+EXPORT_FORMATS = ("saved_model", "tflite", "onnx")
+
+# What each subcommand runs on.
+COMMAND_EXTRAS = {
+    "train": ("train",),
+    "reproduce": ("train",),
+    "export": ("export",),  # + "data" where the digits calibrate it (see _export_extras)
+    "demo": ("train", "export"),
+}
 
 FLAGS = {  # command-line flag -> recipe field
     "model": "model",
@@ -39,10 +87,6 @@ def _json_value(text):
 
 
 def _train_parser(subparsers):
-    from keras_memblocks.training import RECIPES
-    from keras_memblocks.training import recipes
-    from keras_memblocks.training import specs
-
     p = subparsers.add_parser(
         "train",
         help="train a recipe (every field overridable)",
@@ -52,7 +96,7 @@ def _train_parser(subparsers):
     p.add_argument(
         "--recipe",
         default="digits",
-        choices=list(RECIPES),
+        choices=RECIPE_NAMES,
         help="the papers' settings (default: digits, the embedded dataset)",
     )
     p.add_argument("--config", help="YAML or JSON file of recipe fields")
@@ -63,14 +107,14 @@ def _train_parser(subparsers):
         metavar="FIELD=VALUE",
         help="override one recipe field (VALUE parsed as JSON when possible)",
     )
-    p.add_argument("--model", choices=list(specs.MODELS))
+    p.add_argument("--model", choices=MODEL_NAMES)
     p.add_argument(
         "--model-args",
         type=_json_value,
         help="""JSON dict of builder arguments, e.g. '{"depth": 34, "blocks": """
         """{"block": "sr", "after": 3, "num_memory_blocks": 4}}'""",
     )
-    p.add_argument("--dataset", choices=list(specs.DATASETS))
+    p.add_argument("--dataset", choices=DATASET_NAMES)
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--learning-rate", type=float)
@@ -79,7 +123,7 @@ def _train_parser(subparsers):
     p.add_argument("--max-steps-per-epoch", type=int)
     p.add_argument(
         "--strategy",
-        choices=recipes.STRATEGIES,
+        choices=STRATEGY_NAMES,
         help="none, mirrored (all local GPUs) or multiworker (TF_CONFIG)",
     )
     p.add_argument("--mixed-precision", action="store_true")
@@ -138,8 +182,6 @@ def config_from_args(args):
 
 def _calibration_images(source, input_shape):
     """(representative, held-out) images for quantization and parity."""
-    import numpy as np
-
     height, width, channels = input_shape
     if source == "digits":
         if height != width or height < 8 or channels not in (1, 3):
@@ -151,8 +193,6 @@ def _calibration_images(source, input_shape):
 
         (x_train, _), (x_test, _) = load_digits(height, channels=channels)
         return x_train[:256], x_test[:256]
-    from pathlib import Path
-
     if not Path(source).is_file():
         raise ValueError(f"No calibration file {source!r}: give 'digits' or a .npy file of images.")
     try:
@@ -166,8 +206,6 @@ def _calibration_images(source, input_shape):
 
 
 def _export(args):
-    from pathlib import Path
-
     from keras_memblocks.export import export_model
     from keras_memblocks.model_files import load_model_file
 
@@ -210,8 +248,6 @@ def export_command(model_path, input_shape):
 
 
 def _train(args):
-    import contextlib
-
     from keras_memblocks.data import stand_in_data
     from keras_memblocks.training import train_seeds
     from keras_memblocks.training.trainer import build_model
@@ -243,13 +279,11 @@ def _train(args):
 
 
 def _parser():
-    from keras_memblocks.training.reproduction import GRIDS
-
     parser = argparse.ArgumentParser(prog="memblocks", description="keras-memblocks command line")
     subparsers = parser.add_subparsers(dest="command", required=True)
     _train_parser(subparsers)
     reproduce = subparsers.add_parser("reproduce", help="run a published table's experiment grid")
-    reproduce.add_argument("table", choices=list(GRIDS))
+    reproduce.add_argument("table", choices=TABLE_NAMES)
     reproduce.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     reproduce.add_argument("--data-dir")
     reproduce.add_argument("--output-dir", default="runs/reproduce")
@@ -261,7 +295,9 @@ def _parser():
     export = subparsers.add_parser("export", help="export a .keras model, verified against Keras")
     export.add_argument("model", help="a .keras file")
     export.add_argument("--output-dir", help="default: <model>_export beside the model")
-    export.add_argument("--formats", nargs="+", default=["saved_model", "tflite", "onnx"])
+    export.add_argument(
+        "--formats", nargs="+", choices=EXPORT_FORMATS, default=list(EXPORT_FORMATS)
+    )
     export.add_argument("--quantize", help="TFLite quantization: float16, dynamic_range or int8")
     export.add_argument(
         "--calibration",
@@ -280,26 +316,31 @@ def _parser():
     return parser
 
 
-def main(argv=None):
-    from keras_memblocks import tensorflow_stack
+def _extras_for(args):
+    needed = COMMAND_EXTRAS[args.command]
+    if args.command == "export" and args.calibration == "digits":
+        needed += ("data",)
+    return needed
 
-    # Every command feeds tf.data (and the choices come from the training
-    # registries); demo and export also convert with TensorFlow.
-    words = sys.argv[1:] if argv is None else argv
-    command = f"memblocks {words[0]}" if words and not words[0].startswith("-") else "memblocks"
+
+def main(argv=None):
+    args = _parser().parse_args(argv)  # no Keras yet: --help and usage errors are instant
     try:
-        tensorflow_stack.require(command, tensorflow_stack.DATA)
-        args = _parser().parse_args(argv)
-        exports = args.command in ("demo", "export")
-        if exports:
-            tensorflow_stack.require(f"memblocks {args.command}", tensorflow_stack.EXPORT)
-    except tensorflow_stack.MissingTensorFlowError as error:
+        extras.require(_extras_for(args), f"memblocks {args.command}")
+    except extras.MissingExtraError as error:
         print(f"memblocks: error: {error}", file=sys.stderr)
         return 2
+    # Every subcommand imports TensorFlow: without its C++ start-up lines.
+    quiet_tensorflow()
+    # What `import keras_memblocks` registers elsewhere (see its __init__), for .keras files.
+    from keras_memblocks import layers  # noqa: F401
+    from keras_memblocks import models  # noqa: F401
+    from keras_memblocks import optimizers  # noqa: F401
     from keras_memblocks.data import DatasetNotFoundError
 
-    user_errors = [ValueError, DatasetNotFoundError]
-    if exports:
+    # A missing optional extra (tensorboard) found once the config is read is a user's matter too.
+    user_errors = [ValueError, DatasetNotFoundError, extras.MissingExtraError]
+    if args.command in ("demo", "export"):
         from keras_memblocks.export import ExportError
 
         user_errors.append(ExportError)

@@ -40,22 +40,27 @@ def pytest_collection_modifyitems(config, items):
     and moves the `runs_first` tests to the front.
 
     `@pytest.mark.backends("jax")` runs only on those Keras backends;
-    `@pytest.mark.without_tensorflow` only where TensorFlow is not installed.
-    `make test` runs the suite on TensorFlow, then the backend files on JAX
-    in an environment without TensorFlow, so each runs in one of the two.
+    `@pytest.mark.needs_extras("data")` only where those extras are installed;
+    `@pytest.mark.core_only` only where no extra is (the core install).
+    `make test` runs the suite on TensorFlow with every extra, the backend
+    files on JAX in the core install, and their `needs_extras` tests on JAX
+    with every extra, so each runs in at least one of them.
     """
-    import importlib.util
-
     import keras
 
+    from keras_memblocks.utils import extras
+
     backend = keras.backend.backend()
-    has_tensorflow = importlib.util.find_spec("tensorflow") is not None
+    installed = {name for name in extras.EXTRAS if not extras.missing_packages(name)}
 
     def applies(item):
         marker = item.get_closest_marker("backends")
         if marker is not None and backend not in marker.args:
             return False
-        return not (has_tensorflow and item.get_closest_marker("without_tensorflow"))
+        marker = item.get_closest_marker("needs_extras")
+        if marker is not None and not set(marker.args) <= installed:
+            return False
+        return not (installed and item.get_closest_marker("core_only"))
 
     deselected = [item for item in items if not applies(item)]
     if deselected:

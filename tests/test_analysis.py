@@ -16,6 +16,8 @@ from tests import layer_battery
 from tests import numpy_reference
 
 matplotlib.use("Agg")
+# The whole file needs keras_memblocks.analysis; make test runs it on TensorFlow and on JAX.
+pytestmark = pytest.mark.needs_extras("analysis")
 RNG = np.random.default_rng(0)
 
 
@@ -191,14 +193,13 @@ def test_class_difference_matrix_counts_the_distributions_that_differ():
 @pytest.mark.backends("tensorflow")
 def test_accuracy_versus_weights_trains_through_the_reproduce_path(tmp_path):
     from keras_memblocks.models import count_trainable_parameters
+    from keras_memblocks.training import accuracy_versus_weights
     from keras_memblocks.training import build_model
-    from keras_memblocks.training.reproduction import capacity_config
+    from keras_memblocks.training.capacity_curves import capacity_config
 
     quick = dict(epochs=1, max_steps_per_epoch=2, image_size=16, batch_size=16)
     grid = dict(widths=(1, 2), variants=("standard", "scalar"), seeds=(0, 1))
-    curves = analysis.accuracy_versus_weights(
-        "digits", output_dir=tmp_path, verbose=False, **grid, **quick
-    )
+    curves = accuracy_versus_weights("digits", output_dir=tmp_path, verbose=False, **grid, **quick)
     assert curves.variants.tolist() == ["standard"] * 4 + ["scalar"] * 4
     assert curves.widths.tolist() == [1, 1, 2, 2] * 2 and curves.seeds.tolist() == [0, 1] * 4
     # Each point is the cc-fig4 row's config, trained and saved by train_seeds.
@@ -214,16 +215,20 @@ def test_accuracy_versus_weights_trains_through_the_reproduce_path(tmp_path):
     figure = analysis.plot_accuracy_versus_weights(curves)
     assert figure.axes[0].get_xscale() == "log"
     # Finished runs are read back, not trained again.
-    again = analysis.accuracy_versus_weights(
-        "digits", output_dir=tmp_path, verbose=False, **grid, **quick
-    )
+    again = accuracy_versus_weights("digits", output_dir=tmp_path, verbose=False, **grid, **quick)
     np.testing.assert_array_equal(again.accuracy, curves.accuracy)
-    swapped = analysis.accuracy_versus_weights(
+    swapped = accuracy_versus_weights(
         "digits", widths=(1,), variants=("standard",), swap_train_test=True, verbose=False, **quick
     )
     assert swapped.swapped
     with pytest.raises(ValueError, match="Unknown variants \\['huge'\\]"):
-        analysis.accuracy_versus_weights(variants=("huge",))
+        accuracy_versus_weights(variants=("huge",))
+
+
+def test_the_capacity_curves_moved_to_training_say_where():
+    for name in ("accuracy_versus_weights", "CapacityCurves"):
+        with pytest.raises(AttributeError, match=f"from keras_memblocks.training import {name}"):
+            getattr(analysis, name)
 
 
 def test_every_plot_renders(tmp_path):

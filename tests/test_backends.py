@@ -6,6 +6,7 @@ installed; `make test-torch` runs it on PyTorch. The layer battery itself is
 in the layers' own test files.
 """
 
+import importlib
 import json
 import os
 import subprocess
@@ -16,11 +17,11 @@ import keras
 import numpy as np
 import pytest
 
+import keras_memblocks
 from keras_memblocks import models
-from keras_memblocks import tensorflow_stack
-from keras_memblocks.data import load_digits
 from keras_memblocks.models import calibrate_batch_norm
 from keras_memblocks.models import insert_blocks
+from keras_memblocks.utils import extras
 
 BACKEND = keras.backend.backend()
 # An off-TensorFlow backend for the subprocesses: this one, or JAX.
@@ -45,50 +46,118 @@ def run_python(script, env=None, timeout=600):
     return result.stdout.strip().splitlines()[-1]
 
 
-def test_the_backend_neutral_package_imports_no_tensorflow():
-    imported = json.loads(
+def test_the_core_imports_none_of_the_extras_parts():
+    # In the core install (make test's .venv-jax) this import succeeding is the proof that
+    # Keras and NumPy suffice; everywhere, the core must not load a part built on an extra.
+    # (Which third-party modules load says little where the extras are installed: Keras
+    # imports scikit-learn and Matplotlib itself, and TensorFlow when it serializes.)
+    loaded = json.loads(
         run_python("""
         import json, sys
-        # keras-hub (the [hub] extra, installed with the tests) imports TensorFlow
-        # itself where it is installed; what is checked here is this package.
-        sys.modules["keras_hub"] = None
         import keras_memblocks
-        from keras_memblocks import analysis, layers, models, optimizers
-        from keras_memblocks.data import load_digits, synthetic_images
-        print(json.dumps(sorted(m for m in ("tensorflow", "tensorflow_datasets", "tf2onnx",
-                                            "keras_cv") if m in sys.modules)))
+        from keras_memblocks import layers, models, optimizers
+        # (models.hub_models loads where keras-hub is: it registers BackboneWithBlocks.)
+        parts = ("data", "training", "export", "analysis", "cli", "demo")
+        print(json.dumps(sorted(p for p in parts if f"keras_memblocks.{p}" in sys.modules)))
     """)
     )
-    assert imported == []
+    assert loaded == []
 
 
-def test_a_tensorflow_part_names_what_to_install():
+@pytest.mark.core_only
+def test_in_the_core_install_only_keras_numpy_and_the_backend_are_there():
+    assert all(extras.missing_packages(extra) for extra in extras.EXTRAS)
+    assert run_python("import keras_memblocks; print(keras_memblocks.__version__)") == (
+        keras_memblocks.__version__
+    )
+
+
+def test_a_missing_extra_is_one_line_naming_its_install(monkeypatch):
     absent = {"tensorflow": "tensorflow_is_not_here", "tf2onnx": "tf2onnx_is_not_here"}
-    with pytest.raises(tensorflow_stack.MissingTensorFlowError) as error:
-        tensorflow_stack.require("keras_memblocks.export", absent)
+    monkeypatch.setitem(extras.EXTRAS, "export", absent)
+    with pytest.raises(extras.MissingExtraError) as error:
+        extras.require("export", "keras_memblocks.export")
+    assert str(error.value) == (
+        "keras_memblocks.export needs the [export] extra (tensorflow, tf2onnx not installed): "
+        'pip install "keras-memblocks[export]"'
+    )
+    assert error.value.extra == "export" and error.value.missing == ("tensorflow", "tf2onnx")
+    # Several extras at once: only the missing ones are named.
+    monkeypatch.setitem(extras.EXTRAS, "hub", {})
+    with pytest.raises(extras.MissingExtraError, match=r'pip install "keras-memblocks\[export\]"$'):
+        extras.require(("hub", "export"), "memblocks export")
+    with pytest.raises(ValueError, match="Unknown extra 'exports'"):
+        extras.require("exports", "x")
+
+
+def test_the_old_missing_tensorflow_error_still_catches_with_a_deprecation():
+    sys.modules.pop("keras_memblocks.tensorflow_stack", None)
+    with pytest.warns(DeprecationWarning, match="MissingExtraError"):
+        from keras_memblocks.tensorflow_stack import MissingTensorFlowError
+    assert MissingTensorFlowError is extras.MissingExtraError
+
+
+# Each extra's modules, and each command, where the extra is not installed.
+EXTRA_MODULES = {
+    "keras_memblocks.data": "data",
+    "keras_memblocks.training": "train",
+    "keras_memblocks.export": "export",
+    "keras_memblocks.analysis": "analysis",
+    "keras_memblocks.models.hub_models": "hub",
+}
+COMMANDS = {
+    ("train", "--recipe", "digits"): "[train]",
+    ("reproduce", "sr-table1", "--quick"): "[train]",
+    ("export", "model.keras"): "[export,data]",  # the digits calibrate it by default
+    ("export", "model.keras", "--calibration", "images.npy"): "[export]",
+    ("demo",): "[train,export]",
+}
+
+
+@pytest.mark.core_only
+@pytest.mark.parametrize("module", list(EXTRA_MODULES))
+def test_in_the_core_install_each_extra_module_says_what_to_install(module):
+    extra = EXTRA_MODULES[module]
+    with pytest.raises(extras.MissingExtraError) as error:
+        importlib.import_module(module)
     message = str(error.value)
-    assert "keras_memblocks.export" in message and "--no-deps" in message
-    # The pins of the default install, read from the package's metadata.
-    assert "pip install 'tensorflow==2.21.*' 'tf2onnx>=1.17'" in message
-    assert "\n" not in message
+    assert message.startswith(f"{module} needs the [{extra}] extra (")
+    assert message.endswith(f'pip install "keras-memblocks[{extra}]"') and "\n" not in message
 
 
-@pytest.mark.without_tensorflow
-def test_without_tensorflow_the_tensorflow_parts_say_so_in_one_line():
-    for module in ("keras_memblocks.training", "keras_memblocks.export"):
-        with pytest.raises(
-            tensorflow_stack.MissingTensorFlowError, match="pip install 'tensorflow"
-        ):
-            __import__(module)
+@pytest.mark.core_only
+@pytest.mark.parametrize("command", list(COMMANDS), ids=" ".join)
+def test_in_the_core_install_each_command_says_what_to_install(command):
     memblocks = os.path.join(os.path.dirname(sys.executable), "memblocks")
-    for command in (["train", "--recipe", "digits"], ["export", "model.keras"]):
-        result = subprocess.run([memblocks, *command], capture_output=True, text=True, timeout=300)
-        assert result.returncode == 2, result.stderr
-        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
-        assert f"memblocks {command[0]} is built on TensorFlow" in result.stderr
+    result = subprocess.run([memblocks, *command], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    wanted = COMMANDS[command]
+    assert result.stderr.startswith(f"memblocks: error: memblocks {command[0]} needs the {wanted}")
+    assert result.stderr.endswith(f'pip install "keras-memblocks{wanted}"\n')
+
+
+HELP = """
+import sys
+sys.argv[0] = "memblocks"  # as the console script runs it
+from keras_memblocks import cli
+for words in ([], ["train"], ["reproduce"], ["export"], ["demo"]):
+    try:
+        cli.main([*words, "--help"])
+    except SystemExit as exit:
+        assert exit.code == 0, (words, exit.code)
+print("keras" in sys.modules, "tensorflow" in sys.modules)
+"""
+
+
+def test_memblocks_help_imports_no_keras_in_any_install():
+    # Keras imports TensorFlow where it is installed (seconds): --help must not wait for it.
+    assert run_python(HELP) == "False False"
 
 
 def digits(size, count, seed=0):
+    from keras_memblocks.data import load_digits  # the [data] extra
+
     (x, y), (x_test, y_test) = load_digits(size, channels=3, seed=seed)
     return (x[:count], y[:count]), (x_test[:count], y_test[:count])
 
@@ -111,6 +180,7 @@ PAPER_MODELS = {
 # TensorFlow trains them in the trainer's and the workflow tests.
 @pytest.mark.runs_first
 @pytest.mark.backends("jax", "torch")
+@pytest.mark.needs_extras("data")
 @pytest.mark.parametrize("name", list(PAPER_MODELS))
 def test_the_papers_models_learn_the_digits_with_fit(name):
     keras.utils.set_random_seed(0)
@@ -131,6 +201,7 @@ def test_the_papers_models_learn_the_digits_with_fit(name):
 # (ImageNet ResNet50 with SR: its round trip and train step in test_resnet50.py.)
 @pytest.mark.runs_first
 @pytest.mark.backends("jax", "torch")
+@pytest.mark.needs_extras("data")
 def test_mobilenet_v2_with_cc_inserted_takes_fit_steps():
     keras.utils.set_random_seed(0)
     (x, y), _ = digits(32, 8)
@@ -185,6 +256,7 @@ print(json.dumps({{
 
 
 @pytest.mark.backends("jax")
+@pytest.mark.needs_extras("data")
 @pytest.mark.parametrize(
     "builder",
     [

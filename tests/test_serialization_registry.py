@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import keras_memblocks
-from keras_memblocks.tensorflow_stack import MissingTensorFlowError
+from keras_memblocks.utils.extras import MissingExtraError
 from tests import layer_battery
 
 PREFIX = "keras_memblocks>"
@@ -37,19 +37,16 @@ def registered_in_this_process():
 def registered_by_every_module():
     """The package's registry once every one of its modules is imported.
 
-    Without TensorFlow, the TensorFlow-built parts (tf.data, export) cannot
-    be imported, and register nothing there.
+    In an install without an extra, the modules built on it cannot be
+    imported, and register nothing there.
     """
     for info in pkgutil.walk_packages(
         keras_memblocks.__path__, "keras_memblocks.", onerror=lambda name: None
     ):
         try:
             importlib.import_module(info.name)
-        except MissingTensorFlowError:
-            assert importlib.util.find_spec("tensorflow") is None, info.name
-        except ModuleNotFoundError as error:  # the optional keras-hub support
-            assert error.name == "keras_hub", info.name
-            assert importlib.util.find_spec("keras_hub") is None, info.name
+        except MissingExtraError as error:  # raised only for what is truly not installed
+            assert error.missing, info.name
     return registered_in_this_process()
 
 

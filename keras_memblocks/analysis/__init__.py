@@ -2,11 +2,14 @@
 
 Every function returns its numbers (NumPy arrays or a small dataclass);
 every `plot_...` companion draws them with matplotlib and returns the
-figure.
+figure. The `[analysis]` extra: SciPy (the Mann-Whitney tests) and
+Matplotlib. Nothing here trains a net: the analyses take trained models.
 """
 
-from keras_memblocks.analysis.capacity_curves import CapacityCurves
-from keras_memblocks.analysis.capacity_curves import accuracy_versus_weights
+from keras_memblocks.utils import extras
+
+extras.require("analysis", "keras_memblocks.analysis")
+
 from keras_memblocks.analysis.capacity_curves import plot_accuracy_versus_weights
 from keras_memblocks.analysis.cc_analysis import CCCoefficients
 from keras_memblocks.analysis.cc_analysis import ClassDifferences
@@ -33,12 +36,10 @@ from keras_memblocks.analysis.sr_analysis import removal_ablation
 __all__ = [
     "ActivationChange",
     "CCCoefficients",
-    "CapacityCurves",
     "ClassDifferences",
     "MemoryUsage",
     "RemovalAblation",
     "TiltAndMagnitude",
-    "accuracy_versus_weights",
     "activation_change",
     "cc_coefficients",
     "class_difference_matrix",
@@ -56,3 +57,15 @@ __all__ = [
     "removal_ablation",
     "tilt_and_magnitude",
 ]
+
+# Moved in 0.2.0: they train nets, so they live with the trainer.
+_MOVED_TO_TRAINING = ("CapacityCurves", "accuracy_versus_weights")
+
+
+def __getattr__(name):
+    if name in _MOVED_TO_TRAINING:
+        raise AttributeError(
+            f"keras_memblocks.analysis.{name} moved to keras_memblocks.training.{name} in 0.2.0 "
+            f"(it trains nets): from keras_memblocks.training import {name}"
+        )
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

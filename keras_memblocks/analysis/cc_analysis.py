@@ -18,10 +18,15 @@ figure.
 import dataclasses
 
 import keras
+import matplotlib.pyplot as plt
 import numpy as np
+from keras import ops
+from matplotlib import colors
+from scipy.stats import mannwhitneyu
 
 from keras_memblocks.analysis import feature_taps
 from keras_memblocks.layers import ContextualConvBlock2D
+from keras_memblocks.layers.excitation_maps import factors
 
 
 @dataclasses.dataclass
@@ -201,8 +206,6 @@ def tilt_and_magnitude(coefficients):
 def _count_differences(first, second, alpha):
     """How many columns of two (n, D) samples differ by a two-sided
     Mann-Whitney U test at p < alpha."""
-    from scipy.stats import mannwhitneyu
-
     with np.errstate(invalid="ignore", divide="ignore"):
         p_values = mannwhitneyu(first, second, axis=0, method="asymptotic").pvalue
     # A column constant in both samples has no variance to test (NaN): no difference.
@@ -277,8 +280,6 @@ def plot_tilt_and_magnitude(result):
     >>> len(plot_tilt_and_magnitude(measures).axes)
     4
     """
-    import matplotlib.pyplot as plt
-
     panels = [
         ("tilt_w", "tilt |a_w - b_w|"),
         ("tilt_h", "tilt |a_h - b_h|"),
@@ -311,8 +312,6 @@ def plot_class_difference_matrix(result, class_names=None):
     >>> len(plot_class_difference_matrix(result).axes[0].texts)
     4
     """
-    import matplotlib.pyplot as plt
-
     counts = result.counts
     names = feature_taps.class_labels(result.classes, class_names)
     size = max(4.0, 0.45 * len(names) + 2)
@@ -367,9 +366,6 @@ def plot_excitation_maps(model, image, layer_name=None, channels=4):
     >>> len(plot_excitation_maps(model, np.zeros((28, 28, 1)), channels=2).axes)  # + colour bar
     7
     """
-    import matplotlib.pyplot as plt
-    from matplotlib import colors
-
     layer = feature_taps.find_blocks(model, ContextualConvBlock2D, layer_name)[0]
     (block_input,) = feature_taps.tap(model, [layer.input], np.asarray(image)[None])
     excitation = keras.ops.convert_to_numpy(layer.compute_excitation_map(block_input))[0]
@@ -413,11 +409,6 @@ def plot_excitation_map_producers(height=32, width=32):
     >>> len(plot_excitation_map_producers().axes)
     9
     """
-    import matplotlib.pyplot as plt
-    from keras import ops
-
-    from keras_memblocks.layers.excitation_maps import factors
-
     examples = {
         "bilinear": [(1.0, 1.0, 1.0, 1.0), (0.5, 1.5, 1.0, 1.0), (1.5, 0.5, 0.5, 1.5)],
         "gaussian": [(0.5, 1.0, 0.5, 1.0), (0.3, 0.15, 0.7, 0.15), (0.8, 0.1, 0.5, 0.4)],

@@ -15,6 +15,7 @@ matplotlib and returns the figure.
 import dataclasses
 
 import keras
+import matplotlib.pyplot as plt
 import numpy as np
 
 from keras_memblocks.analysis import feature_taps
@@ -290,8 +291,6 @@ def plot_memory_usage(usage, class_names=None, columns=5):
     >>> len(plot_memory_usage(usage).axes)
     2
     """
-    import matplotlib.pyplot as plt
-
     num_classes, num_memories = usage.mean.shape
     columns = min(columns, num_classes)
     rows = -(-num_classes // columns)
@@ -336,8 +335,6 @@ def plot_memory_activity(activity, layer_name="SR block"):
     >>> plot_memory_activity(np.ones((3, 8))).axes[0].get_ylabel()
     'memory block'
     """
-    import matplotlib.pyplot as plt
-
     figure, axis = plt.subplots(figsize=(8, 0.35 * len(activity) + 1.6))
     image = axis.imshow(activity, aspect="auto", cmap="viridis", interpolation="nearest")
     axis.set_yticks(range(len(activity)), [str(i + 1) for i in range(len(activity))])
@@ -360,8 +357,6 @@ def plot_activation_change(change, class_names=None):
     >>> plot_activation_change(change).axes[0].get_ylabel()
     'class'
     """
-    import matplotlib.pyplot as plt
-
     values = change.mean_abs_difference
     figure, axis = plt.subplots(figsize=(8, 0.3 * len(values) + 1.6))
     image = axis.imshow(values, aspect="auto", cmap="magma", interpolation="nearest")
@@ -384,8 +379,6 @@ def plot_removal_ablation(ablation):
     >>> [float(bar.get_height()) for bar in figure.axes[0].patches]
     [0.9, 0.85]
     """
-    import matplotlib.pyplot as plt
-
     figure, axis = plt.subplots(figsize=(4, 3.2))
     bars = axis.bar(
         ["with SR", "SR removed"],

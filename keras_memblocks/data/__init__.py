@@ -1,35 +1,24 @@
-"""Datasets: tensorflow-datasets pipelines, the embedded digits, generated data.
+"""Datasets: tf.data pipelines on tensorflow-datasets, the embedded digits, generated data.
 
-The digits and the generated data are NumPy arrays and need no TensorFlow;
-the tensorflow-datasets pipelines import it when first used.
+The `[data]` extra: TensorFlow (tf.data feeds `model.fit` on every Keras
+backend), tensorflow-datasets and scikit-learn (its bundled handwritten
+digits).
 """
 
+from keras_memblocks.utils import extras
+
+extras.require("data", "keras_memblocks.data")
+
 from keras_memblocks.data.digits import load_digits
+from keras_memblocks.data.stand_in import stand_in_data
 from keras_memblocks.data.synthetic import synthetic_images
 from keras_memblocks.data.synthetic import synthetic_segmentation
-
-_TFDS_NAMES = (
-    "DATASETS",
-    "DatasetNotFoundError",
-    "check_available",
-    "load",
-    "prepare_dataset",
-    "splits",
-)
-
-
-def __getattr__(name):
-    # Without TensorFlow, these modules raise MissingTensorFlowError themselves.
-    if name in _TFDS_NAMES:
-        from keras_memblocks.data import tfds_datasets
-
-        return getattr(tfds_datasets, name)
-    if name == "stand_in_data":
-        from keras_memblocks.data.stand_in import stand_in_data
-
-        return stand_in_data
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
+from keras_memblocks.data.tfds_datasets import DATASETS
+from keras_memblocks.data.tfds_datasets import DatasetNotFoundError
+from keras_memblocks.data.tfds_datasets import check_available
+from keras_memblocks.data.tfds_datasets import load
+from keras_memblocks.data.tfds_datasets import prepare_dataset
+from keras_memblocks.data.tfds_datasets import splits
 
 __all__ = [
     "DATASETS",

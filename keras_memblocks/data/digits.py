@@ -5,8 +5,10 @@ main job and the accuracy smoke checks run offline.
 """
 
 import numpy as np
+from sklearn.datasets import load_digits as sklearn_digits
+from sklearn.model_selection import train_test_split
 
-from keras_memblocks.layers import argument_checks
+from keras_memblocks.utils import argument_checks
 
 
 def load_digits(image_size=32, channels=3, test_fraction=0.25, seed=0):
@@ -31,9 +33,6 @@ def load_digits(image_size=32, channels=3, test_fraction=0.25, seed=0):
     >>> x_train.shape, x_test.shape
     ((1347, 16, 16, 1), (450, 16, 16, 1))
     """
-    from sklearn.datasets import load_digits as sklearn_digits
-    from sklearn.model_selection import train_test_split
-
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 8:
         raise ValueError(f"`image_size` must be an integer >= 8. Received: {image_size!r}")
     argument_checks.check_choice("channels", channels, (1, 3))

@@ -5,12 +5,7 @@ tensor), so a pipeline with a fixed seed yields the same batches every run.
 """
 
 import numpy as np
-
-from keras_memblocks import tensorflow_stack
-
-tensorflow_stack.require("keras_memblocks.data.preprocessing", tensorflow_stack.DATA)
-
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
 # Per-channel statistics used by the papers' PyTorch code.
 MEAN_STD = {

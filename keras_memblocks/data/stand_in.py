@@ -8,9 +8,7 @@ on a machine without its data. It patches tensorflow-datasets while active.
 import contextlib
 from unittest import mock
 
-from keras_memblocks import tensorflow_stack
-
-tensorflow_stack.require("keras_memblocks.data.stand_in", tensorflow_stack.DATA)
+import tensorflow_datasets as tfds
 
 
 @contextlib.contextmanager
@@ -29,7 +27,6 @@ def stand_in_data(num_examples=8):
     >>> tuple(images.shape), tuple(labels.shape)
     ((4, 32, 32, 3), (4,))
     """
-    import tensorflow_datasets as tfds
 
     with (
         tfds.testing.mock_data(num_examples=num_examples),

@@ -9,14 +9,11 @@ builds from manual downloads.
 import os
 from dataclasses import dataclass
 
-from keras_memblocks import tensorflow_stack
-
-tensorflow_stack.require("keras_memblocks.data.tfds_datasets", tensorflow_stack.DATA)
-
 import tensorflow as tf
+import tensorflow_datasets as tfds
 
 from keras_memblocks.data import preprocessing
-from keras_memblocks.layers import argument_checks
+from keras_memblocks.utils import argument_checks
 
 
 @dataclass(frozen=True)
@@ -76,7 +73,6 @@ def default_data_dir():
 
 
 def _builder(name, data_dir):
-    import tensorflow_datasets as tfds
 
     argument_checks.check_choice("dataset", name, tuple(DATASETS))
     # try_gcs=False: never reach for Google Cloud Storage (offline machines
@@ -137,7 +133,6 @@ def prepare_dataset(name, data_dir=None):
     ...     prepare_dataset("mnist", data_dir=tempfile.mkdtemp()).is_prepared()
     True
     """
-    import tensorflow_datasets as tfds
 
     data_dir = data_dir or default_data_dir()
     builder = _builder(name, data_dir)
@@ -206,7 +201,6 @@ def load(
     >>> tuple(images.shape), tuple(labels.shape)
     ((4, 32, 32, 3), (4,))
     """
-    import tensorflow_datasets as tfds
 
     builder = check_available(name, data_dir)
     dataset = builder.as_dataset(

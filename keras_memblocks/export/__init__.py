@@ -1,9 +1,9 @@
 """Verified export to SavedModel, TFLite and ONNX."""
 
-from keras_memblocks import tensorflow_stack
+from keras_memblocks.utils import extras
 
-# Built on TensorFlow's tools: without them, say what to install.
-tensorflow_stack.require("keras_memblocks.export", tensorflow_stack.EXPORT)
+# Built on TensorFlow's converters and the runtimes: without them, say what to install.
+extras.require("export", "keras_memblocks.export")
 
 from keras_memblocks.export.model_export import ExportError
 from keras_memblocks.export.model_export import deployed_model

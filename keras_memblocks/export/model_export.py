@@ -15,9 +15,13 @@ import tempfile
 from pathlib import Path
 from unittest import mock
 
+import ai_edge_litert
 import keras
 import numpy as np
+import onnxruntime
 import tensorflow as tf
+import tf2onnx
+from ai_edge_litert.interpreter import Interpreter
 
 from keras_memblocks.export.int8_ranges import widen_collapsed_ranges
 from keras_memblocks.layers import ContextualConvBlock2D
@@ -189,8 +193,6 @@ def _write_tflite(saved_model_dir, path, quantization, representative_data):
 
 
 def _write_onnx(model, path, opset):
-    import tf2onnx
-
     function = tf.function(lambda image: model(image, training=False))
     # tf2onnx deep-copies the whole graph, weights included, before each of
     # its optimizer passes so that a failing pass can be skipped; the copies
@@ -250,8 +252,6 @@ def tflite_interpreter(path, inputs, num_threads=None):
     >>> interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).shape
     (3, 10)
     """
-    from ai_edge_litert.interpreter import Interpreter
-
     interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
     source = interpreter.get_input_details()[0]
     interpreter.resize_tensor_input(source["index"], list(inputs.shape))
@@ -308,8 +308,6 @@ def run_onnx(path, inputs):
     >>> bool(np.allclose(run_onnx(out / "model.onnx", x), model.predict(x, verbose=0), atol=1e-5))
     True
     """
-    import onnxruntime
-
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return session.run(None, {session.get_inputs()[0].name: inputs})[0]
 
@@ -334,10 +332,6 @@ def _sha256(path):
 
 
 def _versions():
-    import ai_edge_litert
-    import onnxruntime
-    import tf2onnx
-
     return {
         "keras": keras.__version__,
         "tensorflow": tf.__version__,

@@ -3,9 +3,9 @@
 import keras
 from keras import ops
 
-from keras_memblocks.layers import argument_checks
-from keras_memblocks.layers.initializers import add_dense_weights
-from keras_memblocks.layers.initializers import fan_in_uniform
+from keras_memblocks.utils import argument_checks
+from keras_memblocks.utils.initializers import add_dense_weights
+from keras_memblocks.utils.initializers import fan_in_uniform
 
 
 @keras.saving.register_keras_serializable(package="keras_memblocks")

@@ -8,9 +8,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_memblocks.layers import argument_checks
 from keras_memblocks.layers import excitation_maps
-from keras_memblocks.layers.initializers import fan_in_uniform
+from keras_memblocks.utils import argument_checks
+from keras_memblocks.utils.initializers import fan_in_uniform
 
 
 @dataclasses.dataclass(frozen=True)

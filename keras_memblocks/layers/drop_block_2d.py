@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_memblocks.layers import argument_checks
+from keras_memblocks.utils import argument_checks
 
 
 @keras.saving.register_keras_serializable(package="keras_memblocks")

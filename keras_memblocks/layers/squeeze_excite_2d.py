@@ -3,8 +3,8 @@
 import keras
 from keras import ops
 
-from keras_memblocks.layers import argument_checks
-from keras_memblocks.layers.initializers import add_dense_weights
+from keras_memblocks.utils import argument_checks
+from keras_memblocks.utils.initializers import add_dense_weights
 
 
 @keras.saving.register_keras_serializable(package="keras_memblocks")

@@ -2,9 +2,9 @@
 
 import keras
 
-from keras_memblocks.layers import argument_checks
 from keras_memblocks.models import regularizers
 from keras_memblocks.models.block_placement import Placements
+from keras_memblocks.utils import argument_checks
 
 # depth -> (bottleneck, blocks per module)
 _DEPTHS = {18: (False, (2, 2, 2, 2)), 34: (False, (3, 4, 6, 3)), 50: (True, (3, 4, 6, 3))}

@@ -2,8 +2,8 @@
 
 import keras
 
-from keras_memblocks.layers import argument_checks
 from keras_memblocks.models.block_placement import Placements
+from keras_memblocks.utils import argument_checks
 
 _CONFIGS = {
     16: ((64, 64), (128, 128), (256,) * 3, (512,) * 3, (512,) * 3),

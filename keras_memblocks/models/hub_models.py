@@ -11,6 +11,10 @@ rebuilt around the new backbone from its config, with its preprocessor and
 its head's weights.
 """
 
+from keras_memblocks.utils import extras
+
+extras.require("hub", "keras_memblocks.models.hub_models")
+
 import keras
 import keras_hub
 

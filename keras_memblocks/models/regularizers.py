@@ -3,7 +3,7 @@
 import keras
 
 from keras_memblocks.layers import DropBlock2D
-from keras_memblocks.layers import argument_checks
+from keras_memblocks.utils import argument_checks
 
 REGULARIZERS = ("dropout", "dropout2d", "dropblock")
 

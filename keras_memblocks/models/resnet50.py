@@ -2,10 +2,10 @@
 
 import keras
 
-from keras_memblocks.layers import argument_checks
 from keras_memblocks.models import regularizers
 from keras_memblocks.models.block_placement import Placements
 from keras_memblocks.models.weight_transfer import copy_weights_by_name
+from keras_memblocks.utils import argument_checks
 
 _STAGES = ((64, 3), (128, 4), (256, 6), (512, 3))  # conv2_x .. conv5_x
 _BN = dict(axis=-1, epsilon=1.001e-5)

@@ -2,9 +2,9 @@
 
 import keras
 
-from keras_memblocks.layers import argument_checks
 from keras_memblocks.models import segmentation_heads
 from keras_memblocks.models.resnet50 import resnet50
+from keras_memblocks.utils import argument_checks
 
 BACKBONES = ("resnet50",)
 

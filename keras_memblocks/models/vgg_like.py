@@ -2,8 +2,8 @@
 
 import keras
 
-from keras_memblocks.layers import argument_checks
 from keras_memblocks.models.block_placement import Placements
+from keras_memblocks.utils import argument_checks
 
 # dataset -> (input shape, classes, convs per stage, stages, pool size, width growth)
 _CONFIGS = {

@@ -1,11 +1,13 @@
 """Training: recipes, the trainer, and the demo on the embedded digits."""
 
-from keras_memblocks import tensorflow_stack
+from keras_memblocks.utils import extras
 
-# Built on TensorFlow's tools: without them, say what to install.
-tensorflow_stack.require("keras_memblocks.training", tensorflow_stack.DATA)
+# Built on tf.data (on every backend): without it, say what to install.
+extras.require("train", "keras_memblocks.training")
 
 from keras_memblocks.optimizers import SGDWithL2
+from keras_memblocks.training.capacity_curves import CapacityCurves
+from keras_memblocks.training.capacity_curves import accuracy_versus_weights
 from keras_memblocks.training.distributed_loop import fit_distributed
 from keras_memblocks.training.recipes import RECIPES
 from keras_memblocks.training.recipes import TrainingConfig
@@ -17,10 +19,12 @@ from keras_memblocks.training.trainer import train
 from keras_memblocks.training.trainer import train_seeds
 
 __all__ = [
+    "CapacityCurves",
     "FinishedRunError",
     "RECIPES",
     "SGDWithL2",
     "TrainingConfig",
+    "accuracy_versus_weights",
     "build_model",
     "fit_distributed",
     "get_recipe",

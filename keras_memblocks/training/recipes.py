@@ -6,8 +6,10 @@ from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
 
-from keras_memblocks.layers import argument_checks
+import yaml
+
 from keras_memblocks.training import specs
+from keras_memblocks.utils import argument_checks
 
 SCHEDULES = ("step", "poly", "constant")
 OPTIMIZERS = ("sgd", "adam")
@@ -231,8 +233,6 @@ def load_config_file(path):
     text = path.read_text()
     try:
         if path.suffix in (".yaml", ".yml"):
-            import yaml
-
             try:
                 overrides = yaml.safe_load(text) or {}
             except yaml.YAMLError as error:

@@ -9,10 +9,10 @@ and last rows train one step on generated stand-in data.
 import json
 from pathlib import Path
 
-from keras_memblocks.analysis.capacity_curves import CAPACITY_VARIANTS
-from keras_memblocks.analysis.capacity_curves import STANDARD
 from keras_memblocks.data import stand_in_data
 from keras_memblocks.training import specs
+from keras_memblocks.training.capacity_curves import CAPACITY_VARIANTS
+from keras_memblocks.training.capacity_curves import capacity_config
 from keras_memblocks.training.recipes import cc_after_every_conv
 from keras_memblocks.training.recipes import get_recipe
 from keras_memblocks.training.recipes import sr_after
@@ -221,36 +221,6 @@ def _cc_table3():
         blocks = cc_after_every_conv(variant, emp=emp)
         rows.append((label, {"model_args": {**base, "blocks": blocks}}, paper))
     return "cc-cifar100", rows
-
-
-def capacity_config(dataset, width, variant, swapped=False, layout=None, recipe=None):
-    """One point of the CC paper's Fig. 4: the VGG-like net at `width`.
-
-    Args:
-        dataset: the recipe's dataset.
-        width: the first conv's width.
-        variant: a CC variant after every conv, or `"standard"` (no block).
-        swapped: train on the test split, test on the training split.
-        layout: the VGG-like layout (`"mnist"`, `"cifar10"`, `"cifar100"`);
-            defaults to `dataset` (`"cifar10"` for the digits, whose images
-            the recipe gives at 32x32).
-        recipe: whose training settings; default `"digits"` on the digits,
-            else `"cc-cifar100"`.
-
-    Example:
-
-    >>> from keras_memblocks.training.reproduction import capacity_config
-    >>> config = capacity_config("digits", 4, "scalar")
-    >>> config.model_args["dataset"], config.model_args["blocks"]["variant"], config.optimizer
-    ('cifar10', 'scalar', 'adam')
-    """
-    digits = dataset == "digits"
-    layout = layout or ("cifar10" if digits else dataset)
-    recipe = recipe or ("digits" if digits else "cc-cifar100")
-    args = {"dataset": layout, "width": width}
-    if variant != STANDARD:
-        args["blocks"] = cc_after_every_conv(variant)
-    return get_recipe(recipe).replace(dataset=dataset, model_args=args, reverse_split=swapped)
 
 
 def _cc_fig4():

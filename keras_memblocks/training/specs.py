@@ -20,9 +20,12 @@ import dataclasses
 from typing import Callable
 
 import keras
+import tensorflow as tf
 
 from keras_memblocks import models
 from keras_memblocks.data import digits
+from keras_memblocks.data import tfds_datasets
+from keras_memblocks.data.preprocessing import IGNORE_LABEL
 from keras_memblocks.metrics import mean_iou
 
 # === Tasks ===
@@ -33,8 +36,6 @@ def _classification_compile_args(model, config):
 
 
 def _segmentation_compile_args(model, config):
-    from keras_memblocks.data.preprocessing import IGNORE_LABEL
-
     loss = keras.losses.SparseCategoricalCrossentropy(ignore_class=IGNORE_LABEL)
     if not isinstance(model.output, dict):
         return {"loss": loss, "metrics": [mean_iou(model.output.shape[-1], IGNORE_LABEL)]}
@@ -180,8 +181,6 @@ def _digits_shape(config, channels):
 
 def _digits_load(config, seed, channels):
     """scikit-learn's embedded digits, split as the recipe says."""
-    import tensorflow as tf
-
     (x_train, y_train), (x_test, y_test) = digits.load_digits(config.image_size, channels=channels)
     if config.reverse_split:
         (x_train, y_train), (x_test, y_test) = (x_test, y_test), (x_train, y_train)
@@ -206,8 +205,6 @@ def _digits_load(config, seed, channels):
 
 def _tfds_shape(name):
     def image_shape(config, channels):
-        from keras_memblocks.data import tfds_datasets
-
         if name == "cityscapes":  # trained on crops, evaluated at the crop size
             return (*config.crop_size, 3)
         return tfds_datasets.DATASETS[name].image_shape
@@ -217,8 +214,6 @@ def _tfds_shape(name):
 
 def _tfds_load(name):
     def load(config, seed, channels):
-        from keras_memblocks.data import tfds_datasets
-
         names = tfds_datasets.splits(name, config.validation_fraction, config.reverse_split)
         common = dict(
             batch_size=config.batch_size,

@@ -16,6 +16,7 @@ from keras_memblocks import models
 from keras_memblocks.optimizers import SGDWithL2
 from keras_memblocks.training import specs
 from keras_memblocks.training.distributed_loop import fit_distributed
+from keras_memblocks.utils import extras
 
 
 def build_model(config):
@@ -221,13 +222,7 @@ def train(config, output_dir, seed=0, verbose=None, strategy=None, overwrite=Fal
     """
     config.validate()
     if config.tensorboard:
-        try:
-            import tensorboard  # noqa: F401
-        except ImportError as error:
-            raise ValueError(
-                "tensorboard=True needs the tensorboard package: "
-                "pip install 'keras-memblocks[tensorboard]'"
-            ) from error
+        extras.require("tensorboard", "tensorboard=True (memblocks train --tensorboard)")
     output_dir = Path(output_dir)
     if finished_results(output_dir) is not None:
         if not overwrite:
