@@ -201,6 +201,11 @@ def _calibration_images(source, input_shape):
         raise ValueError(f"{source} is not a .npy array of images: {error}") from None
     if images.ndim != 4 or tuple(images.shape[1:]) != tuple(input_shape):
         raise ValueError(f"{source}: images of shape {images.shape}, the model takes {input_shape}")
+    if len(images) < 2:
+        raise ValueError(f"{source} holds {len(images)} image; give at least 2 (half calibrate).")
+    from keras_memblocks.export.model_export import check_finite_images
+
+    images = check_finite_images(images, source)
     half = len(images) // 2
     return images[:half], images[half:]
 
@@ -367,6 +372,12 @@ def main(argv=None):
         return _train(args)
     except tuple(user_errors) as error:
         print(f"memblocks: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        if error.filename is None:  # not about a path the user gave: ours, with its traceback
+            raise
+        # A path the system refused (permission, a file where a folder should be, a full disk).
+        print(f"memblocks: error: {error.filename}: {error.strerror or error}", file=sys.stderr)
         return 2
 
 

@@ -6,6 +6,7 @@ with the whole object config; the `memblocks` commands show users this
 module's one-line `ModelFileError` instead.
 """
 
+import json
 import re
 import zipfile
 from pathlib import Path
@@ -18,17 +19,16 @@ class ModelFileError(ValueError):
 
     Its message names the file, what is wrong with it and what to do.
 
-    Example:
-
-    >>> import pathlib, tempfile
-    >>> from keras_memblocks.model_files import ModelFileError, load_model_file
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "notes.keras"
-    >>> _ = path.write_text("not a model")
-    >>> try:
-    ...     load_model_file(path)
-    ... except ModelFileError as error:
-    ...     print(str(error).split(":")[0])
-    notes.keras is not a Keras model file
+    Examples:
+        >>> import pathlib, tempfile
+        >>> from keras_memblocks.model_files import ModelFileError, load_model_file
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "notes.keras"
+        >>> _ = path.write_text("not a model")
+        >>> try:
+        ...     load_model_file(path)
+        ... except ModelFileError as error:
+        ...     print(str(error).split(":")[0])
+        notes.keras is not a Keras model file
     """
 
 
@@ -54,15 +54,14 @@ def load_model_file(path, compile=True):
             damaged, or holds a class of another package that is not
             imported. Other errors (bugs) pass through unchanged.
 
-    Example:
-
-    >>> import pathlib, tempfile
-    >>> from keras_memblocks.model_files import load_model_file
-    >>> from keras_memblocks.models import vgg_like
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "model.keras"
-    >>> vgg_like("mnist", width=1, blocks={"block": "cc", "after": "conv"}).save(path)
-    >>> load_model_file(path).name
-    'vgg_like_mnist_w1_cc'
+    Examples:
+        >>> import pathlib, tempfile
+        >>> from keras_memblocks.model_files import load_model_file
+        >>> from keras_memblocks.models import vgg_like
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "model.keras"
+        >>> vgg_like("mnist", width=1, blocks={"block": "cc", "after": "conv"}).save(path)
+        >>> load_model_file(path).name
+        'vgg_like_mnist_w1_cc'
     """
     path = Path(path)
     if not path.exists():
@@ -73,7 +72,13 @@ def load_model_file(path, compile=True):
             "folder cannot be loaded back as a Keras model)."
         )
     if path.suffix == ".h5":
-        return keras.saving.load_model(path, compile=compile)
+        try:
+            return keras.saving.load_model(path, compile=compile)
+        except (OSError, ValueError) as error:  # not HDF5, or HDF5 without a model
+            raise ModelFileError(
+                f"{path.name} is not a Keras model file ({error}). Give the .keras file that "
+                "`model.save()` or `memblocks train` wrote."
+            ) from None
     if not zipfile.is_zipfile(path):
         raise ModelFileError(
             f"{path.name} is not a Keras model file: a .keras file is a zip archive, and this "
@@ -111,5 +116,7 @@ def load_model_file(path, compile=True):
             "process: it comes from another package. Load the model in Python after "
             "importing that package, then call keras_memblocks.export.export_model on it."
         ) from None
+    except json.JSONDecodeError as error:  # (a ValueError) its config.json is not JSON
+        raise _corrupt(path, f"its config.json is not valid JSON: {error}") from None
     except (OSError, EOFError, KeyError, zipfile.BadZipFile) as error:
         raise _corrupt(path, f"{type(error).__name__}: {error}") from None

@@ -88,8 +88,13 @@ def test_recipes_are_valid_and_build():
             "classification dataset: choose a classification model (vgg_like,",
         ),
         (["--set", "epochz=3"], "Unknown recipe field(s) ['epochz']. Valid fields:"),
-        (["--set", "schedule=cosine"], "Unknown schedule 'cosine'"),
+        (["--set", "schedule=cosine"], "`schedule` must be one of step, poly, constant."),
         (["--set", "jit_compile=yes"], "`jit_compile` must be true, false or 'auto'"),
+        (["--set", "learning_rate=abc"], "`learning_rate` must be a number > 0. Received: 'abc'"),
+        (["--set", 'learning_rate="0.1"'], "`learning_rate` must be a number > 0. Received: '0.1'"),
+        (["--max-steps-per-epoch", "-1"], "`max_steps_per_epoch` must be an integer >= 1, or nu"),
+        (["--set", "milestones=[10,5]"], "`milestones` must increase, each epoch once"),
+        (["--set", "crop_size=[512]"], "`crop_size` must be [height, width], two integers >= 1"),
         (
             [
                 "--model-args",

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import zipfile
 from pathlib import Path
 
 import keras
@@ -329,6 +330,12 @@ def _user_mistakes(tmp_path):
     diverged.save(tmp_path / "diverged.keras")
     (tmp_path / "bad.yaml").write_text("epochs: [3\n")
     (tmp_path / "bad.json").write_text('{"epochs": 3,}')
+    (tmp_path / "latin1.yaml").write_bytes("epochs: 3  # café\n".encode("latin-1"))
+    (tmp_path / "text_lr.yaml").write_text('learning_rate: "0.1"\n')
+    (tmp_path / "text.h5").write_text("not HDF5")
+    with zipfile.ZipFile(tmp_path / "bad_config.keras", "w") as archive:
+        archive.writestr("config.json", "{not json")
+        archive.writestr("metadata.json", "{}")
     export = [MEMBLOCKS, "export"]
     return {
         "missing file": (export + ["nothing.keras"], "No model file 'nothing.keras'"),
@@ -345,6 +352,19 @@ def _user_mistakes(tmp_path):
         "bad json config": (
             [MEMBLOCKS, "train", "--config", "bad.json"],
             "Config file 'bad.json' is not valid JSON",
+        ),
+        "non-UTF-8 config": (
+            [MEMBLOCKS, "train", "--config", "latin1.yaml"],
+            "Config file 'latin1.yaml' is not UTF-8 text",
+        ),
+        "learning rate as text": (
+            [MEMBLOCKS, "train", "--config", "text_lr.yaml"],
+            "`learning_rate` must be a number > 0. Received: '0.1' (str)",
+        ),
+        "HDF5 file that is not a model": (export + ["text.h5"], "text.h5 is not a Keras model"),
+        "config.json that is not JSON": (
+            export + ["bad_config.keras"],
+            "bad_config.keras is a damaged .keras file (its config.json is not valid JSON",
         ),
         "missing calibration": (
             export + ["good.keras", "--calibration", "none.npy"],

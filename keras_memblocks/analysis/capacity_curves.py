@@ -11,16 +11,15 @@ def plot_accuracy_versus_weights(curves):
     """Test accuracy against the number of weights (log scale), one line per
     variant, mean +- sd over seeds.
 
-    Example:
-
-    >>> import numpy as np
-    >>> from keras_memblocks.analysis import plot_accuracy_versus_weights
-    >>> from keras_memblocks.training import CapacityCurves
-    >>> curves = CapacityCurves(np.array(["standard", "standard"]), np.array([1, 2]),
-    ...                         np.array([0, 0]), np.array([1000, 3000]), np.array([0.5, 0.7]),
-    ...                         "cifar10")
-    >>> len(plot_accuracy_versus_weights(curves).axes[0].lines) >= 1
-    True
+    Examples:
+        >>> import numpy as np
+        >>> from keras_memblocks.analysis import plot_accuracy_versus_weights
+        >>> from keras_memblocks.training import CapacityCurves
+        >>> curves = CapacityCurves(np.array(["standard", "standard"]), np.array([1, 2]),
+        ...                         np.array([0, 0]), np.array([1000, 3000]), np.array([0.5, 0.7]),
+        ...                         "cifar10")
+        >>> len(plot_accuracy_versus_weights(curves).axes[0].lines) >= 1
+        True
     """
     figure, axis = plt.subplots(figsize=(6, 4))
     for variant, (widths, parameters, mean, std) in curves.summary().items():

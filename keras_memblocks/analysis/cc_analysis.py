@@ -43,14 +43,13 @@ class CCCoefficients:
     Returned by `cc_coefficients`; read by `tilt_and_magnitude` and
     `class_difference_matrix`.
 
-    Example:
-
-    >>> import numpy as np
-    >>> from keras_memblocks.analysis import CCCoefficients
-    >>> values = np.ones((5, 8, 4))  # 5 images, 8 channels, {a_w, b_w, a_h, b_h}
-    >>> result = CCCoefficients(["block"], [values], ["bilinear"])
-    >>> float(result.coefficients[0][:, :, 0].mean())  # mean a_w
-    1.0
+    Examples:
+        >>> import numpy as np
+        >>> from keras_memblocks.analysis import CCCoefficients
+        >>> values = np.ones((5, 8, 4))  # 5 images, 8 channels, {a_w, b_w, a_h, b_h}
+        >>> result = CCCoefficients(["block"], [values], ["bilinear"])
+        >>> float(result.coefficients[0][:, :, 0].mean())  # mean a_w
+        1.0
     """
 
     layer_names: list
@@ -65,19 +64,22 @@ class TiltAndMagnitude:
 
     Attributes:
         layer_names: the CC blocks.
-        tilt_w, tilt_h: |a_w - b_w| and |a_h - b_h|.
-        magnitude_w, magnitude_h: |(a_w + b_w)/2 - 1| and |(a_h + b_h)/2 - 1|.
+        tilt_w: |a_w - b_w|.
+        tilt_h: |a_h - b_h|.
+        magnitude_w: |(a_w + b_w)/2 - 1|.
+        magnitude_h: |(a_h + b_h)/2 - 1|.
 
     Returned by `tilt_and_magnitude`; drawn by `plot_tilt_and_magnitude`.
 
-    Example (the median per layer):
+    Examples:
+        The median per layer:
 
-    >>> import numpy as np
-    >>> from keras_memblocks.analysis import TiltAndMagnitude
-    >>> result = TiltAndMagnitude(["a", "b"], [np.array([0.0, 0.2]), np.array([0.4, 0.6])],
-    ...                           [], [], [])
-    >>> [float(np.median(values)) for values in result.tilt_w]
-    [0.1, 0.5]
+        >>> import numpy as np
+        >>> from keras_memblocks.analysis import TiltAndMagnitude
+        >>> result = TiltAndMagnitude(["a", "b"], [np.array([0.0, 0.2]), np.array([0.4, 0.6])],
+        ...                           [], [], [])
+        >>> [float(np.median(values)) for values in result.tilt_w]
+        [0.1, 0.5]
     """
 
     layer_names: list
@@ -102,14 +104,15 @@ class ClassDifferences:
     Returned by `class_difference_matrix`; drawn by
     `plot_class_difference_matrix`.
 
-    Example (as a share of the distributions tested):
+    Examples:
+        As a share of the distributions tested:
 
-    >>> import numpy as np
-    >>> from keras_memblocks.analysis import ClassDifferences
-    >>> result = ClassDifferences(np.array([0, 1]), np.array([[0, 30], [30, 1]]), 120, 0.01)
-    >>> result.counts / result.num_distributions
-    array([[0.        , 0.25      ],
-           [0.25      , 0.00833333]])
+        >>> import numpy as np
+        >>> from keras_memblocks.analysis import ClassDifferences
+        >>> result = ClassDifferences(np.array([0, 1]), np.array([[0, 30], [30, 1]]), 120, 0.01)
+        >>> result.counts / result.num_distributions
+        array([[0.        , 0.25      ],
+               [0.25      , 0.00833333]])
     """
 
     classes: np.ndarray
@@ -132,15 +135,14 @@ def cc_coefficients(model, images, labels=None, layer_names=None, batch_size=64)
     Returns:
         `CCCoefficients`.
 
-    Example:
-
-    >>> import numpy as np
-    >>> from keras_memblocks.models import vgg_like
-    >>> from keras_memblocks.analysis import cc_coefficients
-    >>> model = vgg_like("mnist", width=2, blocks={"block": "cc", "after": "conv"})
-    >>> result = cc_coefficients(model, np.zeros((3, 28, 28, 1)))
-    >>> result.layer_names, [c.shape for c in result.coefficients]
-    (['stage1_conv1_cc', 'stage2_conv1_cc'], [(3, 2, 4), (3, 8, 4)])
+    Examples:
+        >>> import numpy as np
+        >>> from keras_memblocks.models import vgg_like
+        >>> from keras_memblocks.analysis import cc_coefficients
+        >>> model = vgg_like("mnist", width=2, blocks={"block": "cc", "after": "conv"})
+        >>> result = cc_coefficients(model, np.zeros((3, 28, 28, 1)))
+        >>> result.layer_names, [c.shape for c in result.coefficients]
+        (['stage1_conv1_cc', 'stage2_conv1_cc'], [(3, 2, 4), (3, 8, 4)])
     """
     if labels is not None:
         labels = feature_taps.check_labels(images, labels)
@@ -177,14 +179,13 @@ def tilt_and_magnitude(coefficients):
         `TiltAndMagnitude`; each array holds one value per example and
         channel.
 
-    Example:
-
-    >>> import numpy as np
-    >>> from keras_memblocks.analysis import CCCoefficients, tilt_and_magnitude
-    >>> flat = np.ones((2, 3, 4))  # a_w = b_w = a_h = b_h = 1: a flat map
-    >>> result = tilt_and_magnitude(CCCoefficients(["cc"], [flat], ["bilinear"]))
-    >>> result.tilt_w[0], result.magnitude_h[0]
-    (array([0., 0., 0., 0., 0., 0.]), array([0., 0., 0., 0., 0., 0.]))
+    Examples:
+        >>> import numpy as np
+        >>> from keras_memblocks.analysis import CCCoefficients, tilt_and_magnitude
+        >>> flat = np.ones((2, 3, 4))  # a_w = b_w = a_h = b_h = 1: a flat map
+        >>> result = tilt_and_magnitude(CCCoefficients(["cc"], [flat], ["bilinear"]))
+        >>> result.tilt_w[0], result.magnitude_h[0]
+        (array([0., 0., 0., 0., 0., 0.]), array([0., 0., 0., 0., 0., 0.]))
     """
     measures = {"tilt_w": [], "tilt_h": [], "magnitude_w": [], "magnitude_h": []}
     for name, values, emp in zip(
@@ -228,17 +229,16 @@ def class_difference_matrix(coefficients, alpha=0.01, seed=0):
     Returns:
         `ClassDifferences`.
 
-    Example:
-
-    >>> import numpy as np
-    >>> from keras_memblocks.analysis import CCCoefficients, class_difference_matrix
-    >>> values = np.zeros((40, 2, 4))
-    >>> values[20:, 0, 0] = 1 + np.arange(20)  # class 1 differs in one coefficient
-    >>> labels = np.repeat([0, 1], 20)
-    >>> result = class_difference_matrix(CCCoefficients(["cc"], [values], ["bilinear"], labels))
-    >>> result.counts, result.num_distributions
-    (array([[0, 1],
-           [1, 0]]), 8)
+    Examples:
+        >>> import numpy as np
+        >>> from keras_memblocks.analysis import CCCoefficients, class_difference_matrix
+        >>> values = np.zeros((40, 2, 4))
+        >>> values[20:, 0, 0] = 1 + np.arange(20)  # class 1 differs in one coefficient
+        >>> labels = np.repeat([0, 1], 20)
+        >>> result = class_difference_matrix(CCCoefficients(["cc"], [values], ["bilinear"], labels))
+        >>> result.counts, result.num_distributions
+        (array([[0, 1],
+               [1, 0]]), 8)
     """
     if coefficients.labels is None:
         raise ValueError("class_difference_matrix needs labels: pass them to cc_coefficients.")
@@ -269,16 +269,15 @@ def class_difference_matrix(coefficients, alpha=0.01, seed=0):
 def plot_tilt_and_magnitude(result):
     """Box plots per layer of tilt and magnitude, width and height (Fig. 5a-d).
 
-    Example:
-
-    >>> import numpy as np
-    >>> from keras_memblocks.analysis import CCCoefficients, tilt_and_magnitude
-    >>> from keras_memblocks.analysis import plot_tilt_and_magnitude
-    >>> values = np.random.default_rng(0).uniform(0.5, 1.5, (5, 3, 4))
-    >>> coefficients = CCCoefficients(["a", "b"], [values, values], ["bilinear"] * 2)
-    >>> measures = tilt_and_magnitude(coefficients)
-    >>> len(plot_tilt_and_magnitude(measures).axes)
-    4
+    Examples:
+        >>> import numpy as np
+        >>> from keras_memblocks.analysis import CCCoefficients, tilt_and_magnitude
+        >>> from keras_memblocks.analysis import plot_tilt_and_magnitude
+        >>> values = np.random.default_rng(0).uniform(0.5, 1.5, (5, 3, 4))
+        >>> coefficients = CCCoefficients(["a", "b"], [values, values], ["bilinear"] * 2)
+        >>> measures = tilt_and_magnitude(coefficients)
+        >>> len(plot_tilt_and_magnitude(measures).axes)
+        4
     """
     panels = [
         ("tilt_w", "tilt |a_w - b_w|"),
@@ -304,13 +303,12 @@ def plot_tilt_and_magnitude(result):
 def plot_class_difference_matrix(result, class_names=None):
     """The class x class matrix of `ClassDifferences`, counts written in.
 
-    Example:
-
-    >>> import numpy as np
-    >>> from keras_memblocks.analysis import ClassDifferences, plot_class_difference_matrix
-    >>> result = ClassDifferences(np.arange(2), np.array([[0, 3], [3, 1]]), 8, 0.01)
-    >>> len(plot_class_difference_matrix(result).axes[0].texts)
-    4
+    Examples:
+        >>> import numpy as np
+        >>> from keras_memblocks.analysis import ClassDifferences, plot_class_difference_matrix
+        >>> result = ClassDifferences(np.arange(2), np.array([[0, 3], [3, 1]]), 8, 0.01)
+        >>> len(plot_class_difference_matrix(result).axes[0].texts)
+        4
     """
     counts = result.counts
     names = feature_taps.class_labels(result.classes, class_names)
@@ -357,14 +355,13 @@ def plot_excitation_maps(model, image, layer_name=None, channels=4):
     Returns:
         A `matplotlib.figure.Figure` (3 rows x `channels` panels).
 
-    Example:
-
-    >>> import numpy as np
-    >>> from keras_memblocks.models import vgg_like
-    >>> from keras_memblocks.analysis import plot_excitation_maps
-    >>> model = vgg_like("mnist", width=2, blocks={"block": "cc", "after": "conv"})
-    >>> len(plot_excitation_maps(model, np.zeros((28, 28, 1)), channels=2).axes)  # + colour bar
-    7
+    Examples:
+        >>> import numpy as np
+        >>> from keras_memblocks.models import vgg_like
+        >>> from keras_memblocks.analysis import plot_excitation_maps
+        >>> model = vgg_like("mnist", width=2, blocks={"block": "cc", "after": "conv"})
+        >>> len(plot_excitation_maps(model, np.zeros((28, 28, 1)), channels=2).axes)  # + colour bar
+        7
     """
     layer = feature_taps.find_blocks(model, ContextualConvBlock2D, layer_name)[0]
     (block_input,) = feature_taps.tap(model, [layer.input], np.asarray(image)[None])
@@ -403,11 +400,10 @@ def plot_excitation_maps(model, image, layer_name=None, channels=4):
 def plot_excitation_map_producers(height=32, width=32):
     """The three EMPs with a few coefficient sets each (no model needed).
 
-    Example:
-
-    >>> from keras_memblocks.analysis import plot_excitation_map_producers
-    >>> len(plot_excitation_map_producers().axes)
-    9
+    Examples:
+        >>> from keras_memblocks.analysis import plot_excitation_map_producers
+        >>> len(plot_excitation_map_producers().axes)
+        9
     """
     examples = {
         "bilinear": [(1.0, 1.0, 1.0, 1.0), (0.5, 1.5, 1.0, 1.0), (1.5, 0.5, 0.5, 1.5)],

@@ -38,14 +38,16 @@ class MemoryUsage:
     Returned by `memory_usage` (see its example); drawn by
     `plot_memory_usage`.
 
-    Example (the memory each class recalls most):
+    Examples:
+        The memory each class recalls most:
 
-    >>> import numpy as np
-    >>> from keras_memblocks.analysis import MemoryUsage
-    >>> mean = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
-    >>> usage = MemoryUsage("sr", np.array([0, 1]), mean, np.zeros((2, 3)), mean, np.array([0, 1]))
-    >>> usage.mean.argmax(axis=1) + 1
-    array([1, 3])
+        >>> import numpy as np
+        >>> from keras_memblocks.analysis import MemoryUsage
+        >>> mean = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
+        >>> classes = np.array([0, 1])
+        >>> usage = MemoryUsage("sr", classes, mean, np.zeros((2, 3)), mean, classes)
+        >>> usage.mean.argmax(axis=1) + 1
+        array([1, 3])
     """
 
     layer_name: str
@@ -68,13 +70,14 @@ class ActivationChange:
 
     Returned by `activation_change`; drawn by `plot_activation_change`.
 
-    Example (the channel the block changes most, per class):
+    Examples:
+        The channel the block changes most, per class:
 
-    >>> import numpy as np
-    >>> from keras_memblocks.analysis import ActivationChange
-    >>> change = ActivationChange("sr", np.array([0, 1]), np.array([[0.1, 0.5], [0.3, 0.2]]))
-    >>> change.mean_abs_difference.argmax(axis=1)
-    array([1, 0])
+        >>> import numpy as np
+        >>> from keras_memblocks.analysis import ActivationChange
+        >>> change = ActivationChange("sr", np.array([0, 1]), np.array([[0.1, 0.5], [0.3, 0.2]]))
+        >>> change.mean_abs_difference.argmax(axis=1)
+        array([1, 0])
     """
 
     layer_name: str
@@ -95,12 +98,11 @@ class RemovalAblation:
 
     Returned by `removal_ablation`; drawn by `plot_removal_ablation`.
 
-    Example:
-
-    >>> from keras_memblocks.analysis import RemovalAblation
-    >>> ablation = RemovalAblation(["module3_sr"], 0.80, 0.75, -0.05)
-    >>> f"{ablation.difference:+.1%}"
-    '-5.0%'
+    Examples:
+        >>> from keras_memblocks.analysis import RemovalAblation
+        >>> ablation = RemovalAblation(["module3_sr"], 0.80, 0.75, -0.05)
+        >>> f"{ablation.difference:+.1%}"
+        '-5.0%'
     """
 
     removed: list
@@ -137,16 +139,15 @@ def memory_usage(model, images, labels, layer_name=None, batch_size=64):
     Returns:
         `MemoryUsage`.
 
-    Example:
-
-    >>> import keras, numpy as np
-    >>> from keras_memblocks.layers import SRBlock
-    >>> from keras_memblocks.analysis import memory_usage
-    >>> inputs = keras.Input((8, 8, 4))
-    >>> model = keras.Model(inputs, SRBlock(num_memory_blocks=3, name="sr")(inputs))
-    >>> usage = memory_usage(model, np.ones((6, 8, 8, 4)), np.array([0, 0, 0, 1, 1, 1]))
-    >>> usage.mean.shape, usage.std.shape
-    ((2, 3), (2, 3))
+    Examples:
+        >>> import keras, numpy as np
+        >>> from keras_memblocks.layers import SRBlock
+        >>> from keras_memblocks.analysis import memory_usage
+        >>> inputs = keras.Input((8, 8, 4))
+        >>> model = keras.Model(inputs, SRBlock(num_memory_blocks=3, name="sr")(inputs))
+        >>> usage = memory_usage(model, np.ones((6, 8, 8, 4)), np.array([0, 0, 0, 1, 1, 1]))
+        >>> usage.mean.shape, usage.std.shape
+        ((2, 3), (2, 3))
     """
     labels = feature_taps.check_labels(images, labels)
     layer = _sr_block(model, layer_name)
@@ -174,15 +175,14 @@ def memory_activity(model, layer_name=None):
     Returns:
         (P, C) array.
 
-    Example:
-
-    >>> import keras
-    >>> from keras_memblocks.layers import SRBlock
-    >>> from keras_memblocks.analysis import memory_activity
-    >>> inputs = keras.Input((8, 8, 4))
-    >>> model = keras.Model(inputs, SRBlock(num_memory_blocks=3)(inputs))
-    >>> memory_activity(model).shape  # memories start at zero
-    (3, 4)
+    Examples:
+        >>> import keras
+        >>> from keras_memblocks.layers import SRBlock
+        >>> from keras_memblocks.analysis import memory_activity
+        >>> inputs = keras.Input((8, 8, 4))
+        >>> model = keras.Model(inputs, SRBlock(num_memory_blocks=3)(inputs))
+        >>> memory_activity(model).shape  # memories start at zero
+        (3, 4)
     """
     layer = _sr_block(model, layer_name)
     memory = np.abs(keras.ops.convert_to_numpy(layer.memory))  # (P, H, W, C) or (P, C, H, W)
@@ -194,22 +194,25 @@ def activation_change(model, images, labels, layer_name=None, batch_size=64):
     """Per class, mean |output - input| of an SR block per channel (Fig. 3).
 
     Args:
-        As `memory_usage`.
+        model: a functional `keras.Model` holding the SR block.
+        images: the inputs, e.g. the test set.
+        labels: (N,) integer classes.
+        layer_name: which SR block; needed only when there are several.
+        batch_size: examples per inference batch.
 
     Returns:
         `ActivationChange`.
 
-    Example:
-
-    >>> import keras, numpy as np
-    >>> from keras_memblocks.layers import SRBlock
-    >>> from keras_memblocks.analysis import activation_change
-    >>> inputs = keras.Input((8, 8, 4))
-    >>> model = keras.Model(inputs, SRBlock(num_memory_blocks=3)(inputs))
-    >>> change = activation_change(model, np.ones((4, 8, 8, 4)), np.array([0, 0, 1, 1]))
-    >>> change.mean_abs_difference  # zero memories: the block adds nothing yet
-    array([[0., 0., 0., 0.],
-           [0., 0., 0., 0.]], dtype=float32)
+    Examples:
+        >>> import keras, numpy as np
+        >>> from keras_memblocks.layers import SRBlock
+        >>> from keras_memblocks.analysis import activation_change
+        >>> inputs = keras.Input((8, 8, 4))
+        >>> model = keras.Model(inputs, SRBlock(num_memory_blocks=3)(inputs))
+        >>> change = activation_change(model, np.ones((4, 8, 8, 4)), np.array([0, 0, 1, 1]))
+        >>> change.mean_abs_difference  # zero memories: the block adds nothing yet
+        array([[0., 0., 0., 0.],
+               [0., 0., 0., 0.]], dtype=float32)
     """
     labels = feature_taps.check_labels(images, labels)
     layer = _sr_block(model, layer_name)
@@ -241,26 +244,26 @@ def removal_ablation(model, images, labels, layer_names=None, batch_size=64):
 
     Args:
         model: a functional classifier with one or more SR blocks.
-        images, labels: the evaluation data, integer labels.
+        images: the evaluation images.
+        labels: their integer labels.
         layer_names: the blocks to remove; default every SR block.
         batch_size: examples per inference batch.
 
     Returns:
         `RemovalAblation`.
 
-    Example:
-
-    >>> import keras, numpy as np
-    >>> from keras_memblocks.layers import SRBlock
-    >>> from keras_memblocks.analysis import removal_ablation
-    >>> inputs = keras.Input((8, 8, 4))
-    >>> x = SRBlock(num_memory_blocks=2, name="sr")(inputs)
-    >>> outputs = keras.layers.GlobalAveragePooling2D()(x)
-    >>> model = keras.Model(inputs, outputs)
-    >>> images = np.random.default_rng(0).random((10, 8, 8, 4))
-    >>> labels = model.predict(images, verbose=0).argmax(-1)
-    >>> removal_ablation(model, images, labels).difference  # zero memories: no change
-    0.0
+    Examples:
+        >>> import keras, numpy as np
+        >>> from keras_memblocks.layers import SRBlock
+        >>> from keras_memblocks.analysis import removal_ablation
+        >>> inputs = keras.Input((8, 8, 4))
+        >>> x = SRBlock(num_memory_blocks=2, name="sr")(inputs)
+        >>> outputs = keras.layers.GlobalAveragePooling2D()(x)
+        >>> model = keras.Model(inputs, outputs)
+        >>> images = np.random.default_rng(0).random((10, 8, 8, 4))
+        >>> labels = model.predict(images, verbose=0).argmax(-1)
+        >>> removal_ablation(model, images, labels).difference  # zero memories: no change
+        0.0
     """
     labels = feature_taps.check_labels(images, labels)
     if layer_names is None:
@@ -282,14 +285,13 @@ def plot_memory_usage(usage, class_names=None, columns=5):
     Returns:
         A `matplotlib.figure.Figure`.
 
-    Example:
-
-    >>> import numpy as np
-    >>> from keras_memblocks.analysis import MemoryUsage, plot_memory_usage
-    >>> usage = MemoryUsage("sr", np.arange(2), np.full((2, 3), 1 / 3), np.zeros((2, 3)),
-    ...                     np.full((4, 3), 1 / 3), np.array([0, 0, 1, 1]))
-    >>> len(plot_memory_usage(usage).axes)
-    2
+    Examples:
+        >>> import numpy as np
+        >>> from keras_memblocks.analysis import MemoryUsage, plot_memory_usage
+        >>> usage = MemoryUsage("sr", np.arange(2), np.full((2, 3), 1 / 3), np.zeros((2, 3)),
+        ...                     np.full((4, 3), 1 / 3), np.array([0, 0, 1, 1]))
+        >>> len(plot_memory_usage(usage).axes)
+        2
     """
     num_classes, num_memories = usage.mean.shape
     columns = min(columns, num_classes)
@@ -328,12 +330,11 @@ def plot_memory_usage(usage, class_names=None, columns=5):
 def plot_memory_activity(activity, layer_name="SR block"):
     """Heat map of `memory_activity`: memories x channels.
 
-    Example:
-
-    >>> import numpy as np
-    >>> from keras_memblocks.analysis import plot_memory_activity
-    >>> plot_memory_activity(np.ones((3, 8))).axes[0].get_ylabel()
-    'memory block'
+    Examples:
+        >>> import numpy as np
+        >>> from keras_memblocks.analysis import plot_memory_activity
+        >>> plot_memory_activity(np.ones((3, 8))).axes[0].get_ylabel()
+        'memory block'
     """
     figure, axis = plt.subplots(figsize=(8, 0.35 * len(activity) + 1.6))
     image = axis.imshow(activity, aspect="auto", cmap="viridis", interpolation="nearest")
@@ -349,13 +350,12 @@ def plot_memory_activity(activity, layer_name="SR block"):
 def plot_activation_change(change, class_names=None):
     """Heat map of `ActivationChange`: classes x channels.
 
-    Example:
-
-    >>> import numpy as np
-    >>> from keras_memblocks.analysis import ActivationChange, plot_activation_change
-    >>> change = ActivationChange("sr", np.arange(3), np.ones((3, 8)))
-    >>> plot_activation_change(change).axes[0].get_ylabel()
-    'class'
+    Examples:
+        >>> import numpy as np
+        >>> from keras_memblocks.analysis import ActivationChange, plot_activation_change
+        >>> change = ActivationChange("sr", np.arange(3), np.ones((3, 8)))
+        >>> plot_activation_change(change).axes[0].get_ylabel()
+        'class'
     """
     values = change.mean_abs_difference
     figure, axis = plt.subplots(figsize=(8, 0.3 * len(values) + 1.6))
@@ -372,12 +372,11 @@ def plot_activation_change(change, class_names=None):
 def plot_removal_ablation(ablation):
     """Two bars: accuracy with and without the removed block(s).
 
-    Example:
-
-    >>> from keras_memblocks.analysis import RemovalAblation, plot_removal_ablation
-    >>> figure = plot_removal_ablation(RemovalAblation(["sr"], 0.9, 0.85, -0.05))
-    >>> [float(bar.get_height()) for bar in figure.axes[0].patches]
-    [0.9, 0.85]
+    Examples:
+        >>> from keras_memblocks.analysis import RemovalAblation, plot_removal_ablation
+        >>> figure = plot_removal_ablation(RemovalAblation(["sr"], 0.9, 0.85, -0.05))
+        >>> [float(bar.get_height()) for bar in figure.axes[0].patches]
+        [0.9, 0.85]
     """
     figure, axis = plt.subplots(figsize=(4, 3.2))
     bars = axis.bar(

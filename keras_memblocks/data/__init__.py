@@ -19,6 +19,7 @@ from keras_memblocks.data.tfds_datasets import check_available
 from keras_memblocks.data.tfds_datasets import load
 from keras_memblocks.data.tfds_datasets import prepare_dataset
 from keras_memblocks.data.tfds_datasets import splits
+from keras_memblocks.data.tfds_datasets import training_source
 
 __all__ = [
     "DATASETS",
@@ -31,4 +32,5 @@ __all__ = [
     "stand_in_data",
     "synthetic_images",
     "synthetic_segmentation",
+    "training_source",
 ]

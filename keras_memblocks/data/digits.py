@@ -26,12 +26,11 @@ def load_digits(image_size=32, channels=3, test_fraction=0.25, seed=0):
         `(x_train, y_train), (x_test, y_test)`: float32 images
         (N, image_size, image_size, channels) and int32 labels.
 
-    Example:
-
-    >>> from keras_memblocks.data import load_digits
-    >>> (x_train, y_train), (x_test, y_test) = load_digits(16, channels=1)
-    >>> x_train.shape, x_test.shape
-    ((1347, 16, 16, 1), (450, 16, 16, 1))
+    Examples:
+        >>> from keras_memblocks.data import load_digits
+        >>> (x_train, y_train), (x_test, y_test) = load_digits(16, channels=1)
+        >>> x_train.shape, x_test.shape
+        ((1347, 16, 16, 1), (450, 16, 16, 1))
     """
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 8:
         raise ValueError(f"`image_size` must be an integer >= 8. Received: {image_size!r}")

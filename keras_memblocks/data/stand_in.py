@@ -19,13 +19,12 @@ def stand_in_data(num_examples=8):
     features), plus every dataset counted as prepared. For tests, docs and
     quick checks of a pipeline on a machine without the data.
 
-    Example:
-
-    >>> from keras_memblocks.data import load, stand_in_data
-    >>> with stand_in_data():
-    ...     images, labels = next(iter(load("cifar10", "test", batch_size=4)))
-    >>> tuple(images.shape), tuple(labels.shape)
-    ((4, 32, 32, 3), (4,))
+    Examples:
+        >>> from keras_memblocks.data import load, stand_in_data
+        >>> with stand_in_data():
+        ...     images, labels = next(iter(load("cifar10", "test", batch_size=4)))
+        >>> tuple(images.shape), tuple(labels.shape)
+        ((4, 32, 32, 3), (4,))
     """
 
     with (

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from keras_memblocks.data import epochs
 from keras_memblocks.data import preprocessing
 from keras_memblocks.utils import argument_checks
 
@@ -54,15 +55,14 @@ class DatasetNotFoundError(FileNotFoundError):
     A `FileNotFoundError`; its message names the dataset, the data_dir and
     what to put where.
 
-    Example:
-
-    >>> import tempfile
-    >>> from keras_memblocks.data import DatasetNotFoundError, load
-    >>> try:
-    ...     load("mnist", "train", data_dir=tempfile.mkdtemp())
-    ... except DatasetNotFoundError as error:
-    ...     print(isinstance(error, FileNotFoundError), "'mnist'" in str(error))
-    True True
+    Examples:
+        >>> import tempfile
+        >>> from keras_memblocks.data import DatasetNotFoundError, load
+        >>> try:
+        ...     load("mnist", "train", data_dir=tempfile.mkdtemp())
+        ... except DatasetNotFoundError as error:
+        ...     print(isinstance(error, FileNotFoundError), "'mnist'" in str(error))
+        True True
     """
 
 
@@ -86,15 +86,14 @@ def check_available(name, data_dir=None):
     Raises `DatasetNotFoundError` (in well under a second, before any
     training starts) saying where the files must go.
 
-    Example:
-
-    >>> import tempfile
-    >>> from keras_memblocks.data import DatasetNotFoundError, check_available
-    >>> try:
-    ...     check_available("cifar10", data_dir=tempfile.mkdtemp())
-    ... except DatasetNotFoundError as error:
-    ...     print("prepare_dataset('cifar10'" in str(error))
-    True
+    Examples:
+        >>> import tempfile
+        >>> from keras_memblocks.data import DatasetNotFoundError, check_available
+        >>> try:
+        ...     check_available("cifar10", data_dir=tempfile.mkdtemp())
+        ... except DatasetNotFoundError as error:
+        ...     print("prepare_dataset('cifar10'" in str(error))
+        True
     """
     data_dir = data_dir or default_data_dir()
     builder = _builder(name, data_dir)
@@ -125,13 +124,14 @@ def prepare_dataset(name, data_dir=None):
     ImageNet and Cityscapes are manual downloads: their archives go into
     `<data_dir>/downloads/manual/` first (`check_available` names them).
 
-    Example (with `stand_in_data`, which stands in for the download):
+    Examples:
+        With `stand_in_data`, which stands in for the download:
 
-    >>> import tempfile
-    >>> from keras_memblocks.data import prepare_dataset, stand_in_data
-    >>> with stand_in_data():
-    ...     prepare_dataset("mnist", data_dir=tempfile.mkdtemp()).is_prepared()
-    True
+        >>> import tempfile
+        >>> from keras_memblocks.data import prepare_dataset, stand_in_data
+        >>> with stand_in_data():
+        ...     prepare_dataset("mnist", data_dir=tempfile.mkdtemp()).is_prepared()
+        True
     """
 
     data_dir = data_dir or default_data_dir()
@@ -151,13 +151,12 @@ def splits(name, validation_fraction=0.1, reverse=False):
     90/10, best-on-validation model tested). `reverse=True` is the CC
     paper's swap: train on the test split, test on the training split.
 
-    Example:
-
-    >>> from keras_memblocks.data import splits
-    >>> splits("cifar10")
-    {'train': 'train[:90%]', 'validation': 'train[90%:]', 'test': 'test'}
-    >>> splits("cifar100", reverse=True)
-    {'train': 'test', 'validation': None, 'test': 'train'}
+    Examples:
+        >>> from keras_memblocks.data import splits
+        >>> splits("cifar10")
+        {'train': 'train[:90%]', 'validation': 'train[90%:]', 'test': 'test'}
+        >>> splits("cifar100", reverse=True)
+        {'train': 'test', 'validation': None, 'test': 'train'}
     """
     spec = DATASETS[name]
     if reverse:
@@ -193,20 +192,69 @@ def load(
     (decoded, before augmentation). With a fixed `seed`, the same batches
     come out every run.
 
-    Example (with generated stand-in data):
+    Examples:
+        With generated stand-in data:
 
-    >>> from keras_memblocks.data import load, stand_in_data
-    >>> with stand_in_data(num_examples=8):
-    ...     images, labels = next(iter(load("cifar10", "train", batch_size=4, training=True)))
-    >>> tuple(images.shape), tuple(labels.shape)
-    ((4, 32, 32, 3), (4,))
+        >>> from keras_memblocks.data import load, stand_in_data
+        >>> with stand_in_data(num_examples=8):
+        ...     images, labels = next(iter(load("cifar10", "train", batch_size=4, training=True)))
+        >>> tuple(images.shape), tuple(labels.shape)
+        ((4, 32, 32, 3), (4,))
     """
 
+    dataset = _read(name, split, training, seed, data_dir, reshuffle_files=True)
+    if training:
+        dataset = dataset.shuffle(_shuffle_buffer(name), seed=seed, reshuffle_each_iteration=True)
+    if drop_remainder is None:
+        drop_remainder = training
+    return _prepared(dataset, name, training, seed, crop_size, batch_size, drop_remainder).prefetch(
+        tf.data.AUTOTUNE
+    )
+
+
+def training_source(name, split, seed=0, data_dir=None, crop_size=(512, 1024)):
+    """The training split as the trainer reads it: a `TrainingSource`.
+
+    The examples, decoded and read in one seeded order (cached for the small
+    datasets), and the per-example augmentation `load(..., training=True)`
+    applies; `keras_memblocks.data.epochs.epoch_stream` shuffles and seeds
+    each epoch from them, so a resumed run trains on the batches an
+    uninterrupted one would.
+
+    Examples:
+        With generated stand-in data:
+
+        >>> from keras_memblocks.data import stand_in_data, training_source
+        >>> from keras_memblocks.data.epochs import epoch_stream
+        >>> with stand_in_data(num_examples=8):
+        ...     source = training_source("cifar10", "train")
+        ...     batches = list(epoch_stream(source, seed=0, first_epoch=0, num_epochs=2,
+        ...                                 batch_size=4))
+        >>> len(batches), tuple(batches[0][0].shape)
+        (4, (4, 32, 32, 3))
+    """
+    examples = _read(name, split, True, seed, data_dir, reshuffle_files=False)
+
+    def prepare(image, label, example_seed):
+        return _prepare_example(name, True, crop_size, image, label, example_seed)
+
+    return epochs.TrainingSource(examples, prepare, _shuffle_buffer(name))
+
+
+def _shuffle_buffer(name):
+    return 10_000 if name != "cityscapes" else 100
+
+
+def _read(name, split, training, seed, data_dir, reshuffle_files):
+    """The split's `(image, label)` examples, decoded (cached for the small datasets)."""
     builder = check_available(name, data_dir)
     dataset = builder.as_dataset(
         split=split,
         shuffle_files=training,
-        read_config=tfds.ReadConfig(shuffle_seed=seed),
+        read_config=tfds.ReadConfig(
+            shuffle_seed=seed,
+            shuffle_reshuffle_each_iteration=reshuffle_files if training else None,
+        ),
     )
     if name == "cityscapes":
         dataset = dataset.map(
@@ -222,43 +270,45 @@ def load(
         )
     if name in ("mnist", "cifar10", "cifar100"):
         dataset = dataset.cache()  # decoded uint8, before random augmentation
-    if training:
-        dataset = dataset.shuffle(
-            10_000 if name != "cityscapes" else 100, seed=seed, reshuffle_each_iteration=True
-        )
+    return dataset
+
+
+def _prepared(dataset, name, training, seed, crop_size, batch_size, drop_remainder):
+    """Augmented (seeded per example) and normalised batches."""
     dataset = dataset.enumerate().map(
         _preprocess_fn(name, training, seed, crop_size),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )
-    if drop_remainder is None:
-        drop_remainder = training
-    return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+    return dataset.batch(batch_size, drop_remainder=drop_remainder)
 
 
 def _preprocess_fn(name, training, seed, crop_size):
     def fn(index, example):
         image, label = example
         example_seed = tf.stack([tf.cast(seed, tf.int64), index])
-        if name == "cityscapes":
-            if training:
-                image, label = preprocessing.cityscapes_augment(
-                    image, label, example_seed, crop_size
-                )
-            else:
-                # Models with SR are tied to one input size: evaluate at the
-                # crop size (1024x2048 frames and 512x1024 crops share 1:2).
-                image = tf.image.resize(image, crop_size, method="bilinear")
-                label = tf.image.resize(label, crop_size, method="nearest")
-            return preprocessing.normalize(image, name), tf.cast(label[..., 0], tf.int32)
-        if name == "imagenet2012":
-            image = (
-                preprocessing.imagenet_train_crop(image, example_seed)
-                if training
-                else preprocessing.imagenet_eval_crop(image)
-            )
-        elif training and name in ("cifar10", "cifar100"):
-            image = preprocessing.cifar_augment(image, example_seed)
-        return preprocessing.normalize(image, name), tf.cast(label, tf.int32)
+        return _prepare_example(name, training, crop_size, image, label, example_seed)
 
     return fn
+
+
+def _prepare_example(name, training, crop_size, image, label, example_seed):
+    """One example augmented (training; seeded by the (2,) `example_seed`) and normalised."""
+    if name == "cityscapes":
+        if training:
+            image, label = preprocessing.cityscapes_augment(image, label, example_seed, crop_size)
+        else:
+            # Models with SR are tied to one input size: evaluate at the
+            # crop size (1024x2048 frames and 512x1024 crops share 1:2).
+            image = tf.image.resize(image, crop_size, method="bilinear")
+            label = tf.image.resize(label, crop_size, method="nearest")
+        return preprocessing.normalize(image, name), tf.cast(label[..., 0], tf.int32)
+    if name == "imagenet2012":
+        image = (
+            preprocessing.imagenet_train_crop(image, example_seed)
+            if training
+            else preprocessing.imagenet_eval_crop(image)
+        )
+    elif training and name in ("cifar10", "cifar100"):
+        image = preprocessing.cifar_augment(image, example_seed)
+    return preprocessing.normalize(image, name), tf.cast(label, tf.int32)

@@ -5,14 +5,14 @@ from keras_memblocks.utils import extras
 # Built on TensorFlow's converters and the runtimes: without them, say what to install.
 extras.require("export", "keras_memblocks.export")
 
-from keras_memblocks.export.model_export import ExportError
+from keras_memblocks.export.errors import ExportError
 from keras_memblocks.export.model_export import deployed_model
 from keras_memblocks.export.model_export import export_model
 from keras_memblocks.export.model_export import float32_clone
-from keras_memblocks.export.model_export import run_onnx
-from keras_memblocks.export.model_export import run_saved_model
-from keras_memblocks.export.model_export import run_tflite
-from keras_memblocks.export.model_export import tflite_interpreter
+from keras_memblocks.export.runtimes import run_onnx
+from keras_memblocks.export.runtimes import run_saved_model
+from keras_memblocks.export.runtimes import run_tflite
+from keras_memblocks.export.runtimes import tflite_interpreter
 
 __all__ = [
     "ExportError",

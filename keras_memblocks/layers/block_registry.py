@@ -26,16 +26,15 @@ def register_block(name, block_class):
     Users may register their own blocks; `get_block` (and every builder's
     `block=` argument) then resolves them.
 
-    Example:
-
-    >>> import keras
-    >>> from keras_memblocks.layers import get_block, register_block
-    >>> class Halve(keras.layers.Layer):
-    ...     def call(self, x):
-    ...         return x / 2
-    >>> register_block("halve", Halve)
-    >>> type(get_block("halve")).__name__
-    'Halve'
+    Examples:
+        >>> import keras
+        >>> from keras_memblocks.layers import get_block, register_block
+        >>> class Halve(keras.layers.Layer):
+        ...     def call(self, x):
+        ...         return x / 2
+        >>> register_block("halve", Halve)
+        >>> type(get_block("halve")).__name__
+        'Halve'
     """
     if not (isinstance(block_class, type) and issubclass(block_class, keras.layers.Layer)):
         raise ValueError(
@@ -55,13 +54,12 @@ def get_block(block, **kwargs):
     Returns:
         A new layer instance, the given instance, or `None` for `None`.
 
-    Example:
-
-    >>> from keras_memblocks.layers import get_block
-    >>> get_block("cc", variant="scalar").variant
-    'scalar'
-    >>> get_block(None) is None
-    True
+    Examples:
+        >>> from keras_memblocks.layers import get_block
+        >>> get_block("cc", variant="scalar").variant
+        'scalar'
+        >>> get_block(None) is None
+        True
     """
     if block is None:
         if kwargs:

@@ -28,12 +28,11 @@ class CBAM2D(keras.layers.Layer):
         Woo, Park, Lee, Kweon. "CBAM: Convolutional Block Attention Module".
         ECCV 2018.
 
-    Example:
-
-    >>> import numpy as np
-    >>> from keras_memblocks.layers import CBAM2D
-    >>> tuple(CBAM2D()(np.ones((2, 8, 8, 32), "float32")).shape)
-    (2, 8, 8, 32)
+    Examples:
+        >>> import numpy as np
+        >>> from keras_memblocks.layers import CBAM2D
+        >>> tuple(CBAM2D()(np.ones((2, 8, 8, 32), "float32")).shape)
+        (2, 8, 8, 32)
     """
 
     def __init__(self, reduction=16, kernel_size=7, data_format=None, **kwargs):

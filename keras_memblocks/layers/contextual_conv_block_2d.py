@@ -80,17 +80,16 @@ def cc_formulation(name):
     inside the context. Measured in `benchmarks/export_latency.py` and
     `benchmarks/block_overhead.py`.
 
-    Example:
-
-    >>> import numpy as np
-    >>> from keras_memblocks.layers import ContextualConvBlock2D, cc_formulation
-    >>> block = ContextualConvBlock2D(coefficient_initializer="glorot_uniform")
-    >>> x = np.random.rand(1, 32, 32, 8).astype("float32")
-    >>> y = np.asarray(block(x))
-    >>> with cc_formulation("multiply_sum"):
-    ...     y_edge = np.asarray(block(x))
-    >>> bool(np.allclose(y, y_edge, atol=1e-6))
-    True
+    Examples:
+        >>> import numpy as np
+        >>> from keras_memblocks.layers import ContextualConvBlock2D, cc_formulation
+        >>> block = ContextualConvBlock2D(coefficient_initializer="glorot_uniform")
+        >>> x = np.random.rand(1, 32, 32, 8).astype("float32")
+        >>> y = np.asarray(block(x))
+        >>> with cc_formulation("multiply_sum"):
+        ...     y_edge = np.asarray(block(x))
+        >>> bool(np.allclose(y, y_edge, atol=1e-6))
+        True
     """
     name = argument_checks.check_choice("formulation", name, CC_FORMULATIONS)
     token = _cc_formulation.set(name)
@@ -216,18 +215,17 @@ class ContextualConvBlock2D(keras.layers.Layer):
     Reference:
         Marwood, Baluja. "Contextual Convolution Blocks". BMVC 2021.
 
-    Example:
-
-    >>> import numpy as np
-    >>> from keras_memblocks.layers import ContextualConvBlock2D
-    >>> block = ContextualConvBlock2D("reduced")
-    >>> x = np.random.rand(2, 32, 32, 16).astype("float32")
-    >>> tuple(block(x).shape)
-    (2, 32, 32, 16)
-    >>> block.count_params()  # per channel: 11*11*4 weights + 4 biases
-    7808
-    >>> tuple(block.compute_coefficients(x).shape)  # (B, C, 4)
-    (2, 16, 4)
+    Examples:
+        >>> import numpy as np
+        >>> from keras_memblocks.layers import ContextualConvBlock2D
+        >>> block = ContextualConvBlock2D("reduced")
+        >>> x = np.random.rand(2, 32, 32, 16).astype("float32")
+        >>> tuple(block(x).shape)
+        (2, 32, 32, 16)
+        >>> block.count_params()  # per channel: 11*11*4 weights + 4 biases
+        7808
+        >>> tuple(block.compute_coefficients(x).shape)  # (B, C, 4)
+        (2, 16, 4)
     """
 
     def __init__(

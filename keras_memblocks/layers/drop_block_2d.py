@@ -31,13 +31,12 @@ class DropBlock2D(keras.layers.Layer):
         Ghiasi, Lin, Le. "DropBlock: A regularization method for
         convolutional networks". NeurIPS 2018.
 
-    Example:
-
-    >>> import numpy as np
-    >>> from keras_memblocks.layers import DropBlock2D
-    >>> x = np.ones((2, 8, 8, 4), "float32")
-    >>> bool(np.all(DropBlock2D(0.2, 3)(x, training=False) == x))
-    True
+    Examples:
+        >>> import numpy as np
+        >>> from keras_memblocks.layers import DropBlock2D
+        >>> x = np.ones((2, 8, 8, 4), "float32")
+        >>> bool(np.all(DropBlock2D(0.2, 3)(x, training=False) == x))
+        True
     """
 
     def __init__(self, rate=0.1, block_size=3, seed=None, data_format=None, **kwargs):

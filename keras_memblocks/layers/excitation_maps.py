@@ -115,8 +115,9 @@ def factors(name, coefficients, height, width, differentiable=True, multiply_sum
         name: EMP name, one of `EMP_NAMES`.
         coefficients: shape (..., 4, C), the 4 coefficients of every channel
             in the order of the module docstring (width pair first).
-        height, width: the map's size: ints, or scalar tensors when it is
+        height: the map's height: an int, or a scalar tensor when it is
             known only when the graph runs.
+        width: the map's width, likewise.
         differentiable: pick the formulation that is fastest to
             differentiate (training) rather than to evaluate (inference).
             The numbers are the same either way.

@@ -53,19 +53,18 @@ class SqueezeAndRemember2D(keras.layers.Layer):
         Cakaj, Mehnert, Yang. "Squeeze-and-Remember Block". ICMLA 2024.
         arXiv:2410.00823.
 
-    Example:
-
-    >>> import numpy as np
-    >>> from keras_memblocks.layers import SqueezeAndRemember2D
-    >>> block = SqueezeAndRemember2D(num_memory_blocks=4, hidden_units=8)
-    >>> x = np.random.rand(2, 14, 14, 32).astype("float32")
-    >>> y = block(x)
-    >>> tuple(y.shape)
-    (2, 14, 14, 32)
-    >>> bool(np.allclose(y, x))  # zero-initialised memories: identity
-    True
-    >>> block.count_params()  # 32 + 196*8 + 8*4 + 4*32*196 + (8 + 4)
-    26732
+    Examples:
+        >>> import numpy as np
+        >>> from keras_memblocks.layers import SqueezeAndRemember2D
+        >>> block = SqueezeAndRemember2D(num_memory_blocks=4, hidden_units=8)
+        >>> x = np.random.rand(2, 14, 14, 32).astype("float32")
+        >>> y = block(x)
+        >>> tuple(y.shape)
+        (2, 14, 14, 32)
+        >>> bool(np.allclose(y, x))  # zero-initialised memories: identity
+        True
+        >>> block.count_params()  # 32 + 196*8 + 8*4 + 4*32*196 + (8 + 4)
+        26732
     """
 
     def __init__(

@@ -25,12 +25,11 @@ class SqueezeExcite2D(keras.layers.Layer):
     Reference:
         Hu, Shen, Sun. "Squeeze-and-Excitation Networks". CVPR 2018.
 
-    Example:
-
-    >>> import numpy as np
-    >>> from keras_memblocks.layers import SqueezeExcite2D
-    >>> tuple(SqueezeExcite2D()(np.ones((2, 8, 8, 32), "float32")).shape)
-    (2, 8, 8, 32)
+    Examples:
+        >>> import numpy as np
+        >>> from keras_memblocks.layers import SqueezeExcite2D
+        >>> tuple(SqueezeExcite2D()(np.ones((2, 8, 8, 32), "float32")).shape)
+        (2, 8, 8, 32)
     """
 
     def __init__(self, reduction=16, data_format=None, **kwargs):

@@ -6,13 +6,13 @@ from keras_memblocks.models.batch_norm_calibration import calibrate_batch_norm
 from keras_memblocks.models.block_insertion import insert_blocks
 from keras_memblocks.models.block_insertion import remove_blocks
 from keras_memblocks.models.block_placement import BlockPlacement
-from keras_memblocks.models.cifar_resnet import cifar_resnet
-from keras_memblocks.models.cifar_vgg import cifar_vgg
-from keras_memblocks.models.deeplabv3 import deeplabv3
-from keras_memblocks.models.fcn import fcn
+from keras_memblocks.models.cifar_resnet_model import cifar_resnet
+from keras_memblocks.models.cifar_vgg_model import cifar_vgg
+from keras_memblocks.models.deeplabv3_model import deeplabv3
+from keras_memblocks.models.fcn_model import fcn
 from keras_memblocks.models.parameter_counts import count_trainable_parameters
-from keras_memblocks.models.resnet50 import resnet50
-from keras_memblocks.models.vgg_like import vgg_like
+from keras_memblocks.models.resnet50_model import resnet50
+from keras_memblocks.models.vgg_like_model import vgg_like
 from keras_memblocks.models.weight_transfer import copy_weights_by_name
 
 __all__ = [

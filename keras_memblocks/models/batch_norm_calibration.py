@@ -24,19 +24,18 @@ def calibrate_batch_norm(model, images, batch_size=32):
     Returns:
         The names of the calibrated layers.
 
-    Example:
-
-    >>> import keras, numpy as np
-    >>> from keras_memblocks.models import calibrate_batch_norm
-    >>> model = keras.applications.MobileNetV2(weights=None, input_shape=(32, 32, 3),
-    ...                                        alpha=0.35, classes=10)
-    >>> images = np.random.default_rng(0).random((16, 32, 32, 3), dtype=np.float32)
-    >>> bool(model.predict(images, verbose=0).std(axis=0).max() < 1e-6)  # constant outputs
-    True
-    >>> len(calibrate_batch_norm(model, images))
-    52
-    >>> bool(model.predict(images, verbose=0).std(axis=0).max() > 1e-3)
-    True
+    Examples:
+        >>> import keras, numpy as np
+        >>> from keras_memblocks.models import calibrate_batch_norm
+        >>> model = keras.applications.MobileNetV2(weights=None, input_shape=(32, 32, 3),
+        ...                                        alpha=0.35, classes=10)
+        >>> images = np.random.default_rng(0).random((16, 32, 32, 3), dtype=np.float32)
+        >>> bool(model.predict(images, verbose=0).std(axis=0).max() < 1e-6)  # constant outputs
+        True
+        >>> len(calibrate_batch_norm(model, images))
+        52
+        >>> bool(model.predict(images, verbose=0).std(axis=0).max() > 1e-3)
+        True
     """
     images = np.asarray(images, dtype="float32")
     calibrated = []

@@ -49,14 +49,13 @@ def insert_blocks(model, block, after, **block_kwargs):
         A new `keras.Model`; each inserted block is named
         `"{layer.name}_{block}"`, beside the layer it follows.
 
-    Example:
-
-    >>> import keras
-    >>> from keras_memblocks.models import insert_blocks
-    >>> base = keras.applications.MobileNetV2(weights=None, input_shape=(96, 96, 3))
-    >>> model = insert_blocks(base, "cc", after=["block_6_project_BN"])
-    >>> model.get_layer("block_6_project_BN_cc").output.shape
-    (None, 6, 6, 64)
+    Examples:
+        >>> import keras
+        >>> from keras_memblocks.models import insert_blocks
+        >>> base = keras.applications.MobileNetV2(weights=None, input_shape=(96, 96, 3))
+        >>> model = insert_blocks(base, "cc", after=["block_6_project_BN"])
+        >>> model.get_layer("block_6_project_BN_cc").output.shape
+        (None, 6, 6, 64)
 
     A backbone nested in a classifier:
 
@@ -129,13 +128,12 @@ def remove_blocks(model, names):
     Returns:
         A new `keras.Model` without those layers.
 
-    Example:
-
-    >>> from keras_memblocks.models import remove_blocks, vgg_like
-    >>> model = vgg_like("mnist", width=2, blocks={"block": "cc", "after": "conv"})
-    >>> plain = remove_blocks(model, ["stage1_conv1_cc", "stage2_conv1_cc"])
-    >>> [layer.name for layer in plain.layers if layer.name.endswith("_cc")]
-    []
+    Examples:
+        >>> from keras_memblocks.models import remove_blocks, vgg_like
+        >>> model = vgg_like("mnist", width=2, blocks={"block": "cc", "after": "conv"})
+        >>> plain = remove_blocks(model, ["stage1_conv1_cc", "stage2_conv1_cc"])
+        >>> [layer.name for layer in plain.layers if layer.name.endswith("_cc")]
+        []
     """
     names = [names] if isinstance(names, str) else list(names)
     _check_rewirable(model)

@@ -35,12 +35,11 @@ SITES = ("conv", "residual")
 class BlockPlacement:
     """One kind of block, where it goes, and its arguments.
 
-    Example:
-
-    >>> from keras_memblocks.models import BlockPlacement, cifar_resnet
-    >>> sr = BlockPlacement("sr", after=3, args={"num_memory_blocks": 10})
-    >>> cifar_resnet(18, blocks=sr, width=8).get_layer("module3_sr").num_memory_blocks
-    10
+    Examples:
+        >>> from keras_memblocks.models import BlockPlacement, cifar_resnet
+        >>> sr = BlockPlacement("sr", after=3, args={"num_memory_blocks": 10})
+        >>> cifar_resnet(18, blocks=sr, width=8).get_layer("module3_sr").num_memory_blocks
+        10
     """
 
     block: object

@@ -42,27 +42,26 @@ class BackboneWithBlocks(keras_hub.models.FeaturePyramidBackbone):
     network without its blocks; `source_class` names where it came from.
 
     Args:
-        inputs, outputs: the graph, as for `keras.Model`.
+        *args: the graph's `inputs` and `outputs`, as for `keras.Model`.
         pyramid_layers: `{level: layer name}`; the level's feature map is
             that layer's output.
         image_shape: the input's shape without the batch axis.
         data_format: `"channels_last"` or `"channels_first"`.
         source_class: the registered name of the backbone it came from.
 
-    Example:
-
-    >>> import keras_hub
-    >>> from keras_memblocks.models import insert_blocks
-    >>> resnet = keras_hub.models.ResNetBackbone(
-    ...     input_conv_filters=[64], input_conv_kernel_sizes=[3],
-    ...     stackwise_num_filters=[64, 32], stackwise_num_blocks=[1, 1],
-    ...     stackwise_num_strides=[1, 2], block_type="basic_block",
-    ...     use_pre_activation=False, image_shape=(32, 32, 3))
-    >>> backbone = insert_blocks(resnet, "cc", after=["stack1_block0_out"])
-    >>> type(backbone).__name__, backbone.source_class
-    ('BackboneWithBlocks', 'keras_hub>ResNetBackbone')
-    >>> backbone.pyramid_layers  # each level now the block's output
-    {'P2': 'stack0_block0_out', 'P3': 'stack1_block0_out_cc'}
+    Examples:
+        >>> import keras_hub
+        >>> from keras_memblocks.models import insert_blocks
+        >>> resnet = keras_hub.models.ResNetBackbone(
+        ...     input_conv_filters=[64], input_conv_kernel_sizes=[3],
+        ...     stackwise_num_filters=[64, 32], stackwise_num_blocks=[1, 1],
+        ...     stackwise_num_strides=[1, 2], block_type="basic_block",
+        ...     use_pre_activation=False, image_shape=(32, 32, 3))
+        >>> backbone = insert_blocks(resnet, "cc", after=["stack1_block0_out"])
+        >>> type(backbone).__name__, backbone.source_class
+        ('BackboneWithBlocks', 'keras_hub>ResNetBackbone')
+        >>> backbone.pyramid_layers  # each level now the block's output
+        {'P2': 'stack0_block0_out', 'P3': 'stack1_block0_out_cc'}
     """
 
     # Keyword-only arguments after *args: Keras then treats the constructor

@@ -9,10 +9,9 @@ def count_trainable_parameters(model):
     PyTorch's `parameters()`, which the papers count, excludes BatchNorm's
     moving statistics; Keras' `count_params()` includes them.
 
-    Example:
-
-    >>> from keras_memblocks.models import cifar_resnet, count_trainable_parameters
-    >>> count_trainable_parameters(cifar_resnet(18))
-    11220132
+    Examples:
+        >>> from keras_memblocks.models import cifar_resnet, count_trainable_parameters
+        >>> count_trainable_parameters(cifar_resnet(18))
+        11220132
     """
     return sum(math.prod(w.shape) for w in model.trainable_weights)

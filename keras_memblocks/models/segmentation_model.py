@@ -3,7 +3,7 @@
 import keras
 
 from keras_memblocks.models import segmentation_heads
-from keras_memblocks.models.resnet50 import resnet50
+from keras_memblocks.models.resnet50_model import resnet50
 from keras_memblocks.utils import argument_checks
 
 BACKBONES = ("resnet50",)

@@ -8,14 +8,13 @@ def copy_weights_by_name(source, target, exclude=()):
     layer otherwise); layers only in `target`, or named in `exclude`, keep
     their values.
 
-    Example:
-
-    >>> from keras_memblocks.models import copy_weights_by_name, vgg_like
-    >>> plain = vgg_like("mnist", width=2)
-    >>> # The same names, plus the blocks:
-    >>> with_cc = vgg_like("mnist", width=2, blocks={"block": "cc", "after": "conv"})
-    >>> copy_weights_by_name(plain, with_cc)[:2]
-    ['stage1_conv1', 'stage2_conv1']
+    Examples:
+        >>> from keras_memblocks.models import copy_weights_by_name, vgg_like
+        >>> plain = vgg_like("mnist", width=2)
+        >>> # The same names, plus the blocks:
+        >>> with_cc = vgg_like("mnist", width=2, blocks={"block": "cc", "after": "conv"})
+        >>> copy_weights_by_name(plain, with_cc)[:2]
+        ['stage1_conv1', 'stage2_conv1']
     """
     target_layers = {layer.name: layer for layer in target.layers}
     copied = []

@@ -14,18 +14,22 @@ class SGDWithL2(keras.optimizers.SGD):
     the momentum), a different optimiser, hence this subclass.
 
     Args:
-        learning_rate, momentum, nesterov: as `keras.optimizers.SGD`.
+        learning_rate: as `keras.optimizers.SGD`.
+        momentum: as `keras.optimizers.SGD`.
+        nesterov: as `keras.optimizers.SGD`.
         l2: the weight decay coefficient (the papers: 1e-4 or 5e-4).
         **kwargs: other `keras.optimizers.SGD` arguments.
 
-    Example (one step: the decay enters the gradient):
+    Examples:
+        One step: the decay enters the gradient:
 
-    >>> import keras, numpy as np
-    >>> from keras_memblocks.optimizers import SGDWithL2
-    >>> weight = keras.Variable([1.0])
-    >>> SGDWithL2(learning_rate=0.1, momentum=0.9, l2=0.5).apply([np.zeros(1, "float32")], [weight])
-    >>> round(float(weight.numpy()[0]), 6)  # 1 - 0.1 * (0 + 0.5 * 1)
-    0.95
+        >>> import keras, numpy as np
+        >>> from keras_memblocks.optimizers import SGDWithL2
+        >>> weight = keras.Variable([1.0])
+        >>> optimizer = SGDWithL2(learning_rate=0.1, momentum=0.9, l2=0.5)
+        >>> optimizer.apply([np.zeros(1, "float32")], [weight])
+        >>> round(float(weight.numpy()[0]), 6)  # 1 - 0.1 * (0 + 0.5 * 1)
+        0.95
     """
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, l2=0.0, **kwargs):

@@ -13,17 +13,25 @@ from keras_memblocks.training.recipes import RECIPES
 from keras_memblocks.training.recipes import TrainingConfig
 from keras_memblocks.training.recipes import get_recipe
 from keras_memblocks.training.recipes import load_config_file
+from keras_memblocks.training.run_directory import ConfigChangedError
+from keras_memblocks.training.run_directory import RunDirectoryError
+from keras_memblocks.training.run_directory import RunLockedError
 from keras_memblocks.training.trainer import FinishedRunError
+from keras_memblocks.training.trainer import TrainingDivergedError
 from keras_memblocks.training.trainer import build_model
 from keras_memblocks.training.trainer import train
 from keras_memblocks.training.trainer import train_seeds
 
 __all__ = [
     "CapacityCurves",
+    "ConfigChangedError",
     "FinishedRunError",
     "RECIPES",
+    "RunDirectoryError",
+    "RunLockedError",
     "SGDWithL2",
     "TrainingConfig",
+    "TrainingDivergedError",
     "accuracy_versus_weights",
     "build_model",
     "fit_distributed",

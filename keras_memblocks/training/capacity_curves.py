@@ -29,7 +29,9 @@ class CapacityCurves:
     """One row per trained net.
 
     Attributes:
-        variants, widths, seeds: (R,) what each net was.
+        variants: (R,) each net's CC variant.
+        widths: (R,) each net's width.
+        seeds: (R,) each net's seed.
         parameters: (R,) its number of weights.
         accuracy: (R,) its test accuracy.
         dataset: the VGG-like layout used.
@@ -39,15 +41,14 @@ class CapacityCurves:
     Returned by `accuracy_versus_weights`; drawn by
     `keras_memblocks.analysis.plot_accuracy_versus_weights`.
 
-    Example:
-
-    >>> import numpy as np
-    >>> from keras_memblocks.training import CapacityCurves
-    >>> curves = CapacityCurves(np.array(["reduced"] * 2), np.array([4, 4]), np.array([0, 1]),
-    ...                         np.array([5000, 5000]), np.array([0.6, 0.8]), "cifar10")
-    >>> widths, parameters, mean, sd = curves.summary()["reduced"]
-    >>> widths, parameters, mean.round(3), sd.round(3)
-    (array([4]), array([5000]), array([0.7]), array([0.1]))
+    Examples:
+        >>> import numpy as np
+        >>> from keras_memblocks.training import CapacityCurves
+        >>> curves = CapacityCurves(np.array(["reduced"] * 2), np.array([4, 4]), np.array([0, 1]),
+        ...                         np.array([5000, 5000]), np.array([0.6, 0.8]), "cifar10")
+        >>> widths, parameters, mean, sd = curves.summary()["reduced"]
+        >>> widths, parameters, mean.round(3), sd.round(3)
+        (array([4]), array([5000]), array([0.7]), array([0.1]))
     """
 
     variants: np.ndarray
@@ -89,12 +90,11 @@ def capacity_config(dataset, width, variant, swapped=False, layout=None, recipe=
         recipe: whose training settings; default `"digits"` on the digits,
             else `"cc-cifar100"`.
 
-    Example:
-
-    >>> from keras_memblocks.training.capacity_curves import capacity_config
-    >>> config = capacity_config("digits", 4, "scalar")
-    >>> config.model_args["dataset"], config.model_args["blocks"]["variant"], config.optimizer
-    ('cifar10', 'scalar', 'adam')
+    Examples:
+        >>> from keras_memblocks.training.capacity_curves import capacity_config
+        >>> config = capacity_config("digits", 4, "scalar")
+        >>> config.model_args["dataset"], config.model_args["blocks"]["variant"], config.optimizer
+        ('cifar10', 'scalar', 'adam')
     """
     digits = dataset == "digits"
     layout = layout or ("cifar10" if digits else dataset)
@@ -132,8 +132,9 @@ def accuracy_versus_weights(
         seeds: one run per seed and configuration.
         swap_train_test: train on the test split, test on the training split
             (the paper's second row of plots).
-        layout, recipe: the VGG-like layout and the recipe whose training
-            settings are used; defaults as in `capacity_config`.
+        layout: the VGG-like layout; default as in `capacity_config`.
+        recipe: the recipe whose training settings are used; default as
+            in `capacity_config`.
         output_dir: where the runs go (`<variant>_w<width>/seed_<s>`);
             default: a temporary directory, removed afterwards.
         verbose: a progress bar over the runs.
@@ -142,13 +143,12 @@ def accuracy_versus_weights(
     Returns:
         `CapacityCurves`.
 
-    Example:
-
-    >>> from keras_memblocks.training import accuracy_versus_weights
-    >>> curves = accuracy_versus_weights(widths=(1,), variants=("standard", "reduced"),
-    ...                                  epochs=1, image_size=16, verbose=False)
-    >>> curves.parameters.tolist()
-    [2862, 4302]
+    Examples:
+        >>> from keras_memblocks.training import accuracy_versus_weights
+        >>> curves = accuracy_versus_weights(widths=(1,), variants=("standard", "reduced"),
+        ...                                  epochs=1, image_size=16, verbose=False)
+        >>> curves.parameters.tolist()
+        [2862, 4302]
     """
     unknown = [v for v in variants if v != STANDARD and v not in VARIANT_NAMES]
     if unknown:

@@ -52,26 +52,32 @@ def fit_distributed(
         model: a compiled model whose variables were created in
             `strategy.scope()`.
         strategy: a `tf.distribute.Strategy`, e.g. `MultiWorkerMirroredStrategy`.
-        train_data, validation_data: `tf.data.Dataset`s of `(x, y)` batches
-            of the global batch size.
-        epochs, steps_per_epoch, callbacks, verbose: as `model.fit`.
+        train_data: a `tf.data.Dataset` of `(x, y)` batches of the global
+            batch size.
+        validation_data: the same for validation, or `None`.
+        epochs: as `model.fit`.
+        steps_per_epoch: as `model.fit`.
+        callbacks: as `model.fit`.
+        verbose: as `model.fit`.
 
     Returns:
         The `keras.callbacks.History` of the run.
 
-    Example (the default strategy stands in for a cluster here):
+    Examples:
+        The default strategy stands in for a cluster here:
 
-    >>> import numpy as np, keras, tensorflow as tf
-    >>> from keras_memblocks.training import fit_distributed
-    >>> strategy = tf.distribute.get_strategy()
-    >>> with strategy.scope():
-    ...     model = keras.Sequential([keras.Input((4,)),
-    ...                               keras.layers.Dense(2, activation="softmax")])
-    ...     model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
-    >>> data = tf.data.Dataset.from_tensor_slices((np.ones((8, 4), "float32"), np.ones(8, "int32")))
-    >>> history = fit_distributed(model, strategy, data.batch(4), epochs=2, verbose=0)
-    >>> sorted(history.history), len(history.history["loss"])
-    (['accuracy', 'loss'], 2)
+        >>> import numpy as np, keras, tensorflow as tf
+        >>> from keras_memblocks.training import fit_distributed
+        >>> strategy = tf.distribute.get_strategy()
+        >>> with strategy.scope():
+        ...     model = keras.Sequential([keras.Input((4,)),
+        ...                               keras.layers.Dense(2, activation="softmax")])
+        ...     model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        >>> examples = (np.ones((8, 4), "float32"), np.ones(8, "int32"))
+        >>> data = tf.data.Dataset.from_tensor_slices(examples)
+        >>> history = fit_distributed(model, strategy, data.batch(4), epochs=2, verbose=0)
+        >>> sorted(history.history), len(history.history["loss"])
+        (['accuracy', 'loss'], 2)
     """
     _build(model, strategy, train_data)
     with strategy.scope():
@@ -133,16 +139,27 @@ def fit_distributed(
     # BackupAndRestore sets this when it restores an interrupted run (fit reads it too).
     initial_epoch = getattr(model, "_initial_epoch", None) or 0
     epoch_logs = {}
+    # One iterator across epochs, as fit keeps with steps_per_epoch: the trainer's
+    # dataset holds every epoch in turn. One that holds a single epoch starts again.
+    iterator = iter(distributed_train)
+
+    def next_batch():
+        nonlocal iterator
+        try:
+            return next(iterator)
+        except StopIteration:
+            iterator = iter(distributed_train)
+            return next(iterator)
+
     for epoch in range(initial_epoch, epochs):
         model.reset_metrics()
         train_loss.reset_state()
         callback_list.on_epoch_begin(epoch)
-        iterator = iter(distributed_train)
         for step in range(steps_per_epoch):
             callback_list.on_train_batch_begin(step)
             try:
-                batch = next(iterator)
-            except StopIteration:
+                batch = next_batch()
+            except StopIteration:  # an empty dataset
                 break
             train_step(batch)
             callback_list.on_train_batch_end(step, logs(train_loss))

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
@@ -9,7 +10,6 @@ from pathlib import Path
 import yaml
 
 from keras_memblocks.training import specs
-from keras_memblocks.utils import argument_checks
 
 SCHEDULES = ("step", "poly", "constant")
 OPTIMIZERS = ("sgd", "adam")
@@ -23,12 +23,11 @@ class TrainingConfig:
     Start from a recipe (`get_recipe`) and `replace` what differs; the
     `memblocks train` flags and `--set FIELD=VALUE` do the same.
 
-    Example:
-
-    >>> from keras_memblocks.training import get_recipe
-    >>> config = get_recipe("sr-cifar100").replace(epochs=2, batch_size=64)
-    >>> config.epochs, config.learning_rate, config.model_args["blocks"]["num_memory_blocks"]
-    (2, 0.1, 10)
+    Examples:
+        >>> from keras_memblocks.training import get_recipe
+        >>> config = get_recipe("sr-cifar100").replace(epochs=2, batch_size=64)
+        >>> config.epochs, config.learning_rate, config.model_args["blocks"]["num_memory_blocks"]
+        (2, 0.1, 10)
     """
 
     dataset: str = "cifar100"
@@ -60,21 +59,22 @@ class TrainingConfig:
     max_steps_per_epoch: int = None  # cap steps (quick runs)
 
     def validate(self):
-        """Raises `ValueError` listing valid choices, before any training."""
+        """Raises `ValueError` naming the field, the value and what is allowed.
+
+        Every field is checked for its type and range (a YAML `"0.1"` is a
+        string, not a learning rate), before any data is read or any model
+        built.
+        """
+        for name, (accepts, allowed) in FIELD_RULES.items():
+            value = getattr(self, name)
+            if not accepts(value):
+                kind = f" ({type(value).__name__})" if value is not None else ""
+                raise ValueError(f"`{name}` must be {allowed}. Received: {value!r}{kind}")
         specs.task_spec(self)  # a known model and dataset, of the same task
-        argument_checks.check_choice("schedule", self.schedule, SCHEDULES)
-        argument_checks.check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        argument_checks.check_choice("strategy", self.strategy, STRATEGIES)
-        for name in ("epochs", "batch_size"):
-            argument_checks.check_positive_int(name, getattr(self, name))
-        if self.jit_compile not in (True, False, "auto"):
+        if list(self.milestones) != sorted(set(self.milestones)):
             raise ValueError(
-                f"`jit_compile` must be true, false or 'auto'. Received: {self.jit_compile!r}"
+                f"`milestones` must increase, each epoch once. Received: {self.milestones!r}"
             )
-        if not isinstance(self.model_args, dict):
-            raise ValueError(f"`model_args` must be a dict. Received: {self.model_args!r}")
-        if self.learning_rate <= 0:
-            raise ValueError(f"`learning_rate` must be > 0. Received: {self.learning_rate!r}")
         return self
 
     def replace(self, **overrides):
@@ -89,6 +89,80 @@ class TrainingConfig:
 
     def to_dict(self):
         return dataclasses.asdict(self)
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _int_at_least(low):
+    return lambda value: _is_int(value) and value >= low
+
+
+def _number_in(low, high=math.inf, low_open=False, high_open=False):
+    def accepts(value):
+        if not _is_number(value):
+            return False
+        above = value > low if low_open else value >= low
+        below = value < high if high_open else value <= high
+        return above and below
+
+    return accepts
+
+
+def _choice(choices):
+    return lambda value: isinstance(value, str) and value in choices
+
+
+def _is_bool(value):
+    return isinstance(value, bool)
+
+
+# field -> (accepts(value), what is allowed): what `TrainingConfig.validate` checks.
+FIELD_RULES = {
+    "dataset": (lambda value: isinstance(value, str), "a dataset name (a string)"),
+    "model": (lambda value: isinstance(value, str), "a model name (a string)"),
+    "model_args": (lambda value: isinstance(value, dict), "a dict of builder arguments"),
+    "epochs": (_int_at_least(1), "an integer >= 1"),
+    "batch_size": (_int_at_least(1), "an integer >= 1"),
+    "optimizer": (_choice(OPTIMIZERS), f"one of {', '.join(OPTIMIZERS)}"),
+    "learning_rate": (_number_in(0, low_open=True), "a number > 0"),
+    "momentum": (_number_in(0, 1, high_open=True), "a number in [0, 1)"),
+    "weight_decay": (_number_in(0), "a number >= 0"),
+    "schedule": (_choice(SCHEDULES), f"one of {', '.join(SCHEDULES)}"),
+    "milestones": (
+        lambda value: isinstance(value, (list, tuple)) and all(_int_at_least(1)(m) for m in value),
+        "a list of epochs (integers >= 1)",
+    ),
+    "gamma": (_number_in(0, low_open=True), "a number > 0"),
+    "poly_power": (_number_in(0, low_open=True), "a number > 0"),
+    "min_learning_rate": (_number_in(0), "a number >= 0"),
+    "validation_fraction": (_number_in(0, 1, high_open=True), "a number in [0, 1)"),
+    "reverse_split": (_is_bool, "true or false"),
+    "image_size": (_int_at_least(8), "an integer >= 8"),
+    "crop_size": (
+        lambda value: (
+            isinstance(value, (list, tuple))
+            and len(value) == 2
+            and all(_int_at_least(1)(side) for side in value)
+        ),
+        "[height, width], two integers >= 1",
+    ),
+    "auxiliary_loss_weight": (_number_in(0), "a number >= 0"),
+    "mixed_precision": (_is_bool, "true or false"),
+    "jit_compile": (lambda value: _is_bool(value) or value == "auto", "true, false or 'auto'"),
+    "strategy": (_choice(STRATEGIES), f"one of {', '.join(STRATEGIES)}"),
+    "data_dir": (lambda value: value is None or isinstance(value, str), "a folder path or null"),
+    "tensorboard": (_is_bool, "true or false"),
+    "max_steps_per_epoch": (
+        lambda value: value is None or _int_at_least(1)(value),
+        "an integer >= 1, or null for whole epochs",
+    ),
+}
 
 
 def sr_after(module, memories, units=8):
@@ -202,13 +276,12 @@ RECIPES = {
 def get_recipe(name):
     """The `TrainingConfig` of a named recipe (the papers' settings).
 
-    Example:
-
-    >>> from keras_memblocks.training import RECIPES, get_recipe
-    >>> sorted(RECIPES)
-    ['cc-cifar100', 'digits', 'sr-cifar10', 'sr-cifar100', 'sr-cityscapes', 'sr-imagenet']
-    >>> get_recipe("digits").dataset
-    'digits'
+    Examples:
+        >>> from keras_memblocks.training import RECIPES, get_recipe
+        >>> sorted(RECIPES)
+        ['cc-cifar100', 'digits', 'sr-cifar10', 'sr-cifar100', 'sr-cityscapes', 'sr-imagenet']
+        >>> get_recipe("digits").dataset
+        'digits'
     """
     if name not in RECIPES:
         raise ValueError(f"Unknown recipe {name!r}. Valid recipes: {', '.join(RECIPES)}")
@@ -218,19 +291,24 @@ def get_recipe(name):
 def load_config_file(path):
     """Overrides from a YAML or JSON file (a mapping of field -> value).
 
-    Example:
-
-    >>> import pathlib, tempfile
-    >>> from keras_memblocks.training import load_config_file
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "run.json"
-    >>> _ = path.write_text('{"epochs": 3, "learning_rate": 0.05}')
-    >>> load_config_file(path)
-    {'epochs': 3, 'learning_rate': 0.05}
+    Examples:
+        >>> import pathlib, tempfile
+        >>> from keras_memblocks.training import load_config_file
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "run.json"
+        >>> _ = path.write_text('{"epochs": 3, "learning_rate": 0.05}')
+        >>> load_config_file(path)
+        {'epochs': 3, 'learning_rate': 0.05}
     """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"Config file {str(path)!r} does not exist.")
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"Config file {str(path)!r} is not UTF-8 text (byte {error.start}): save it as "
+            "UTF-8 YAML or JSON."
+        ) from None
     try:
         if path.suffix in (".yaml", ".yml"):
             try:

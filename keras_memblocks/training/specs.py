@@ -7,13 +7,12 @@ headline number) comes from the specs here, and nowhere else. The CLI's
 choices and `TrainingConfig.validate` read these registries, so adding a
 model is one `register_model(ModelSpec(...))`.
 
-Example:
-
->>> from keras_memblocks.training import specs
->>> sorted(specs.MODELS)
-['cifar_resnet', 'cifar_vgg', 'deeplabv3', 'fcn', 'resnet50', 'vgg_like']
->>> specs.model_spec("fcn").task, specs.dataset_spec("cityscapes").task
-('segmentation', 'segmentation')
+Examples:
+    >>> from keras_memblocks.training import specs
+    >>> sorted(specs.MODELS)
+    ['cifar_resnet', 'cifar_vgg', 'deeplabv3', 'fcn', 'resnet50', 'vgg_like']
+    >>> specs.model_spec("fcn").task, specs.dataset_spec("cityscapes").task
+    ('segmentation', 'segmentation')
 """
 
 import dataclasses
@@ -24,6 +23,7 @@ import tensorflow as tf
 
 from keras_memblocks import models
 from keras_memblocks.data import digits
+from keras_memblocks.data import epochs
 from keras_memblocks.data import tfds_datasets
 from keras_memblocks.data.preprocessing import IGNORE_LABEL
 from keras_memblocks.metrics import mean_iou
@@ -56,7 +56,8 @@ class TaskSpec:
         name: the task's name.
         compile_args: `f(model, config) -> dict` of `loss`, `metrics` (and
             `loss_weights`) for `model.compile`.
-        monitor, mode: the validation metric the best checkpoint keeps.
+        monitor: the validation metric the best checkpoint keeps.
+        mode: `"max"` or `"min"`, which of its values is best.
         headline_metrics: keys of `evaluate`'s results, the first present
             is the number a run reports (in percent, as the papers do).
     """
@@ -124,19 +125,18 @@ MODELS = {}
 def register_model(spec):
     """Adds a `ModelSpec`: recipes, the CLI and `build_model` then know it.
 
-    Example:
-
-    >>> import keras
-    >>> from keras_memblocks.training import specs
-    >>> def tiny(num_classes, input_shape):
-    ...     inputs = keras.Input(input_shape)
-    ...     x = keras.layers.GlobalAveragePooling2D()(inputs)
-    ...     return keras.Model(inputs, keras.layers.Dense(num_classes, activation="softmax")(x))
-    >>> specs.register_model(specs.ModelSpec("tiny", tiny, "classification"))
-    >>> from keras_memblocks.training import build_model, get_recipe
-    >>> build_model(get_recipe("digits").replace(model="tiny", model_args={})).output.shape
-    (None, 10)
-    >>> _ = specs.MODELS.pop("tiny")
+    Examples:
+        >>> import keras
+        >>> from keras_memblocks.training import specs
+        >>> def tiny(num_classes, input_shape):
+        ...     inputs = keras.Input(input_shape)
+        ...     x = keras.layers.GlobalAveragePooling2D()(inputs)
+        ...     return keras.Model(inputs, keras.layers.Dense(num_classes, activation="softmax")(x))
+        >>> specs.register_model(specs.ModelSpec("tiny", tiny, "classification"))
+        >>> from keras_memblocks.training import build_model, get_recipe
+        >>> build_model(get_recipe("digits").replace(model="tiny", model_args={})).output.shape
+        (None, 10)
+        >>> _ = specs.MODELS.pop("tiny")
     """
     MODELS[spec.name] = _with_known_task(spec)
 
@@ -165,7 +165,11 @@ class DatasetSpec:
         image_shape: `f(config, channels) -> (H, W, C)` of the model's
             input; `channels` is what the model's layout takes.
         load: `f(config, seed, channels) -> (train, validation or None,
-            test)` batched `tf.data.Dataset`s of `(image, label)`.
+            test)`: `train` is a `keras_memblocks.data.epochs.TrainingSource`
+            (the examples in a fixed order and their augmentation; the
+            trainer shuffles and seeds each epoch from it, so a resumed run
+            sees what an uninterrupted one would), validation and test are
+            batched `tf.data.Dataset`s of `(image, label)`.
     """
 
     name: str
@@ -190,16 +194,20 @@ def _digits_load(config, seed, channels):
         validation = (x_train[cut:], y_train[cut:])
         x_train, y_train = x_train[:cut], y_train[:cut]
 
-    def batched(x, y, training):
+    training = epochs.TrainingSource(
+        tf.data.Dataset.from_tensor_slices((x_train, y_train)),
+        prepare=lambda image, label, seed: (image, label),  # in [0, 1], no augmentation
+        shuffle_buffer=len(x_train),
+    )
+
+    def batched(x, y):
         dataset = tf.data.Dataset.from_tensor_slices((x, y))
-        if training:
-            dataset = dataset.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-        return dataset.batch(config.batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
+        return dataset.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
 
     return (
-        batched(x_train, y_train, True),
-        None if validation is None else batched(*validation, False),
-        batched(x_test, y_test, False),
+        training,
+        None if validation is None else batched(*validation),
+        batched(x_test, y_test),
     )
 
 
@@ -223,7 +231,9 @@ def _tfds_load(name):
         )
         validation = names["validation"]
         return (
-            tfds_datasets.load(name, names["train"], training=True, **common),
+            tfds_datasets.training_source(
+                name, names["train"], seed, config.data_dir, tuple(config.crop_size)
+            ),
             None if validation is None else tfds_datasets.load(name, validation, **common),
             tfds_datasets.load(name, names["test"], **common),
         )

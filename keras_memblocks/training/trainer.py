@@ -13,9 +13,12 @@ import numpy as np
 import tensorflow as tf
 
 from keras_memblocks import models
+from keras_memblocks.data import epochs as data_epochs
 from keras_memblocks.optimizers import SGDWithL2
 from keras_memblocks.training import specs
 from keras_memblocks.training.distributed_loop import fit_distributed
+from keras_memblocks.training.run_directory import RunLock
+from keras_memblocks.training.run_directory import check_config
 from keras_memblocks.utils import extras
 
 
@@ -24,12 +27,11 @@ def build_model(config):
 
     `num_classes` and `input_shape` default to the dataset's.
 
-    Example:
-
-    >>> from keras_memblocks.training import build_model, get_recipe
-    >>> model = build_model(get_recipe("digits"))
-    >>> model.input.shape, model.output.shape
-    ((None, 32, 32, 3), (None, 10))
+    Examples:
+        >>> from keras_memblocks.training import build_model, get_recipe
+        >>> model = build_model(get_recipe("digits"))
+        >>> model.input.shape, model.output.shape
+        ((None, 32, 32, 3), (None, 10))
     """
     model_spec = specs.model_spec(config.model)
     args = {
@@ -43,20 +45,38 @@ def build_model(config):
         raise ValueError(f"Bad `model_args` for {config.model}: {error}") from error
 
 
-def make_datasets(config, seed):
-    """`(train, validation or None, test)` batched datasets, capped at
-    `max_steps_per_epoch`, and the number of training steps per epoch."""
+def make_datasets(config, seed, first_epoch=0):
+    """`(train, validation or None, test)` batched datasets, and the number
+    of training steps per epoch.
+
+    `train` holds epochs `first_epoch` .. `config.epochs - 1` one after
+    another, each capped at `max_steps_per_epoch` batches, shuffled and
+    augmented by the seed and its own number (`keras_memblocks.data.epochs`),
+    for `model.fit(..., steps_per_epoch=steps)`.
+    """
+    (source, validation_data, test_data), steps = _load_datasets(config, seed)
+    train_data = _training_stream(config, source, seed, first_epoch, steps)
+    return (train_data, validation_data, test_data), steps
+
+
+def _load_datasets(config, seed):
     channels = specs.model_spec(config.model).input_channels(config.model_args)
-    train_data, validation_data, test_data = specs.dataset_spec(config.dataset).load(
+    source, validation_data, test_data = specs.dataset_spec(config.dataset).load(
         config, seed, channels
     )
-    steps_per_epoch = int(train_data.cardinality())
-    if steps_per_epoch < 0:  # unknown cardinality
-        steps_per_epoch = config.max_steps_per_epoch or 1000
-    if config.max_steps_per_epoch:
-        steps_per_epoch = min(steps_per_epoch, config.max_steps_per_epoch)
-        train_data = train_data.take(steps_per_epoch)
-    return (train_data, validation_data, test_data), steps_per_epoch
+    steps = data_epochs.steps_per_epoch(source, config.batch_size, config.max_steps_per_epoch)
+    if steps < 1:
+        raise ValueError(
+            f"The {config.dataset} training split has fewer examples than one batch of "
+            f"{config.batch_size}; use a smaller batch_size."
+        )
+    return (source, validation_data, test_data), steps
+
+
+def _training_stream(config, source, seed, first_epoch, steps):
+    return data_epochs.epoch_stream(
+        source, seed, first_epoch, config.epochs, config.batch_size, steps
+    )
 
 
 def learning_rate_schedule(config, steps_per_epoch):
@@ -138,26 +158,115 @@ class StepTimer(keras.callbacks.Callback):
 
 
 # What a run writes into its output directory (removed by `overwrite`).
-RUN_FILES = ("best.keras", "last.keras", "history.csv", "results.json", "backup", "tensorboard")
+RUN_FILES = (
+    "best.keras",
+    "best.json",
+    "last.keras",
+    "history.csv",
+    "results.json",
+    "config.json",
+    "backup",
+    "tensorboard",
+)
 
 
 class FinishedRunError(ValueError):
     """`train` was asked to train into a directory whose run already finished.
 
-    Example:
-
-    >>> import tempfile
-    >>> from keras_memblocks.training import FinishedRunError, get_recipe, train
-    >>> config = get_recipe("digits").replace(epochs=1, max_steps_per_epoch=1,
-    ...                                       model_args={"dataset": "cifar10", "width": 1})
-    >>> run = tempfile.mkdtemp()
-    >>> _ = train(config, run, verbose=0)
-    >>> try:
-    ...     train(config, run, verbose=0)
-    ... except FinishedRunError as error:
-    ...     print("already finished" in str(error))
-    True
+    Examples:
+        >>> import tempfile
+        >>> from keras_memblocks.training import FinishedRunError, get_recipe, train
+        >>> config = get_recipe("digits").replace(epochs=1, max_steps_per_epoch=1,
+        ...                                       model_args={"dataset": "cifar10", "width": 1})
+        >>> run = tempfile.mkdtemp()
+        >>> _ = train(config, run, verbose=0)
+        >>> try:
+        ...     train(config, run, verbose=0)
+        ... except FinishedRunError as error:
+        ...     print("already finished" in str(error))
+        True
     """
+
+
+class TrainingDivergedError(ValueError):
+    """A run stopped at its first epoch with a non-finite loss or weights.
+
+    Its `results.json` records the epoch and why (`"status": "diverged"`),
+    the checkpoint keeps the last finite epoch, and running it again
+    raises this error again until `overwrite=True` trains it afresh.
+
+    Examples:
+        >>> import tempfile
+        >>> from keras_memblocks.training import TrainingDivergedError, get_recipe, train
+        >>> config = get_recipe("digits").replace(
+        ...     epochs=2, max_steps_per_epoch=2, learning_rate=1e9,
+        ...     model_args={"dataset": "cifar10", "width": 1})
+        >>> try:
+        ...     train(config, tempfile.mkdtemp(), verbose=0)
+        ... except TrainingDivergedError as error:
+        ...     print(str(error).startswith("Training diverged at epoch"))
+        True
+    """
+
+
+class _Diverged(Exception):
+    def __init__(self, epoch, reason):
+        super().__init__(reason)
+        self.epoch, self.reason = epoch, reason
+
+
+class FiniteGuard(keras.callbacks.Callback):
+    """Stops training at the end of the first epoch whose loss, or any of
+    whose weights, is NaN or inf: a diverged run is not trained on to its
+    last epoch, and the callbacks after this one (the backup, the
+    checkpoint) never see that epoch."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(float(loss)):
+            raise _Diverged(epoch + 1, f"the training loss is {float(loss)}")
+        for weight in self.model.weights:
+            values = keras.ops.convert_to_numpy(weight)
+            if not np.isfinite(values).all():
+                count = int(np.size(values) - np.isfinite(values).sum())
+                raise _Diverged(epoch + 1, f"{count} values of {weight.path} are NaN or inf")
+
+
+class BestCheckpoint(keras.callbacks.ModelCheckpoint):
+    """`ModelCheckpoint(save_best_only=True)` whose best value survives a resume.
+
+    Keras starts the best value afresh in every process, so the first epoch
+    after a resume replaced `best.keras` even when it was worse. The value
+    (and its epoch) is written beside the model after every save, to
+    `best.json`, and read back as the threshold when the run resumes.
+    """
+
+    def __init__(self, filepath, monitor, mode):
+        self.state_path = Path(filepath).with_suffix(".json")
+        state = self.read_state(filepath)
+        super().__init__(
+            filepath,
+            monitor=monitor,
+            mode=mode,
+            save_best_only=True,
+            initial_value_threshold=None if state is None else state["best"],
+        )
+
+    @staticmethod
+    def read_state(filepath):
+        """`{"best", "epoch"}` of the model saved at `filepath`, or `None`."""
+        state_path = Path(filepath).with_suffix(".json")
+        if not (Path(filepath).exists() and state_path.exists()):
+            return None
+        return json.loads(state_path.read_text())
+
+    def _save_model(self, epoch, batch, logs):
+        before = self.best
+        super()._save_model(epoch, batch, logs)
+        if self.best != before:  # saved: the model first, then its value
+            temporary = self.state_path.with_suffix(".json.partial")
+            temporary.write_text(json.dumps({"best": float(self.best), "epoch": epoch + 1}))
+            temporary.replace(self.state_path)
 
 
 def finished_results(output_dir):
@@ -210,51 +319,72 @@ def train(config, output_dir, seed=0, verbose=None, strategy=None, overwrite=Fal
     Returns:
         The results dict written to `results.json`.
 
-    Example (one short epoch on the embedded digits):
+    Examples:
+        One short epoch on the embedded digits:
 
-    >>> import tempfile
-    >>> from keras_memblocks.training import get_recipe, train
-    >>> config = get_recipe("digits").replace(epochs=1, max_steps_per_epoch=2,
-    ...                                       model_args={"dataset": "cifar10", "width": 2})
-    >>> results = train(config, tempfile.mkdtemp(), verbose=0)
-    >>> 0.0 <= results["test"]["accuracy"] <= 1.0
-    True
+        >>> import tempfile
+        >>> from keras_memblocks.training import get_recipe, train
+        >>> config = get_recipe("digits").replace(epochs=1, max_steps_per_epoch=2,
+        ...                                       model_args={"dataset": "cifar10", "width": 2})
+        >>> results = train(config, tempfile.mkdtemp(), verbose=0)
+        >>> 0.0 <= results["test"]["accuracy"] <= 1.0
+        True
     """
     config.validate()
     if config.tensorboard:
         extras.require("tensorboard", "tensorboard=True (memblocks train --tensorboard)")
     output_dir = Path(output_dir)
-    if finished_results(output_dir) is not None:
-        if not overwrite:
-            raise FinishedRunError(
-                f"The run in {output_dir} already finished: its results are in "
-                f"{output_dir / 'results.json'}. Pass overwrite=True (memblocks train "
-                "--overwrite) to train it again, or choose another output directory."
-            )
-        _clear_run(output_dir)
     # First: MultiWorkerMirroredStrategy must exist before TF runs any op.
     strategy = strategy or _strategy(config.strategy)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    with _global_settings(config):
-        return _train(config, output_dir, seed, verbose, strategy)
+    with RunLock(output_dir):  # one run per directory; a second one stops here
+        if overwrite:  # whatever this package wrote there, finished or not
+            _clear_run(output_dir)
+        check_config(output_dir, config.to_dict(), overwrite)
+        finished = finished_results(output_dir)
+        if finished is not None:
+            _raise_finished(output_dir, finished)
+        with _global_settings(config):
+            return _train(config, output_dir, seed, verbose, strategy)
+
+
+def _raise_finished(output_dir, results):
+    if results.get("status") == "diverged":
+        raise TrainingDivergedError(results["diverged"]["message"])
+    raise FinishedRunError(
+        f"The run in {output_dir} already finished: its results are in "
+        f"{output_dir / 'results.json'}. Pass overwrite=True (memblocks train "
+        "--overwrite) to train it again, or choose another output directory."
+    )
 
 
 def _train(config, output_dir, seed, verbose, strategy):
     keras.utils.set_random_seed(seed)
     with strategy.scope():
         model = build_model(config)
-    (train_data, validation_data, test_data), steps_per_epoch = make_datasets(config, seed)
-    train_data, validation_data, test_data = (
-        _with_aux_targets(d, model) for d in (train_data, validation_data, test_data)
-    )
+    (source, validation_data, test_data), steps_per_epoch = _load_datasets(config, seed)
+    validation_data, test_data = (_with_aux_targets(d, model) for d in (validation_data, test_data))
     with strategy.scope():
         compile_model(model, config, steps_per_epoch)
     callbacks, checkpoint_path, timer = make_callbacks(
         config, output_dir, validation_data is not None
     )
-    seconds = fit(
-        model, config, strategy, train_data, validation_data, steps_per_epoch, callbacks, verbose
+    first_epoch = _restore(model, callbacks, strategy)
+    train_data = _with_aux_targets(
+        _training_stream(config, source, seed, first_epoch, steps_per_epoch), model
     )
+    try:
+        seconds = fit(
+            model,
+            config,
+            strategy,
+            train_data,
+            validation_data,
+            steps_per_epoch,
+            callbacks,
+            verbose,
+        )
+    except _Diverged as diverged:
+        _record_divergence(config, output_dir, seed, checkpoint_path, diverged)
     history = _deduplicate_history(output_dir / "history.csv")
     test_metrics = evaluate_checkpoint(checkpoint_path, config, steps_per_epoch, test_data)
     results = {
@@ -279,6 +409,45 @@ def _train(config, output_dir, seed, verbose, strategy):
     return results
 
 
+def _record_divergence(config, output_dir, seed, checkpoint_path, diverged):
+    """Writes the diverged run's `results.json`, then raises `TrainingDivergedError`."""
+    _deduplicate_history(output_dir / "history.csv")
+    state = BestCheckpoint.read_state(checkpoint_path)
+    if state is not None:
+        kept = f"{checkpoint_path.name} keeps epoch {state['epoch']}, the best finite one"
+    elif checkpoint_path.exists():  # last.keras: the epoch before
+        kept = f"{checkpoint_path.name} keeps epoch {diverged.epoch - 1}, the last finite one"
+    else:
+        kept = "no model was kept (the first epoch diverged)"
+    message = (
+        f"Training diverged at epoch {diverged.epoch} of {config.epochs}: {diverged.reason}; "
+        f"{kept}. Try a lower learning rate (--learning-rate), or look for NaN or inf in the "
+        f"data. {output_dir / 'results.json'} records it; --overwrite trains it again."
+    )
+    results = {
+        "status": "diverged",
+        "seed": seed,
+        "diverged": {"epoch": diverged.epoch, "reason": diverged.reason, "message": message},
+        "model_path": str(checkpoint_path) if checkpoint_path.exists() else None,
+        "config": config.to_dict(),
+    }
+    (output_dir / "results.json").write_text(json.dumps(results, indent=2, default=list) + "\n")
+    raise TrainingDivergedError(message)
+
+
+def _restore(model, callbacks, strategy):
+    """Restores an interrupted run's backup now; returns its first epoch to train.
+
+    `fit` restores it again (the same files), but the training stream must
+    know beforehand which epoch it starts at.
+    """
+    (backup,) = [c for c in callbacks if isinstance(c, keras.callbacks.BackupAndRestore)]
+    backup.set_model(model)
+    with strategy.scope():  # the optimizer's variables, if it builds them, as fit would
+        backup.on_train_begin()
+    return getattr(model, "_initial_epoch", None) or 0
+
+
 def make_callbacks(config, output_dir, with_validation):
     """`(callbacks, checkpoint path, StepTimer)` of a run in `output_dir`.
 
@@ -288,15 +457,15 @@ def make_callbacks(config, output_dir, with_validation):
     if with_validation:
         task = specs.task_spec(config)
         checkpoint_path = output_dir / "best.keras"
-        checkpoint = keras.callbacks.ModelCheckpoint(
-            checkpoint_path, monitor=task.monitor, mode=task.mode, save_best_only=True
-        )
+        checkpoint = BestCheckpoint(checkpoint_path, monitor=task.monitor, mode=task.mode)
     else:
         checkpoint_path = output_dir / "last.keras"
         checkpoint = keras.callbacks.ModelCheckpoint(checkpoint_path)
     timer = StepTimer()
     callbacks = [
         keras.callbacks.CSVLogger(output_dir / "history.csv", append=True),
+        # Before the backup and the checkpoint: a non-finite epoch reaches neither.
+        FiniteGuard(),
         # double_checkpoint: a kill while the backup is written leaves a
         # corrupt file (seen in our kill test); Keras then falls back to the
         # previous epoch's copy.
@@ -371,15 +540,14 @@ def train_seeds(config, seeds, output_dir, verbose=None, overwrite=False):
     in percent for accuracy and IoU, as the papers report them; `runs`:
     every seed's results dict).
 
-    Example:
-
-    >>> import tempfile
-    >>> from keras_memblocks.training import get_recipe, train_seeds
-    >>> config = get_recipe("digits").replace(epochs=1, max_steps_per_epoch=2,
-    ...                                       model_args={"dataset": "cifar10", "width": 2})
-    >>> summary = train_seeds(config, seeds=(0, 1), output_dir=tempfile.mkdtemp(), verbose=0)
-    >>> summary["metric"], summary["seeds"], len(summary["values"])
-    ('accuracy', [0, 1], 2)
+    Examples:
+        >>> import tempfile
+        >>> from keras_memblocks.training import get_recipe, train_seeds
+        >>> config = get_recipe("digits").replace(epochs=1, max_steps_per_epoch=2,
+        ...                                       model_args={"dataset": "cifar10", "width": 2})
+        >>> summary = train_seeds(config, seeds=(0, 1), output_dir=tempfile.mkdtemp(), verbose=0)
+        >>> summary["metric"], summary["seeds"], len(summary["values"])
+        ('accuracy', [0, 1], 2)
     """
     output_dir = Path(output_dir)
     runs = []
@@ -387,6 +555,10 @@ def train_seeds(config, seeds, output_dir, verbose=None, overwrite=False):
         seed_dir = output_dir / f"seed_{seed}"
         finished = None if overwrite else finished_results(seed_dir)
         if finished is not None:
+            # Never reported under another config's name, nor a diverged run as a result.
+            check_config(seed_dir, config.to_dict(), overwrite=False)
+            if finished.get("status") == "diverged":
+                _raise_finished(seed_dir, finished)
             if verbose != 0:  # verbose=0 is silent, as in fit
                 print(
                     f"seed {seed}: already finished, not trained again (results in "

@@ -71,8 +71,7 @@ class MissingExtraError(ImportError):
 def install_command(*names):
     """The `pip install` line that adds the extras `names`.
 
-    Example:
-
+    Examples:
         >>> from keras_memblocks.utils import extras
         >>> print(extras.install_command("train", "export"))
         pip install "keras-memblocks[train,export]"
@@ -83,8 +82,7 @@ def install_command(*names):
 def missing_packages(extra):
     """The distributions of `extra` that this environment lacks.
 
-    Example:
-
+    Examples:
         >>> from keras_memblocks.utils import extras
         >>> extras.missing_packages("analysis")  # SciPy and Matplotlib installed
         []
@@ -111,8 +109,7 @@ def require(extra, feature):
         feature: what needs it, as the user would name it
             (`"keras_memblocks.export"`, `"memblocks train"`).
 
-    Example:
-
+    Examples:
         >>> from keras_memblocks.utils import extras
         >>> extras.require("export", "keras_memblocks.export")  # silent when installed
         >>> extras.require(("train", "export"), "memblocks demo")

@@ -35,13 +35,12 @@ def deeplabv3(
         A functional `keras.Model` with softmax output (B, H, W, classes)
         named `predictions` (and `aux`), and `pyramid_outputs` P2..P5.
 
-    Example:
-
-    >>> from keras_memblocks.models import deeplabv3
-    >>> sr = {"block": "sr", "after": 2, "num_memory_blocks": 2}
-    >>> model = deeplabv3(19, input_shape=(64, 64, 3), blocks=sr)
-    >>> model.output.shape
-    (None, 64, 64, 19)
+    Examples:
+        >>> from keras_memblocks.models import deeplabv3
+        >>> sr = {"block": "sr", "after": 2, "num_memory_blocks": 2}
+        >>> model = deeplabv3(19, input_shape=(64, 64, 3), blocks=sr)
+        >>> model.output.shape
+        (None, 64, 64, 19)
     """
     rates = aspp_rates or ((12, 24, 36) if output_stride == 8 else (6, 12, 18))
     return segmentation_model.build(

@@ -31,12 +31,11 @@ def cifar_vgg(depth, *, num_classes=100, blocks=None, input_shape=(32, 32, 3), d
         input_shape: image shape.
         dropout: rate of the two dropout layers of the classifier.
 
-    Example:
-
-    >>> from keras_memblocks.models import cifar_vgg
-    >>> sr = {"block": "sr", "after": 4, "num_memory_blocks": 10}
-    >>> cifar_vgg(19, blocks=sr).get_layer("module4_sr").output.shape
-    (None, 2, 2, 512)
+    Examples:
+        >>> from keras_memblocks.models import cifar_vgg
+        >>> sr = {"block": "sr", "after": 4, "num_memory_blocks": 10}
+        >>> cifar_vgg(19, blocks=sr).get_layer("module4_sr").output.shape
+        (None, 2, 2, 512)
     """
     if depth not in _CONFIGS:
         raise ValueError(f"`depth` must be one of {sorted(_CONFIGS)}. Received: depth={depth!r}")

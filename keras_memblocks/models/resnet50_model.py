@@ -69,21 +69,21 @@ def resnet50(
         output_stride: 32 (classification), or 16 / 8 for dense prediction:
             the last one / two stages keep their resolution and dilate their
             3x3 convs instead (DeepLabv3).
-        regularizer_rate, drop_block_size: settings of the regulariser.
+        regularizer_rate: the regulariser's drop rate.
+        drop_block_size: DropBlock's block size.
 
     Returns:
         A functional `keras.Model` with a `pyramid_outputs` attribute
         `{"P2": ..., "P5": ...}`: the output tensors of the four stages.
 
-    Example:
-
-    >>> from keras_memblocks.models import resnet50, count_trainable_parameters
-    >>> base = count_trainable_parameters(resnet50())
-    >>> sr = {"block": "sr", "after": 3, "num_memory_blocks": 2, "hidden_units": 16}
-    >>> with_sr = resnet50(blocks=sr)
-    >>> added = with_sr.get_layer("module3_sr").count_params() - (16 + 2)  # eq. 1: no biases
-    >>> added, round(100 * added / base, 2)   # the paper: 405,600, +1.59 %
-    (405600, 1.59)
+    Examples:
+        >>> from keras_memblocks.models import resnet50, count_trainable_parameters
+        >>> base = count_trainable_parameters(resnet50())
+        >>> sr = {"block": "sr", "after": 3, "num_memory_blocks": 2, "hidden_units": 16}
+        >>> with_sr = resnet50(blocks=sr)
+        >>> added = with_sr.get_layer("module3_sr").count_params() - (16 + 2)  # eq. 1: no biases
+        >>> added, round(100 * added / base, 2)   # the paper: 405,600, +1.59 %
+        (405600, 1.59)
     """
     argument_checks.check_positive_int("num_classes", num_classes)
     argument_checks.check_choice("output_stride", output_stride, OUTPUT_STRIDES)

@@ -37,14 +37,13 @@ def vgg_like(dataset, *, width, blocks=None, num_classes=None, input_shape=None)
         A functional `keras.Model`; layers named `stage{s}_conv{i}`,
         `stage{s}_conv{i}_{block}`, `stage{s}_pool`, `fc`, `predictions`.
 
-    Example:
-
-    >>> from keras_memblocks.models import vgg_like
-    >>> vgg_like("cifar100", width=32).count_params()
-    1316356
-    >>> cc = {"block": "cc", "after": "conv", "variant": "reduced"}
-    >>> vgg_like("cifar100", width=32, blocks=cc).count_params()
-    1511428
+    Examples:
+        >>> from keras_memblocks.models import vgg_like
+        >>> vgg_like("cifar100", width=32).count_params()
+        1316356
+        >>> cc = {"block": "cc", "after": "conv", "variant": "reduced"}
+        >>> vgg_like("cifar100", width=32, blocks=cc).count_params()
+        1511428
     """
     argument_checks.check_choice("dataset", dataset, DATASETS)
     argument_checks.check_positive_int("width", width)

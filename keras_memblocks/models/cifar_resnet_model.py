@@ -84,13 +84,12 @@ def cifar_resnet(
         A functional `keras.Model`; layers named `module{m}_block{b}_{op}`,
         `module{m}_{block}`, `module{m}_block{b}_{block}`, `module{m}_{regularizer}`.
 
-    Example:
-
-    >>> from keras_memblocks.models import cifar_resnet
-    >>> sr = {"block": "sr", "after": 3, "num_memory_blocks": 10, "hidden_units": 8}
-    >>> model = cifar_resnet(18, blocks=sr)
-    >>> model.get_layer("module3_sr").count_params()  # 256 + 64*8 + 8*10 + 10*256*64 + 18
-    164706
+    Examples:
+        >>> from keras_memblocks.models import cifar_resnet
+        >>> sr = {"block": "sr", "after": 3, "num_memory_blocks": 10, "hidden_units": 8}
+        >>> model = cifar_resnet(18, blocks=sr)
+        >>> model.get_layer("module3_sr").count_params()  # 256 + 64*8 + 8*10 + 10*256*64 + 18
+        164706
     """
     if depth not in _DEPTHS:
         raise ValueError(f"`depth` must be one of {sorted(_DEPTHS)}. Received: depth={depth!r}")

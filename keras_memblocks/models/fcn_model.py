@@ -18,11 +18,10 @@ def fcn(
     Head: 3x3 conv to 512 (C/4), BN, ReLU, dropout, 1x1 conv to the classes,
     bilinear upsampling. Arguments as in `deeplabv3`.
 
-    Example:
-
-    >>> from keras_memblocks.models import fcn
-    >>> fcn(19, input_shape=(64, 64, 3)).output.shape
-    (None, 64, 64, 19)
+    Examples:
+        >>> from keras_memblocks.models import fcn
+        >>> fcn(19, input_shape=(64, 64, 3)).output.shape
+        (None, 64, 64, 19)
     """
     return segmentation_model.build(
         "fcn",

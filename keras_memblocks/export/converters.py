@@ -1,0 +1,154 @@
+"""The converters: Keras' SavedModel export, TensorFlow's TFLite converter, tf2onnx.
+
+Each writes one artifact of a float32 Keras model into a folder;
+`export_model` then runs it against Keras (`runtimes`) before it counts.
+"""
+
+import contextlib
+import os
+import shutil
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import tensorflow as tf
+import tf2onnx
+
+from keras_memblocks.export.errors import ExportError
+from keras_memblocks.export.int8_ranges import widen_collapsed_ranges
+from keras_memblocks.layers import ContextualConvBlock2D
+from keras_memblocks.layers import cc_formulation
+from keras_memblocks.layers.contextual_conv_block_2d import chosen_cc_formulation
+
+
+def _input_spec(model):
+    shape = tuple(model.input.shape)
+    return tf.TensorSpec((None, *shape[1:]), tf.float32, name="image")
+
+
+def _all_layers(model):
+    for layer in getattr(model, "layers", []):
+        yield layer
+        yield from _all_layers(layer)
+
+
+def _tflite_formulation(model):
+    """The CC formulation a TFLite file of `model` is traced with.
+
+    TFLite runs at batch 1, where LiteRT's XNNPACK runs the CC block's
+    small batched matmuls slowly (float32) or not at all (int8), and a
+    multiply-and-sum fast (`cc_formulation`; measured in
+    benchmarks/export_latency.py). `None`: the SavedModel's graph serves
+    (so does an enclosing `cc_formulation`, the caller's choice).
+    """
+    if chosen_cc_formulation() is not None:
+        return None
+    has_cc = any(
+        isinstance(layer, ContextualConvBlock2D) and layer.input_dependent
+        for layer in _all_layers(model)
+    )
+    return "multiply_sum" if has_cc else None
+
+
+def export_saved_model(model, path):
+    model.export(
+        str(path), format="tf_saved_model", verbose=False, input_signature=[_input_spec(model)]
+    )
+
+
+def write_tflite(saved_model_dir, path, quantization, representative_data):
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir))
+    # Builtin ops only: the pip LiteRT runtime cannot run Flex (SELECT_TF_OPS)
+    # ops, so a model needing them must fail here, not on the device.
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantization == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantization == "dynamic_range":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif quantization == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        samples = np.asarray(representative_data, dtype="float32")
+        converter.representative_dataset = lambda: ([sample[None]] for sample in samples)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    try:
+        model_bytes = converter.convert()
+    except Exception as error:  # the converter raises ConverterError and others
+        text = str(error)
+        ops = sorted(
+            {
+                line.split("tf.")[1].split(" ")[0].rstrip(",:")
+                for line in text.splitlines()
+                if "tf." in line and "op" in line.lower()
+            }
+        )
+        named = f" Ops the TFLite builtins lack: {', '.join(ops)}." if ops else ""
+        raise ExportError(
+            f"TFLite conversion with builtin ops only failed.{named} Such a model would need "
+            "Flex (SELECT_TF_OPS), which the LiteRT pip runtime cannot run.\n" + text[-2000:]
+        ) from error
+    widened = []
+    if quantization == "int8":  # dead units would keep XNNPACK from preparing it
+        model_bytes, widened = widen_collapsed_ranges(model_bytes)
+    path.write_bytes(model_bytes)
+    return widened
+
+
+def write_onnx(model, path, opset):
+    function = tf.function(lambda image: model(image, training=False))
+    # tf2onnx deep-copies the whole graph, weights included, before each of
+    # its optimizer passes so that a failing pass can be skipped; the copies
+    # pile up (a DeepLabv3's export peaked at 13.4 GB, 8.9 GB without them).
+    # Setting TF2ONNX_CATCH_ERRORS turns the copies off (tf2onnx 1.17 reads any
+    # value as false); a failing pass then fails the export, which says so.
+    try:
+        with mock.patch.dict(os.environ, {"TF2ONNX_CATCH_ERRORS": "FALSE"}):
+            tf2onnx.convert.from_function(
+                function, input_signature=(_input_spec(model),), opset=opset, output_path=str(path)
+            )
+    except Exception as error:
+        raise ExportError(f"ONNX conversion failed (opset={opset}): {error}") from error
+
+
+def convert(model, folder, formats, quantization, representative_data, opset):
+    """Writes each of `formats` of the float32 `model` into `folder`.
+
+    Returns:
+        `(artifacts, notes)`: `{format: path}`, and what the manifest records
+        of how they were made (`widened_ranges`, `tflite_cc_formulation`).
+
+    Raises:
+        ExportError: a converter failed.
+    """
+    folder = Path(folder)
+    artifacts, widened = {}, []
+    saved_model_dir = folder / "saved_model"
+    if "saved_model" in formats:
+        export_saved_model(model, saved_model_dir)
+        artifacts["saved_model"] = saved_model_dir
+    tflite_formulation = None
+    if "tflite" in formats:
+        suffix = "" if quantization is None else f"_{quantization}"
+        artifacts["tflite"] = folder / f"model{suffix}.tflite"
+        # The converter reads a SavedModel: the one above where its graph
+        # serves, else one traced for TFLite alone.
+        tflite_source = saved_model_dir
+        tflite_formulation = _tflite_formulation(model)
+        if tflite_formulation is not None or "saved_model" not in formats:
+            tflite_source = folder / "tflite_source"
+            traced_as = (
+                cc_formulation(tflite_formulation)
+                if tflite_formulation
+                else contextlib.nullcontext()
+            )
+            with traced_as:
+                export_saved_model(model, tflite_source)
+        widened = write_tflite(
+            tflite_source, artifacts["tflite"], quantization, representative_data
+        )
+        if tflite_source != saved_model_dir:
+            shutil.rmtree(tflite_source)
+    if "onnx" in formats:
+        artifacts["onnx"] = folder / "model.onnx"
+        write_onnx(model, artifacts["onnx"], opset)
+    return artifacts, {"widened_ranges": widened, "tflite_cc_formulation": tflite_formulation}
