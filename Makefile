@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
-# Two workers; idle ones steal queued tests (see the README's Tests section).
+# Two workers; idle ones steal queued tests (see CONTRIBUTING.md, "What make test runs").
 XDIST := -n 2 --dist worksteal
 
 # .venv: the package with every extra and the test tools (what `make demo` and the
@@ -37,7 +37,7 @@ COMPAT_TESTS := tests/test_training.py tests/test_data.py tests/test_export.py \
 # this tree has no such folder, so it is kept off a newcomer's console, and nothing else is.
 QUIET_EDITABLE := PYTHONWARNINGS="ignore:Editable installation"
 
-.PHONY: demo test lint package-check test-torch test-compat test-large benchmark figures clean
+.PHONY: demo test lint docs package-check test-torch test-compat test-large benchmark figures clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -68,10 +68,10 @@ $(COMPAT_VENV)/.installed: pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/memblocks demo
 
-## The default suite: the lint checks; everything but the `large` marker, on TensorFlow;
-## the backend files on JAX in the core install, then their tests that need an extra on JAX
-## with every extra (the property tests run on TensorFlow); then the built package.
-test: lint $(STAMP) $(JAX_VENV)/.installed
+## The default suite: the lint checks and the docs site; everything but the `large` marker,
+## on TensorFlow; the backend files on JAX in the core install, then their tests that need an
+## extra on JAX with every extra (the property tests run on TensorFlow); then the built package.
+test: lint docs $(STAMP) $(JAX_VENV)/.installed
 	$(PY) -m pytest -m "not large" $(XDIST) $(PYTEST_ARGS)
 	KERAS_BACKEND=jax JAX_PLATFORMS=cpu $(JAX_VENV)/bin/python -m pytest \
 		-m "not large and not property" $(XDIST) $(CORE_BACKEND_TESTS) $(PYTEST_ARGS)
@@ -85,6 +85,11 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(VENV)/bin/lint-imports
+
+## The documentation site, in site/ (open site/index.html): strict, so a broken link, a
+## symbol the API reference cannot find or any other warning fails it.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 ## The sdist and wheel built, checked by twine, and the wheel installed with JAX in a fresh
 ## environment away from the source tree, where the README's example must run.
@@ -104,8 +109,10 @@ test-compat: $(COMPAT_VENV)/.installed
 test-large: $(STAMP)
 	HYPOTHESIS_PROFILE=thorough $(PY) -m pytest -m "large or property" $(XDIST) $(PYTEST_ARGS)
 
-## The benchmarks; each writes its benchmarks/results/*.json.
-benchmark: $(STAMP)
+## The benchmarks; each writes its benchmarks/results/*.json. runtime_overhead.py times
+## JAX and PyTorch in .venv-jax and .venv-torch (make test and make test-torch create them).
+benchmark: $(STAMP) $(JAX_VENV)/.installed
+	$(PY) benchmarks/runtime_overhead.py
 	$(PY) benchmarks/block_overhead.py
 	$(PY) benchmarks/cc_block_parts.py
 	$(PY) benchmarks/cc_block_parts.py --net demo
@@ -114,10 +121,12 @@ benchmark: $(STAMP)
 	$(PY) benchmarks/export_latency.py
 	$(PY) benchmarks/block_comparison.py --figure notebooks/figures/block_comparison.png
 
-## The README's figures: runs the notebooks, which save their plots to notebooks/figures/.
+## The notebooks, run and stored executed (what the docs show), and their figures saved
+## to notebooks/figures/.
 figures: $(STAMP)
 	mkdir -p notebooks/figures
-	MEMBLOCKS_FIGURES_DIR=$(CURDIR)/notebooks/figures $(PY) notebooks/run_notebooks.py
+	MEMBLOCKS_FIGURES_DIR=$(CURDIR)/notebooks/figures $(PY) notebooks/run_notebooks.py --store
 
 clean:
-	rm -rf $(VENV) $(JAX_VENV) $(TORCH_VENV) $(COMPAT_VENV) .pytest_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) $(JAX_VENV) $(TORCH_VENV) $(COMPAT_VENV) .pytest_cache .hypothesis build *.egg-info \
+		site .cache .import_linter_cache

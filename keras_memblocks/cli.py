@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_memblocks.utils import extras
+from keras_memblocks.utils.console import native_stderr_captured
 from keras_memblocks.utils.console import quiet_tensorflow
 
 # The registries' names, written out so that the parser needs no Keras;
@@ -349,36 +350,47 @@ def main(argv=None):
         from keras_memblocks.export import ExportError
 
         user_errors.append(ExportError)
-    try:
-        if args.command == "demo":
-            from keras_memblocks.demo import run_demo
-
-            run_demo(args.output_dir, args.epochs)
-            return 0
-        if args.command == "export":
-            return _export(args)
-        if args.command == "reproduce":
-            from keras_memblocks.training.reproduction import reproduce
-
-            rows = reproduce(
-                args.table,
-                args.output_dir,
-                seeds=args.seeds,
-                quick=args.quick,
-                data_dir=args.data_dir,
-            )
-            print(f"{len(rows)} rows; table in {args.output_dir}/{args.table}.md")
-            return 0
-        return _train(args)
-    except tuple(user_errors) as error:
-        print(f"memblocks: error: {error}", file=sys.stderr)
-        return 2
-    except OSError as error:
-        if error.filename is None:  # not about a path the user gave: ours, with its traceback
+    # LiteRT and the TFLite converter print C++ log lines whatever the log level:
+    # kept off the console, and shown only with the traceback of a crash of ours.
+    with native_stderr_captured() as native:
+        try:
+            return _run(args)
+        except tuple(user_errors) as error:
+            message = str(error)
+        except OSError as error:
+            if error.filename is None:  # not about a path the user gave: ours
+                native.replay()
+                raise
+            # A path the system refused (permission, a file where a folder should be, a disk full).
+            message = f"{error.filename}: {error.strerror or error}"
+        except BaseException:
+            native.replay()
             raise
-        # A path the system refused (permission, a file where a folder should be, a full disk).
-        print(f"memblocks: error: {error.filename}: {error.strerror or error}", file=sys.stderr)
-        return 2
+    print(f"memblocks: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _run(args):
+    if args.command == "demo":
+        from keras_memblocks.demo import run_demo
+
+        run_demo(args.output_dir, args.epochs)
+        return 0
+    if args.command == "export":
+        return _export(args)
+    if args.command == "reproduce":
+        from keras_memblocks.training.reproduction import reproduce
+
+        rows = reproduce(
+            args.table,
+            args.output_dir,
+            seeds=args.seeds,
+            quick=args.quick,
+            data_dir=args.data_dir,
+        )
+        print(f"{len(rows)} rows; table in {args.output_dir}/{args.table}.md")
+        return 0
+    return _train(args)
 
 
 if __name__ == "__main__":

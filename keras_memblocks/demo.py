@@ -11,9 +11,11 @@ digits. A thin script over the public API.
 """
 
 import json
+import shlex
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from keras_memblocks.data import load_digits
 from keras_memblocks.export import export_model
@@ -58,7 +60,32 @@ def run_demo(output_dir="runs/demo", epochs=15, seed=0, verbose=2):
     print("\n" + table)
     (output_dir / "demo.md").write_text(table + "\n")
     (output_dir / "demo.json").write_text(json.dumps(results, indent=2, default=list) + "\n")
+    print("\n" + hand_off(output_dir, results, best), flush=True)
     return results
+
+
+def hand_off(output_dir, results, best):
+    """Where the demo's outputs are, and the commands a user would type next."""
+    export_dir = output_dir / "export"
+    best_path = shlex.quote(str(best["model_path"]))
+    digit = shlex.quote(str(export_dir / "digit.npy"))
+    runs = "\n".join(
+        f"  {Path(r['model_path']).parent}/   {r['label']}: best.keras, history.csv, results.json"
+        for r in results
+    )
+    return f"""=== done. Outputs:
+  {output_dir / "demo.md"}   the tables above ({output_dir / "demo.json"}: every number)
+{runs}
+  {export_dir / "float32"}/   saved_model/, model.tflite, model.onnx, manifest.json (hashes, parity)
+  {export_dir / "int8"}/      model_int8.tflite
+  {export_dir / "digit.npy"}  a held-out digit for the edge scripts
+
+Next:
+  memblocks export {best_path} --quantize int8     # export a run yourself
+  python export/run_tflite.py {shlex.quote(str(export_dir / "int8" / "model_int8.tflite"))} {digit}
+  python export/run_onnx.py {shlex.quote(str(export_dir / "float32" / "model.onnx"))} {digit}
+  memblocks train --recipe digits --epochs 5 --output-dir runs/mine   # train one yourself
+  make docs   # the guides and the API reference: open site/index.html in a browser"""
 
 
 def export_best(model_path, export_dir):
@@ -69,6 +96,8 @@ def export_best(model_path, export_dir):
     """
     model = keras.saving.load_model(model_path)
     (x_train, _), (x_test, _) = load_digits(int(model.input.shape[1]), channels=3)
+    export_dir.mkdir(parents=True, exist_ok=True)
+    np.save(export_dir / "digit.npy", x_test[0])  # what the edge scripts read
     common = dict(parity_inputs=x_test, overwrite=True)
     parity = dict(export_model(model, export_dir / "float32", **common)["parity"])
     int8 = export_model(

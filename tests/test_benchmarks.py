@@ -146,14 +146,67 @@ def test_export_latency_benchmark_runs(tmp_path):
     assert "| vgg_like+sr |" in result.stdout
 
 
-def test_readme_quotes_the_committed_export_latency():
+def test_the_performance_page_quotes_the_committed_export_latency():
     results = json.loads((ROOT / "benchmarks/results/export_latency.json").read_text())
-    readme = (ROOT / "README.md").read_text()
+    page = (ROOT / "docs/performance.md").read_text()
     for name, entry in results["models"].items():
         cell = f"{entry['latency_ms']['tflite_float32']:.2f}"
         if "ratio_vs_plain" in entry:
             cell += f" ({entry['ratio_vs_plain']['tflite_float32']:.2f}x)"
-        assert f"| {name} |" in readme and cell in readme, name
+        assert f"| {name} |" in page and cell in page, name
+
+
+def test_runtime_overhead_benchmark_runs(tmp_path):
+    # Two blocks, two rounds, TensorFlow's worker only: the script's wiring (the
+    # worker process, the steps, the verified exports, the profiles, the table,
+    # the chart); `make benchmark` runs every backend and block.
+    output, chart = tmp_path / "runtime.json", tmp_path / "runtime.png"
+    result = run_benchmark(
+        "runtime_overhead.py",
+        "--quick",
+        "--backends",
+        "tensorflow",
+        "--blocks",
+        "se",
+        "cc_reduced",
+        "--output",
+        output,
+        "--chart",
+        chart,
+    )
+    results = json.loads(output.read_text())
+    ratios = results["ratios"]["vgg"]
+    assert set(ratios) == {
+        "tf_graph_train",
+        "tf_graph_inference",
+        "xla_train",
+        "xla_inference",
+        "tflite_float32",
+        "tflite_int8",
+        "onnxruntime",
+    }
+    assert all(set(blocks) == {"se", "cc_reduced"} for blocks in ratios.values())
+    models = results["backends"]["tensorflow"]["nets"]["vgg"]["models"]
+    assert models["cc_reduced"]["onnxruntime_profile_ms"]  # ONNX Runtime's own profile
+    assert results["backends"]["tensorflow"]["machine"]["cpu"]
+    assert chart.stat().st_size > 0 and "| cc_reduced overhead / SE's |" in result.stdout
+
+
+def test_the_docs_quote_the_committed_runtime_overhead():
+    """The performance page and the README show the committed result file's ratios."""
+    results = json.loads((ROOT / "benchmarks/results/runtime_overhead.json").read_text())
+    page = (ROOT / "docs/performance.md").read_text()
+    readme = (ROOT / "README.md").read_text()
+    for net, runtimes in results["ratios"].items():
+        for runtime, blocks in runtimes.items():
+            for block, ratio in blocks.items():
+                assert f"{ratio['ratio']:.2f}x" in page, (net, runtime, block)
+    cpu = results["backends"]["tensorflow"]["machine"]["cpu"]
+    assert cpu in page and "2-core AMD EPYC" in readme
+    vgg = results["ratios"]["vgg"]
+    for runtime in ("tflite_float32", "onnxruntime"):
+        for block in ("se", "cc_reduced"):
+            assert f"{vgg[runtime][block]['ratio']:.2f}x" in readme, (runtime, block)
 
 
 def test_block_comparison_benchmark_runs(tmp_path):

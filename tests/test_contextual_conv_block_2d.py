@@ -116,11 +116,14 @@ def test_multiply_sum_formulation_in_channels_first_and_at_any_size(variant):
 
 
 def test_cc_formulation_is_scoped_and_checked():
-    from keras_memblocks.layers import contextual_conv_block_2d as module
+    from keras_memblocks.layers import current_cc_formulation
 
     with cc_formulation("multiply_sum"):
-        assert module._cc_formulation.get() == "multiply_sum"
-    assert module.chosen_cc_formulation() is None
+        assert current_cc_formulation() == "multiply_sum"
+        with cc_formulation("batched_matmul"):
+            assert current_cc_formulation() == "batched_matmul"
+        assert current_cc_formulation() == "multiply_sum"
+    assert current_cc_formulation() is None
     with pytest.raises(ValueError, match="formulation"):
         with cc_formulation("einsum"):
             pass

@@ -91,6 +91,32 @@ def test_tflite_traces_cc_blocks_for_batch_one(tmp_path):
     assert tflite_ops(tmp_path / "chosen" / "model.tflite")["BATCH_MATMUL"] == 8
 
 
+def onnx_ops(path):
+    from collections import Counter
+
+    import onnx
+
+    return Counter(node.op_type for node in onnx.load(str(path)).graph.node)
+
+
+def test_keras_own_export_paths_give_export_models_graphs(tmp_path):
+    """`model.export(format="litert")` inside `cc_formulation("multiply_sum")`, and
+    `model.export(format="onnx")` as it is, write the ops `export_model` writes."""
+    model = cc_model()
+    ours = export_model(model, tmp_path / "ours", formats=("tflite", "onnx"), parity_inputs=X)
+    with cc_formulation(ours["tflite_cc_formulation"]):
+        model.export(str(tmp_path / "keras.tflite"), format="litert", verbose=False)
+    model.export(str(tmp_path / "keras.onnx"), format="onnx", verbose=False)
+    assert tflite_ops(tmp_path / "keras.tflite") == tflite_ops(tmp_path / "ours" / "model.tflite")
+    assert onnx_ops(tmp_path / "keras.onnx") == onnx_ops(tmp_path / "ours" / "model.onnx")
+    # Without the context, Keras' LiteRT file keeps the batched matmuls: the slower graph.
+    model.export(str(tmp_path / "plain.tflite"), format="litert", verbose=False)
+    assert tflite_ops(tmp_path / "plain.tflite")["BATCH_MATMUL"] == 8
+    expected = model.predict(X, verbose=0)
+    for path in ("keras.tflite", "plain.tflite"):
+        np.testing.assert_allclose(run_tflite(tmp_path / path, X), expected, atol=1e-5)
+
+
 @pytest.mark.parametrize("variant", ["reduced", "scalar", "full_no_mix"])
 def test_xnnpack_takes_every_op_of_a_cc_block(tmp_path, variant):
     # Each op LiteRT's XNNPACK delegate does not take splits the delegated

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 DECLARED = PYPROJECT["project"]["optional-dependencies"]
 # The developers' extras, not a user's.
-TEST_EXTRAS = {"test", "test-tools"}
+TEST_EXTRAS = {"test", "test-tools", "docs"}
 
 
 def _name(requirement):

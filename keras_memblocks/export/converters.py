@@ -18,7 +18,7 @@ from keras_memblocks.export.errors import ExportError
 from keras_memblocks.export.int8_ranges import widen_collapsed_ranges
 from keras_memblocks.layers import ContextualConvBlock2D
 from keras_memblocks.layers import cc_formulation
-from keras_memblocks.layers.contextual_conv_block_2d import chosen_cc_formulation
+from keras_memblocks.layers import current_cc_formulation
 
 
 def _input_spec(model):
@@ -41,7 +41,7 @@ def _tflite_formulation(model):
     benchmarks/export_latency.py). `None`: the SavedModel's graph serves
     (so does an enclosing `cc_formulation`, the caller's choice).
     """
-    if chosen_cc_formulation() is not None:
+    if current_cc_formulation() is not None:
         return None
     has_cc = any(
         isinstance(layer, ContextualConvBlock2D) and layer.input_dependent

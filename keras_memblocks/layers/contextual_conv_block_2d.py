@@ -76,9 +76,13 @@ def cc_formulation(name):
     `keras_memblocks.export.export_model` traces TFLite files with
     `"multiply_sum"` and everything else with `"batched_matmul"`, unless it
     is called inside this context, whose choice then holds for every file.
-    The choice is read when a graph is traced, so trace (export, convert)
-    inside the context. Measured in `benchmarks/export_latency.py` and
-    `benchmarks/block_overhead.py`.
+    Keras' own `model.export(format="litert")` traces the model the way a
+    SavedModel export does, so a layer cannot tell that the graph is bound
+    for LiteRT: call it inside `cc_formulation("multiply_sum")` to get the
+    graph `export_model` writes (`tests/test_export.py` compares the two
+    files' ops). The choice is read when a graph is traced, so trace
+    (export, convert) inside the context. Measured in
+    `benchmarks/runtime_overhead.py` and `benchmarks/block_overhead.py`.
 
     Examples:
         >>> import numpy as np
@@ -99,9 +103,54 @@ def cc_formulation(name):
         _cc_formulation.reset(token)
 
 
-def chosen_cc_formulation():
-    """The formulation an enclosing `cc_formulation` chose, or None."""
+def current_cc_formulation():
+    """The formulation an enclosing `cc_formulation` chose, or `None` outside one.
+
+    With `None`, CC blocks use `"batched_matmul"`, and
+    `keras_memblocks.export.export_model` picks per file (`"multiply_sum"`
+    for TFLite).
+
+    Examples:
+        >>> from keras_memblocks.layers import cc_formulation, current_cc_formulation
+        >>> print(current_cc_formulation())
+        None
+        >>> with cc_formulation("multiply_sum"):
+        ...     current_cc_formulation()
+        'multiply_sum'
+    """
     return _cc_formulation.get()
+
+
+_TORCH_CONTIGUOUS = None
+
+
+def _contiguous_on_torch(x):
+    """`x`, and its gradient, in contiguous memory on PyTorch; `x` elsewhere.
+
+    PyTorch's CPU `bmm` runs an operand whose batch axis has stride 1 (a
+    transposed view, as the channel-major grid and the gradient coming back
+    through the head's transpose are) as one small matmul per channel: for
+    the reduced VGG-like net 6,303 ATen calls per forward instead of 563,
+    and 12,016 per train step (`torch.profiler`). A contiguous copy forward,
+    and a contiguous gradient backward, make each one `bmm`.
+    """
+    global _TORCH_CONTIGUOUS
+    if keras.backend.backend() != "torch":
+        return x
+    if _TORCH_CONTIGUOUS is None:
+        import torch
+
+        class Contiguous(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, tensor):
+                return tensor.contiguous()
+
+            @staticmethod
+            def backward(ctx, gradient):
+                return gradient.contiguous()
+
+        _TORCH_CONTIGUOUS = Contiguous.apply
+    return _TORCH_CONTIGUOUS(x)
 
 
 def grid_indices(length, grid_size):
@@ -425,7 +474,7 @@ class ContextualConvBlock2D(keras.layers.Layer):
         the per-channel batched matmuls."""
         grid = self._grid(inputs, training)
         grid = ops.transpose(grid, (2, 0, 1) if self.data_format == "channels_last" else (1, 0, 2))
-        return ops.cast(grid, "float32")
+        return _contiguous_on_torch(ops.cast(grid, "float32"))
 
     def _grid_by_pixel(self, inputs, training=None):
         """The grid pixel-major, (B, g_h*g_w, C) float32: the layout of the
@@ -459,7 +508,7 @@ class ContextualConvBlock2D(keras.layers.Layer):
     @staticmethod
     def _per_channel_dense(features, kernel, bias):
         # (C, B, n) @ (C, n, m) -> (C, B, m)
-        out = ops.matmul(features, kernel)
+        out = _contiguous_on_torch(ops.matmul(features, kernel))
         return out if bias is None else out + bias
 
     @staticmethod

@@ -117,8 +117,9 @@ class RunLock:
             self._owned = True
             return self
         pid, host = self._holder()
+        who = f"pid {pid} on {host}" if pid is not None else f"see {self.path}"
         raise RunLockedError(
-            f"{self.path.parent} is in use by another run (pid {pid} on {host}); wait for it "
+            f"{self.path.parent} is in use by another run ({who}); wait for it "
             "to finish, or train into another output directory."
         )
 
