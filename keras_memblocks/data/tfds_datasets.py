@@ -47,6 +47,7 @@ DATASETS = {
         ("leftImg8bit_trainvaltest.zip", "gtFine_trainvaltest.zip"),
     ),
 }
+"""Name -> `TfdsDataset` of the tensorflow-datasets datasets `load` and the trainer read."""
 
 
 class DatasetNotFoundError(FileNotFoundError):

@@ -47,9 +47,11 @@ VARIANTS = {
     )
 }
 VARIANT_NAMES = tuple(VARIANTS)
+"""The CC paper's variants, the values of `ContextualConvBlock2D(variant=...)`."""
 
 
 CC_FORMULATIONS = ("batched_matmul", "multiply_sum")
+"""The two equal ways to compute the map, the values of `cc_formulation(...)`."""
 # None: nobody chose; blocks use "batched_matmul", export_model picks per file.
 _cc_formulation = contextvars.ContextVar("cc_formulation", default=None)
 
@@ -675,3 +677,4 @@ class ContextualConvBlock2D(keras.layers.Layer):
 
 
 CCBlock = ContextualConvBlock2D
+"""Short name of `ContextualConvBlock2D` (the same class)."""

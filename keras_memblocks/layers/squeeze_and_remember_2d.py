@@ -212,3 +212,4 @@ class SqueezeAndRemember2D(keras.layers.Layer):
 
 
 SRBlock = SqueezeAndRemember2D
+"""Short name of `SqueezeAndRemember2D` (the same class)."""

@@ -106,10 +106,12 @@ class BackboneWithBlocks(keras_hub.models.FeaturePyramidBackbone):
 
 
 def is_hub_backbone(model):
+    """Whether `model` is a keras-hub `Backbone`."""
     return isinstance(model, keras_hub.models.Backbone)
 
 
 def is_hub_task(model):
+    """Whether `model` is a keras-hub `Task` (an `ImageClassifier`, ...)."""
     return isinstance(model, keras_hub.models.Task)
 
 

@@ -271,6 +271,7 @@ RECIPES = {
         image_size=32,
     ),
 }
+"""Name -> `TrainingConfig` of the papers' recipes (`memblocks train --recipe NAME`)."""
 
 
 def get_recipe(name):

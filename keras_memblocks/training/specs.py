@@ -242,6 +242,7 @@ def _tfds_load(name):
 
 
 DATASETS = {}
+"""Name -> `DatasetSpec` of every dataset the trainer knows (`register_dataset` adds one)."""
 
 
 def register_dataset(spec):
@@ -273,10 +274,12 @@ def _lookup(kind, registry, name):
 
 
 def model_spec(name):
+    """The `ModelSpec` registered as `name`; a `ValueError` listing the names otherwise."""
     return _lookup("model", MODELS, name)
 
 
 def dataset_spec(name):
+    """The `DatasetSpec` registered as `name`; a `ValueError` listing the names otherwise."""
     return _lookup("dataset", DATASETS, name)
 
 
