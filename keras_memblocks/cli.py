@@ -9,7 +9,9 @@ what it runs.
 
 import argparse
 import contextlib
+import errno
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -17,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_memblocks.utils import extras
+from keras_memblocks.utils.config_files import load_config_file
 from keras_memblocks.utils.console import native_stderr_captured
 from keras_memblocks.utils.console import quiet_tensorflow
 
@@ -30,10 +33,20 @@ RECIPE_NAMES = (
     "sr-imagenet",
     "sr-cityscapes",
     "cc-cifar100",
+    "cc-fashion-mnist",
+    "sr-fashion-mnist",
     "digits",
 )
 MODEL_NAMES = ("vgg_like", "cifar_resnet", "cifar_vgg", "resnet50", "deeplabv3", "fcn")
-DATASET_NAMES = ("digits", "mnist", "cifar10", "cifar100", "imagenet2012", "cityscapes")
+DATASET_NAMES = (
+    "digits",
+    "fashion_mnist",
+    "mnist",
+    "cifar10",
+    "cifar100",
+    "imagenet2012",
+    "cityscapes",
+)
 STRATEGY_NAMES = ("none", "mirrored", "multiworker")
 TABLE_NAMES = (
     "sr-table1",
@@ -43,6 +56,8 @@ TABLE_NAMES = (
     "sr-table5",
     "cc-table3",
     "cc-fig4",
+    "fmnist-cc",
+    "fmnist-sr",
 )
 EXPORT_FORMATS = ("saved_model", "tflite", "onnx")
 
@@ -161,9 +176,11 @@ def _train_parser(subparsers):
 def config_from_args(args):
     """The recipe with the file, `--set` and flag overrides applied, validated."""
     from keras_memblocks.training import get_recipe
-    from keras_memblocks.training import load_config_file
 
-    overrides = load_config_file(args.config) if args.config else {}
+    overrides = getattr(args, "config_overrides", None)  # main() reads the file first
+    if overrides is None:
+        overrides = load_config_file(args.config) if args.config else {}
+    overrides = dict(overrides)
     for item in args.set:
         if "=" not in item:
             raise ValueError(f"--set takes FIELD=VALUE. Received: {item!r}")
@@ -194,14 +211,27 @@ def _calibration_images(source, input_shape):
 
         (x_train, _), (x_test, _) = load_digits(height, channels=channels)
         return x_train[:256], x_test[:256]
-    if not Path(source).is_file():
-        raise ValueError(f"No calibration file {source!r}: give 'digits' or a .npy file of images.")
+    from keras_memblocks.utils.files import check_regular_file
+
+    check_regular_file(source, "calibration file (give 'digits' or a .npy file of images)")
     try:
-        images = np.load(source).astype("float32")
-    except (ValueError, OSError) as error:
+        images = np.load(source, allow_pickle=False).astype("float32")
+    except (ValueError, OSError, EOFError) as error:
         raise ValueError(f"{source} is not a .npy array of images: {error}") from None
-    if images.ndim != 4 or tuple(images.shape[1:]) != tuple(input_shape):
-        raise ValueError(f"{source}: images of shape {images.shape}, the model takes {input_shape}")
+
+    def fits(shape):
+        return len(shape) == 3 and all(e is None or e == g for e, g in zip(input_shape, shape))
+
+    if images.ndim == 3 and fits(images.shape):
+        raise ValueError(
+            f"{source} holds one image of shape {images.shape}, without the batch axis; "
+            f"save a batch of images, shape (N, {', '.join(map(str, input_shape))})."
+        )
+    if images.ndim != 4 or not fits(images.shape[1:]):
+        raise ValueError(
+            f"{source} holds an array of shape {images.shape}; the model takes a batch of "
+            f"images of shape (N, {', '.join(map(str, input_shape))})."
+        )
     if len(images) < 2:
         raise ValueError(f"{source} holds {len(images)} image; give at least 2 (half calibrate).")
     from keras_memblocks.export.model_export import check_finite_images
@@ -213,9 +243,12 @@ def _calibration_images(source, input_shape):
 
 def _export(args):
     from keras_memblocks.export import export_model
+    from keras_memblocks.export.model_export import check_out_dir
     from keras_memblocks.model_files import load_model_file
 
     path = Path(args.model)
+    output_dir = args.output_dir or str(path.with_name(f"{path.stem}_export"))
+    check_out_dir(output_dir, args.overwrite, holds=[path])  # before any work
     # The optimizer is not exported: compile=False also lets a model whose
     # optimizer came from another package export.
     model = load_model_file(path, compile=False)
@@ -226,8 +259,13 @@ def _export(args):
             f"{path.name} takes inputs of shape {shapes}; memblocks export exports "
             "image models with one (batch, height, width, channels) input."
         )
-    representative, held_out = _calibration_images(args.calibration, tuple(model.input.shape[1:]))
-    output_dir = args.output_dir or str(path.with_name(f"{path.stem}_export"))
+    input_shape = tuple(model.input.shape[1:])
+    if None in input_shape and args.calibration == "digits":
+        raise ValueError(
+            f"{path.name} takes images of any height and width {input_shape}; give images at "
+            "the size it should run at with --calibration images.npy (N, H, W, C)."
+        )
+    representative, held_out = _calibration_images(args.calibration, input_shape)
     manifest = export_model(
         model,
         output_dir,
@@ -336,6 +374,12 @@ def main(argv=None):
     except extras.MissingExtraError as error:
         print(f"memblocks: error: {error}", file=sys.stderr)
         return 2
+    if args.command == "train":  # a bad config file is refused before TensorFlow is imported
+        try:
+            args.config_overrides = load_config_file(args.config) if args.config else {}
+        except ValueError as error:
+            print(f"memblocks: error: {error}", file=sys.stderr)
+            return 2
     # Every subcommand imports TensorFlow: without its C++ start-up lines.
     quiet_tensorflow()
     # What `import keras_memblocks` registers elsewhere (see its __init__), for .keras files.
@@ -350,24 +394,70 @@ def main(argv=None):
         from keras_memblocks.export import ExportError
 
         user_errors.append(ExportError)
+    # A file left open by a write that filled the disk (h5py's) reports it again as an
+    # "exception ignored" when freed: the one line below says it once.
+    sys.unraisablehook = _unless_disk_full
     # LiteRT and the TFLite converter print C++ log lines whatever the log level:
     # kept off the console, and shown only with the traceback of a crash of ours.
     with native_stderr_captured() as native:
         try:
             return _run(args)
+        except KeyboardInterrupt:
+            print(f"memblocks: {INTERRUPTED[args.command]}", file=sys.stderr)
+            return 130
         except tuple(user_errors) as error:
             message = str(error)
-        except OSError as error:
-            if error.filename is None:  # not about a path the user gave: ours
+        except Exception as error:
+            message = _disk_full(error)
+            if message is not None:
+                # h5py files left open by the failed write cannot be flushed either: each
+                # would print an ignored error when freed, and the interpreter's clean-up
+                # can crash on them. The run's own files are all in a resumable state.
+                print(f"memblocks: error: {message}", file=sys.stderr, flush=True)
+                sys.stdout.flush()
+                os._exit(2)
+            if message is None and isinstance(error, OSError) and error.filename is not None:
+                # A path the system refused (permission, a file where a folder should be).
+                message = f"{error.filename}: {error.strerror or error}"
+            if message is None:  # not the user's doing: ours, with its traceback
                 native.replay()
                 raise
-            # A path the system refused (permission, a file where a folder should be, a disk full).
-            message = f"{error.filename}: {error.strerror or error}"
         except BaseException:
             native.replay()
             raise
     print(f"memblocks: error: {message}", file=sys.stderr)
     return 2
+
+
+INTERRUPTED = {
+    "train": "interrupted; re-run the same command to resume (finished epochs are kept).",
+    "reproduce": "interrupted; re-run the same command to resume (finished runs are kept).",
+    "demo": "interrupted; re-run the same command to resume (finished runs are kept).",
+    "export": "interrupted; nothing was exported (re-run the same command).",
+}
+
+
+def _unless_disk_full(unraisable):
+    if _disk_full(unraisable.exc_value) is None:
+        sys.__unraisablehook__(unraisable)
+
+
+def _disk_full(error):
+    """The one line for a full disk or quota, wherever it was met (Keras, h5py and
+    TensorFlow raise it as different exceptions), or `None` for another error."""
+    chain, seen = error, []
+    while chain is not None and len(seen) < 10:
+        seen.append(chain)
+        chain = chain.__cause__ or chain.__context__
+    for cause in seen:
+        full = getattr(cause, "errno", None) in (errno.ENOSPC, errno.EDQUOT)
+        if full or "No space left on device" in str(cause) or "Disk quota exceeded" in str(cause):
+            where = getattr(cause, "filename", None)
+            return (
+                f"the disk is full{f' (writing {where})' if where else ''}; free some space "
+                "and re-run the same command: it resumes from the last finished step."
+            )
+    return None
 
 
 def _run(args):

@@ -13,6 +13,14 @@ from pathlib import Path
 
 import keras
 
+from keras_memblocks.utils.files import check_regular_file
+from keras_memblocks.utils.files import shorten
+
+# The largest config a model's archive may hold: the package's largest model
+# (DeepLabv3 with blocks) has a config.json of 0.2 MB, and Keras reads
+# it whole into nested Python objects (a padded 3 MB one took 7.5 GB).
+MEMBER_LIMITS = {"config.json": 1_000_000, "metadata.json": 100_000}
+
 
 class ModelFileError(ValueError):
     """A path that does not hold a Keras model this process can load.
@@ -64,13 +72,15 @@ def load_model_file(path, compile=True):
         'vgg_like_mnist_w1_cc'
     """
     path = Path(path)
-    if not path.exists():
-        raise ModelFileError(f"No model file {str(path)!r}.")
     if path.is_dir():
         raise ModelFileError(
             f"{path} is a folder; give the .keras file itself (an exported SavedModel "
             "folder cannot be loaded back as a Keras model)."
         )
+    try:  # a FIFO would block the reader forever, /dev/zero would fill memory
+        check_regular_file(path, "model file")
+    except ValueError as error:
+        raise ModelFileError(str(error)) from None
     if path.suffix == ".h5":
         try:
             return keras.saving.load_model(path, compile=compile)
@@ -87,7 +97,15 @@ def load_model_file(path, compile=True):
         )
     try:
         with zipfile.ZipFile(path) as archive:
-            names = set(archive.namelist())
+            sizes = {info.filename: info.file_size for info in archive.infolist()}
+            names = set(sizes)
+            for name, limit in MEMBER_LIMITS.items():
+                if sizes.get(name, 0) > limit:
+                    raise ModelFileError(
+                        f"{path.name}'s {name} is {sizes[name]:,} bytes, more than the "
+                        f"{limit:,} a model's {name} needs: not a file `model.save()` wrote; "
+                        "it is not loaded."
+                    )
             damaged = archive.testzip()
     except (zipfile.BadZipFile, OSError, EOFError) as error:
         raise _corrupt(path, error) from None
@@ -101,6 +119,13 @@ def load_model_file(path, compile=True):
     try:
         return keras.saving.load_model(path, compile=compile)
     except TypeError as error:
+        unsafe = re.search(r"'module': '(os|posix|nt|subprocess|builtins|sys)'", str(error))
+        if unsafe is not None:
+            raise ModelFileError(
+                f"{path.name} refers to a function of Python's {unsafe[1]!r} module, which a "
+                "model never needs and which could run commands: it is not loaded. Do not use "
+                "this file."
+            ) from None
         missing = re.search(r"Could not locate (?:class|function) '([^']+)'", str(error))
         if missing is None:
             raise
@@ -119,4 +144,7 @@ def load_model_file(path, compile=True):
     except json.JSONDecodeError as error:  # (a ValueError) its config.json is not JSON
         raise _corrupt(path, f"its config.json is not valid JSON: {error}") from None
     except (OSError, EOFError, KeyError, zipfile.BadZipFile) as error:
-        raise _corrupt(path, f"{type(error).__name__}: {error}") from None
+        raise _corrupt(path, f"{type(error).__name__}: {shorten(str(error))}") from None
+    except (ValueError, AttributeError, IndexError) as error:  # a config.json that is JSON,
+        # but not a model's: Keras meets it as one of these while rebuilding the model
+        raise _corrupt(path, f"{type(error).__name__}: {shorten(str(error))}") from None

@@ -5,6 +5,11 @@ with what the environment asks for patched in first:
 
 - `FAULT_DIE_AFTER_EPOCH=N`: SIGKILL (no clean-up) at the end of epoch N,
   after the backup and the checkpoint saw it;
+- `FAULT_DIE_AT=WHEN:NAME:N` (WHEN `before` or `after`): SIGKILL just before
+  or just after the N-th rename of a finished file onto NAME (`best.keras`,
+  `best.json`, `history.csv`, `epoch-0002.weights.h5`, ...): every point where
+  what a run leaves on disk changes; "before" leaves the new file written in
+  full under its temporary name, as a kill while writing it would;
 - `FAULT_HOLD_UNTIL=path`: once the run holds its directory, write
   `path.held` and wait until `path` exists (a run that stays in progress for
   as long as a test needs);
@@ -22,6 +27,24 @@ from pathlib import Path
 
 def _die():
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _hook_renames(spec):
+    when, name, count = spec.split(":")
+    seen = 0
+    replace = os.replace
+
+    def replace_or_die(source, target, *args, **kwargs):
+        nonlocal seen
+        hit = Path(target).name == name and (seen := seen + 1) == int(count)
+        if hit and when == "before":
+            _die()
+        result = replace(source, target, *args, **kwargs)
+        if hit and when == "after":
+            _die()
+        return result
+
+    os.replace = replace_or_die
 
 
 def _hook_training():
@@ -85,6 +108,8 @@ if __name__ == "__main__":
     from keras_memblocks.utils.console import quiet_tensorflow
 
     quiet_tensorflow()  # as cli.main does first: the hooks import TensorFlow before it runs
+    if os.environ.get("FAULT_DIE_AT"):
+        _hook_renames(os.environ["FAULT_DIE_AT"])
     if any(key.startswith("FAULT_") and key != "FAULT_DIE_IN_EXPORT" for key in os.environ):
         _hook_training()
     if os.environ.get("FAULT_DIE_IN_EXPORT"):

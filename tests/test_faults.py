@@ -47,8 +47,9 @@ def environment(**extra):
     return {**env, "KERAS_BACKEND": "tensorflow", "PYTHONUNBUFFERED": "1", **extra}
 
 
-def memblocks(*words, cwd, expect=0, hooks=None, prefix=(), timeout=600):
-    """Runs `memblocks` (with `hooks`: through fault_hooks.py) and checks its exit code."""
+def memblocks(*words, cwd, expect=0, hooks=None, prefix=(), timeout=600, env=None):
+    """Runs `memblocks` (with `hooks`: through fault_hooks.py) and checks its exit code;
+    `env`: more environment variables."""
     command = [*prefix, *(HOOKED if hooks else [MEMBLOCKS]), *words]
     result = subprocess.run(
         command,
@@ -56,7 +57,7 @@ def memblocks(*words, cwd, expect=0, hooks=None, prefix=(), timeout=600):
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=environment(**(hooks or {})),
+        env=environment(**(hooks or {}), **(env or {})),
     )
     assert result.returncode == expect, (
         f"{words}\nexit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
@@ -132,28 +133,78 @@ def uninterrupted(tmp_path_factory):
     return cwd / "r" / "seed_0"
 
 
-@pytest.mark.runs_first
-@pytest.mark.parametrize("killed_after", [1, 2, 3])
-def test_a_run_killed_at_an_epoch_boundary_resumes_to_the_uninterrupted_result(
-    tmp_path, killed_after, uninterrupted
-):
-    """SIGKILL at the end of epoch 1, 2 or 3 (after its backup and checkpoint), then
-    the same command again: the same history, the same best epoch and model, the
-    same test accuracy as the run that was never stopped (the seeds make it exact)."""
-    hooks = {"FAULT_DIE_AFTER_EPOCH": str(killed_after)}
+def _resumes_to_the_uninterrupted_result(tmp_path, hooks, uninterrupted):
     memblocks(*THREE_EPOCHS, "--output-dir", "r", cwd=tmp_path, hooks=hooks, expect=-9)
     run = tmp_path / "r" / "seed_0"
     assert not (run / "results.json").exists()
-    best_before = json.loads((run / "best.json").read_text())
+    before = json.loads((run / "best.json").read_text()) if (run / "best.json").exists() else None
     memblocks(*THREE_EPOCHS, "--output-dir", "r", cwd=tmp_path)  # it resumes
     assert history_rows(run) == history_rows(uninterrupted)
     best = json.loads((run / "best.json").read_text())
-    assert best == json.loads((uninterrupted / "best.json").read_text())
-    assert best["best"] >= best_before["best"]  # never replaced by a worse epoch
+    reference_best = json.loads((uninterrupted / "best.json").read_text())
+    assert (best["best"], best["epoch"]) == (reference_best["best"], reference_best["epoch"])
+    if before is not None:
+        assert best["best"] >= before["best"]  # never replaced by a worse epoch
     results, reference = (
         json.loads((r / "results.json").read_text()) for r in (run, uninterrupted)
     )
     assert results["test"] == reference["test"] and results["epochs_completed"] == 3
+    # Nothing half-written is left, and the backup went with the finished run.
+    assert sorted(p.name for p in run.iterdir()) == sorted(p.name for p in uninterrupted.iterdir())
+
+
+# The points of an epoch where what the run leaves on disk changes, in the order
+# they happen (keras_memblocks/training/checkpoints.py): epoch 2's, and "before
+# best.keras", which leaves the new model written in full under its temporary name.
+EPOCH_2_WRITE_POINTS = [
+    "after:history.csv:2",
+    "after:best.json:2",
+    "before:best.keras:2",
+    "after:best.keras:2",
+    "after:epoch-0002.weights.h5:1",
+]
+
+
+@pytest.mark.runs_first
+@pytest.mark.parametrize("kill_at", EPOCH_2_WRITE_POINTS)
+def test_a_run_killed_at_any_write_point_resumes_to_the_uninterrupted_result(
+    tmp_path, kill_at, uninterrupted
+):
+    """SIGKILL at each point of epoch 2 where a file changes, then the same command
+    again: the same history, the same best epoch and value, the same test accuracy
+    as the run that was never stopped (the seeds make it exact), no file left over."""
+    _resumes_to_the_uninterrupted_result(tmp_path, {"FAULT_DIE_AT": kill_at}, uninterrupted)
+
+
+@pytest.mark.runs_first
+@pytest.mark.parametrize("killed_after", [1, 3])
+def test_a_run_killed_at_an_epoch_boundary_resumes_to_the_uninterrupted_result(
+    tmp_path, killed_after, uninterrupted
+):
+    hooks = {"FAULT_DIE_AFTER_EPOCH": str(killed_after)}
+    _resumes_to_the_uninterrupted_result(tmp_path, hooks, uninterrupted)
+
+
+@pytest.mark.large
+@pytest.mark.parametrize(
+    "kill_at",
+    [
+        f"{when}:{name}:{count}"
+        for name, counts in [
+            ("history.csv", (1, 2, 3)),
+            # The reference run improves at epochs 1 and 2 only: two saves.
+            ("best.json", (1, 2)),
+            ("best.keras", (1, 2)),
+            ("epoch-0001.weights.h5", (1,)),
+            ("epoch-0002.weights.h5", (1,)),
+            ("epoch-0003.weights.h5", (1,)),
+        ]
+        for count in counts
+        for when in ("before", "after")
+    ],
+)
+def test_every_write_point_of_every_epoch_resumes(tmp_path, kill_at, uninterrupted):
+    _resumes_to_the_uninterrupted_result(tmp_path, {"FAULT_DIE_AT": kill_at}, uninterrupted)
 
 
 @pytest.mark.runs_first

@@ -19,6 +19,7 @@ from keras_memblocks.training import get_recipe
 from keras_memblocks.training import load_config_file
 from keras_memblocks.training import train
 from keras_memblocks.training import train_seeds
+from keras_memblocks.training.checkpoints import EpochBackup
 from keras_memblocks.training.distributed_loop import fit_distributed
 from keras_memblocks.training.trainer import learning_rate_schedule
 
@@ -401,7 +402,7 @@ def test_distributed_loop_resumes_from_its_backup(tmp_path):
         keras.utils.set_random_seed(0)
         model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
         model.compile("sgd", "sparse_categorical_crossentropy")
-        backup = keras.callbacks.BackupAndRestore(tmp_path / "backup")
+        backup = EpochBackup(tmp_path / "backup")
         return fit_distributed(
             model,
             tf.distribute.get_strategy(),
@@ -409,6 +410,7 @@ def test_distributed_loop_resumes_from_its_backup(tmp_path):
             epochs=4,
             callbacks=[backup, *extra],
             verbose=0,
+            initial_epoch=backup.restore(model),
         )
 
     with pytest.raises(RuntimeError, match="simulated crash"):

@@ -2,7 +2,7 @@
 
 The `[data]` extra: TensorFlow (tf.data feeds `model.fit` on every Keras
 backend), tensorflow-datasets and scikit-learn (its bundled handwritten
-digits).
+digits); Fashion-MNIST through Keras' own loader.
 """
 
 from keras_memblocks.utils import extras
@@ -10,6 +10,7 @@ from keras_memblocks.utils import extras
 extras.require("data", "keras_memblocks.data")
 
 from keras_memblocks.data.digits import load_digits
+from keras_memblocks.data.fashion_mnist import load_fashion_mnist
 from keras_memblocks.data.stand_in import stand_in_data
 from keras_memblocks.data.synthetic import synthetic_images
 from keras_memblocks.data.synthetic import synthetic_segmentation
@@ -27,6 +28,7 @@ __all__ = [
     "check_available",
     "load",
     "load_digits",
+    "load_fashion_mnist",
     "prepare_dataset",
     "splits",
     "stand_in_data",

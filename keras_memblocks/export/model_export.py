@@ -24,6 +24,9 @@ from keras_memblocks.export import staging
 from keras_memblocks.export.converters import convert
 from keras_memblocks.export.errors import ExportError
 from keras_memblocks.export.runtimes import RUNNERS
+from keras_memblocks.utils.files import is_marked
+from keras_memblocks.utils.files import protected_reason
+from keras_memblocks.utils.files import write_marker
 
 FORMATS = ("saved_model", "tflite", "onnx")
 QUANTIZATIONS = (None, "float16", "dynamic_range", "int8")
@@ -199,7 +202,13 @@ def build_manifest(model, artifacts, notes, parity, quantization, provenance, nu
         # differs from the SavedModel's (keras_memblocks.layers.cc_formulation).
         "tflite_cc_formulation": notes["tflite_cc_formulation"],
         "files": {
-            name: {"path": path.name, "sha256": _sha256(path)} for name, path in artifacts.items()
+            name: {
+                "path": path.name,
+                "sha256": _sha256(path),
+                # What the file holds: quantization applies to the TFLite file alone.
+                "precision": (quantization or "float32") if name == "tflite" else "float32",
+            }
+            for name, path in artifacts.items()
         },
         "input": {"name": "image", "shape": [None, *model.input.shape[1:]], "dtype": "float32"},
         "output": {"shape": [None, *model.output.shape[1:]], "dtype": "float32"},
@@ -217,19 +226,63 @@ def _check_options(formats, quantization, representative_data):
         )
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"Unknown quantization {quantization!r}. Valid: {QUANTIZATIONS}")
+    if quantization is not None and "tflite" not in formats:
+        raise ValueError(
+            f"quantization={quantization!r} (--quantize) applies to the TFLite file only, and "
+            f"formats={list(formats)} has none; add 'tflite' to the formats."
+        )
     if quantization == "int8" and representative_data is None:
         raise ValueError("quantization='int8' needs representative_data: real training images.")
 
 
-def _check_out_dir(out_dir, overwrite):
+EXPORT_MARKER = "export"  # `.memblocks-export`, in every folder export_model publishes
+
+
+def _is_earlier_export(out_dir):
+    """Whether `out_dir` is a folder `export_model` published: it carries the marker,
+    or (an export of a version before the marker) holds a manifest and only the
+    files that manifest lists."""
+    if is_marked(out_dir, EXPORT_MARKER):
+        return True
+    try:
+        manifest = json.loads((out_dir / "manifest.json").read_text()[:1_000_000])
+        listed = {entry["path"] for entry in manifest["files"].values()} | {"manifest.json"}
+        return {"formats", "parity"} <= set(manifest) and {
+            p.name for p in out_dir.iterdir()
+        } <= listed
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+
+
+def check_out_dir(out_dir, overwrite, holds=()):
+    """Refuses, before any work, an output folder an export must not fill or replace.
+
+    Never the root, the home or the current directory or one of its ancestors,
+    nor a folder holding any of `holds` (the model being exported); a
+    non-empty folder only with `overwrite`, and only if it is an earlier export.
+    """
     out_dir = Path(out_dir)
+    reason = protected_reason(out_dir, holds)
+    if reason is not None:
+        raise ValueError(
+            f"Cannot export into {str(out_dir)!r}: {reason}, and an export replaces its "
+            "output folder. Give a new folder (--output-dir exports/model)."
+        )
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"{str(out_dir)!r} is a file; give a directory to export into.")
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise ValueError(
-            f"{str(out_dir)!r} exists and is not empty; pass overwrite=True "
-            "(memblocks export --overwrite) to replace it."
-        )
+    if out_dir.is_symlink():
+        raise ValueError(f"{str(out_dir)!r} is a link; give the folder itself or a new one.")
+    if out_dir.exists() and any(out_dir.iterdir()):
+        if not _is_earlier_export(out_dir):
+            raise ValueError(
+                f"{str(out_dir)!r} is not empty and is not an earlier export (it has no "
+                ".memblocks-export marker), so it is never replaced; give a new or empty folder."
+            )
+        if not overwrite:
+            raise ValueError(
+                f"{str(out_dir)!r} holds an earlier export; pass overwrite=True "
+                "(memblocks export --overwrite) to replace it."
+            )
     return out_dir
 
 
@@ -333,7 +386,7 @@ def export_model(
     """
     _check_options(formats, quantization, representative_data)
     model, provenance = _model_to_export(model)
-    out_dir = _check_out_dir(out_dir, overwrite)
+    out_dir = check_out_dir(out_dir, overwrite)
     if representative_data is not None:
         representative_data = check_finite_images(representative_data, "representative_data")
     parity_inputs = _parity_inputs(model, parity_inputs, representative_data)
@@ -345,5 +398,6 @@ def export_model(
             model, artifacts, notes, parity, quantization, provenance, len(parity_inputs)
         )
         (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        staging.publish(folder, out_dir)
+        write_marker(folder, EXPORT_MARKER)
+        staging.publish(folder, out_dir, is_earlier_export=_is_earlier_export)
     return manifest

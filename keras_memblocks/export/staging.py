@@ -66,35 +66,87 @@ def remove_leftovers(parent):
     return removed
 
 
+class ExportInProgressError(ValueError):
+    """Another live export is writing the same output folder."""
+
+
 @contextlib.contextmanager
 def staging_folder(out_dir):
     """A fresh staging folder for `out_dir`, removed on exit however the block ends.
 
+    While it exists, `out_dir` is locked: `.<name>.export-lock` beside it
+    holds this process' pid, so a second export into the same folder stops
+    at once (one line naming the first) instead of replacing its output.
+
     Raises:
         ValueError: `out_dir`'s parent cannot be made or written.
+        ExportInProgressError: another live export holds `out_dir`.
     """
     out_dir = Path(out_dir)
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         remove_leftovers(out_dir.parent)
-        staging = Path(
-            tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-{os.getpid()}-", dir=out_dir.parent)
-        )
     except OSError as error:
         raise _unusable(out_dir, error) from None
+    lock = out_dir.with_name(f".{out_dir.name}.export-lock")
+    _take(lock, out_dir)
     try:
-        yield staging
+        try:
+            staging = Path(
+                tempfile.mkdtemp(
+                    prefix=f".{out_dir.name}.partial-{os.getpid()}-", dir=out_dir.parent
+                )
+            )
+        except OSError as error:
+            raise _unusable(out_dir, error) from None
+        try:
+            yield staging
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
     finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+        lock.unlink(missing_ok=True)
 
 
-def publish(staging, out_dir):
-    """Moves the passed `staging` folder to `out_dir`, replacing what was there."""
+def _take(lock, out_dir):
+    for _ in range(2):  # the second try follows the removal of a stale lock
+        temporary = lock.with_name(f"{lock.name}.{os.getpid()}")
+        try:
+            temporary.write_text(f"{os.getpid()}\n")
+            os.link(temporary, lock)  # fails if the lock exists: the atomic step
+            return
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                pid = None
+            if pid is not None and not is_alive(pid):
+                lock.unlink(missing_ok=True)  # its export was killed
+                continue
+            raise ExportInProgressError(
+                f"{out_dir} is being written by another export (pid {pid}); wait for it to "
+                f"finish, or export into another folder."
+            ) from None
+        except OSError as error:
+            raise _unusable(out_dir, error) from None
+        finally:
+            temporary.unlink(missing_ok=True)
+    raise ExportInProgressError(f"{out_dir} is being written by another export; try again.")
+
+
+def publish(staging, out_dir, is_earlier_export):
+    """Moves the passed `staging` folder to `out_dir`, replacing what was there:
+    nothing, an empty folder, or an earlier export (`is_earlier_export(out_dir)`);
+    anything else is refused (it may have appeared while the export ran)."""
     out_dir = Path(out_dir)
     if not out_dir.exists():
         os.replace(staging, out_dir)
         return
+    if any(out_dir.iterdir()) and not is_earlier_export(out_dir):
+        raise ValueError(
+            f"{out_dir} was filled by something else while the export ran; it is left as it "
+            "is and nothing was exported. Give a new folder."
+        )
     aside = out_dir.with_name(f".{out_dir.name}.replaced-{os.getpid()}-{secrets.token_hex(4)}")
     os.replace(out_dir, aside)
     os.replace(staging, out_dir)

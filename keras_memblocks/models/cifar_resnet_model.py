@@ -93,8 +93,8 @@ def cifar_resnet(
     """
     if depth not in _DEPTHS:
         raise ValueError(f"`depth` must be one of {sorted(_DEPTHS)}. Received: depth={depth!r}")
-    argument_checks.check_positive_int("num_classes", num_classes)
-    argument_checks.check_positive_int("width", width)
+    num_classes = argument_checks.check_positive_int("num_classes", num_classes)
+    width = argument_checks.check_positive_int("width", width)
     placements = Placements(blocks, "cifar_resnet", num_modules=4, sites=("residual",))
     regularizers.check_regularizer(regularizer)
     bottleneck, blocks_per_module = _DEPTHS[depth]

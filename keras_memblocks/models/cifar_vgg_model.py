@@ -39,7 +39,7 @@ def cifar_vgg(depth, *, num_classes=100, blocks=None, input_shape=(32, 32, 3), d
     """
     if depth not in _CONFIGS:
         raise ValueError(f"`depth` must be one of {sorted(_CONFIGS)}. Received: depth={depth!r}")
-    argument_checks.check_positive_int("num_classes", num_classes)
+    num_classes = argument_checks.check_positive_int("num_classes", num_classes)
     placements = Placements(blocks, "cifar_vgg", num_modules=5, sites=("conv",))
     inputs = keras.Input(input_shape, name="image")
     x = inputs

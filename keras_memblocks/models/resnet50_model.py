@@ -85,7 +85,7 @@ def resnet50(
         >>> added, round(100 * added / base, 2)   # the paper: 405,600, +1.59 %
         (405600, 1.59)
     """
-    argument_checks.check_positive_int("num_classes", num_classes)
+    num_classes = argument_checks.check_positive_int("num_classes", num_classes)
     argument_checks.check_choice("output_stride", output_stride, OUTPUT_STRIDES)
     placements = Placements(blocks, "resnet50", num_modules=4, sites=("residual",))
     regularizers.check_regularizer(regularizer)

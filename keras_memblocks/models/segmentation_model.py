@@ -20,7 +20,7 @@ def build(
     dropout,
     aspp_rates=None,
 ):
-    argument_checks.check_positive_int("num_classes", num_classes)
+    num_classes = argument_checks.check_positive_int("num_classes", num_classes)
     argument_checks.check_choice("backbone", backbone, BACKBONES)
     argument_checks.check_choice("output_stride", output_stride, (8, 16))
     segmentation_heads.check_input_shape(input_shape, output_stride)

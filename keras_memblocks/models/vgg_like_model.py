@@ -46,7 +46,9 @@ def vgg_like(dataset, *, width, blocks=None, num_classes=None, input_shape=None)
         1511428
     """
     argument_checks.check_choice("dataset", dataset, DATASETS)
-    argument_checks.check_positive_int("width", width)
+    width = argument_checks.check_positive_int("width", width)
+    if num_classes is not None:
+        num_classes = argument_checks.check_positive_int("num_classes", num_classes)
     default_shape, default_classes, convs, stages, pool, growth = _CONFIGS[dataset]
     placements = Placements(blocks, "vgg_like", num_modules=stages, sites=("conv",))
     inputs = keras.Input(input_shape or default_shape, name="image")
@@ -63,7 +65,7 @@ def vgg_like(dataset, *, width, blocks=None, num_classes=None, input_shape=None)
     x = keras.layers.Flatten(name="flatten")(x)
     x = keras.layers.Dense(128, activation="relu", name="fc")(x)
     outputs = keras.layers.Dense(
-        num_classes or default_classes,
+        default_classes if num_classes is None else num_classes,
         activation="softmax",
         name="predictions",
         dtype="float32",  # the softmax stays float32 under mixed precision

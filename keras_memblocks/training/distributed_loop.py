@@ -45,6 +45,7 @@ def fit_distributed(
     steps_per_epoch=None,
     callbacks=(),
     verbose=1,
+    initial_epoch=0,
 ):
     """Trains a compiled `model` under `strategy` like `model.fit` would.
 
@@ -59,6 +60,7 @@ def fit_distributed(
         steps_per_epoch: as `model.fit`.
         callbacks: as `model.fit`.
         verbose: as `model.fit`.
+        initial_epoch: as `model.fit`: the epoch to start at (a resumed run's).
 
     Returns:
         The `keras.callbacks.History` of the run.
@@ -136,8 +138,6 @@ def fit_distributed(
     )
     model.stop_training = False
     callback_list.on_train_begin()
-    # BackupAndRestore sets this when it restores an interrupted run (fit reads it too).
-    initial_epoch = getattr(model, "_initial_epoch", None) or 0
     epoch_logs = {}
     # One iterator across epochs, as fit keeps with steps_per_epoch: the trainer's
     # dataset holds every epoch in turn. One that holds a single epoch starts again.

@@ -16,8 +16,12 @@ from keras_memblocks.training.capacity_curves import capacity_config
 from keras_memblocks.training.recipes import cc_after_every_conv
 from keras_memblocks.training.recipes import get_recipe
 from keras_memblocks.training.recipes import sr_after
+from keras_memblocks.training.run_directory import RunLockedError
+from keras_memblocks.training.run_directory import check_ours
 from keras_memblocks.training.trainer import build_model
 from keras_memblocks.training.trainer import train_seeds
+from keras_memblocks.utils.files import MARK
+from keras_memblocks.utils.files import atomic_write
 
 
 def _sr_table1():
@@ -234,6 +238,56 @@ def _cc_fig4():
     return None, rows
 
 
+# Fashion-MNIST studies (not in the papers): cells named by what they hold, so
+# that a grid grown later keeps every finished cell's directory.
+STUDY_BLOCKS = ("standard", "input_independent", "scalar", "reduced", "se")
+STUDY_WIDTHS = {"normal": (1, 4, 8, 32), "swapped": (4, 32)}
+
+
+def _study_blocks(block):
+    if block == "standard":
+        return None
+    if block == "se":
+        return {"block": "se", "after": "conv"}
+    return cc_after_every_conv(block)
+
+
+def _fmnist_cc():
+    """The CC paper's Fig. 4 on Fashion-MNIST: its MNIST net at four widths, every
+    block after every conv, and the swapped split (10k train, 60k test) at two."""
+    rows = []
+    for split, widths in STUDY_WIDTHS.items():
+        for width in widths:
+            for block in STUDY_BLOCKS:
+                args = {"dataset": "mnist", "width": width, "blocks": _study_blocks(block)}
+                overrides = {"model_args": args, "reverse_split": split == "swapped"}
+                rows.append((f"{split}_{block}_w{width}", overrides, "plot"))
+    return "cc-fashion-mnist", rows
+
+
+def _fmnist_sr():
+    """The SR paper's CIFAR rows on Fashion-MNIST: plain, D2D, SR, D2D+SR, SE, SE+SR."""
+    base = {"depth": 18, "width": 8, "num_classes": 10}
+    sr = sr_after(3, 10)
+    se = {"block": "se", "after": "residual"}
+    rows = []
+    for label, regularizer, blocks in [
+        ("plain", None, None),
+        ("d2d", "dropout2d", None),
+        ("sr", None, sr),
+        ("d2d_sr", "dropout2d", sr),
+        ("se", None, [se]),
+        ("se_sr", None, [se, sr]),
+    ]:
+        args = {**base, "regularizer": regularizer, "blocks": blocks}
+        rows.append((label, {"model_args": args}, "Table I shape"))
+    return "sr-fashion-mnist", rows
+
+
+STUDIES = ("fmnist-cc", "fmnist-sr")
+"""The grids whose cells are named (`<output_dir>/<grid>/<row label>/seed_<s>`) and run
+seed by seed: every cell gets its first seed before any gets a second."""
+
 GRIDS = {
     "sr-table1": _sr_table1,
     "sr-table2": _sr_table2,
@@ -242,6 +296,8 @@ GRIDS = {
     "sr-table5": _sr_table5,
     "cc-table3": _cc_table3,
     "cc-fig4": _cc_fig4,
+    "fmnist-cc": _fmnist_cc,
+    "fmnist-sr": _fmnist_sr,
 }
 
 
@@ -266,15 +322,40 @@ def _quick(config):
     return config.replace(model_args=args, **overrides)
 
 
+def _cell_dir(output_dir, name, index, label):
+    return output_dir / name / (label if name in STUDIES else f"row_{index:03d}")
+
+
+def _train_seed_by_seed(cells, seeds, verbose):
+    """Trains every cell's first seed, then every cell's second, ...: an interrupted
+    study has its seeds spread over every cell. A cell another process is training
+    now (its run lock is held) is left to that process: two `memblocks reproduce`
+    of one grid share its cells."""
+    busy = []
+    for seed in seeds:
+        for label, config, run_dir in cells:
+            try:
+                train_seeds(config, [seed], run_dir, verbose=verbose)
+            except RunLockedError:
+                busy.append(f"{label} seed {seed}")
+    return busy
+
+
 def reproduce(name, output_dir, seeds=(0,), quick=False, data_dir=None, verbose=None):
     """Runs (or, with `quick`, checks) every row of a table's grid.
 
-    Returns the rows as dicts; writes `<output_dir>/<name>.md` with our
-    value beside the paper's.
+    Each row's seeds are run directories (`<output_dir>/<name>/<row>/seed_<s>`):
+    a grid run again resumes an interrupted run and never retrains a
+    finished one. Returns the rows as dicts; writes `<output_dir>/<name>.md`
+    with our value beside the paper's.
     """
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"--seeds lists a seed twice: {list(seeds)}; give each seed once.")
     output_dir = Path(output_dir)
+    table_path = output_dir / f"{name}.md"
+    check_ours(table_path, legacy_starts=(f"# {name}",))  # before any work
     rows = grid(name)
-    results = []
+    cells = []
     built = set()
     for index, (label, config, paper) in enumerate(rows):
         config = config.replace(data_dir=data_dir).validate()
@@ -284,7 +365,16 @@ def reproduce(name, output_dir, seeds=(0,), quick=False, data_dir=None, verbose=
             built.add(key)
         if quick and index not in (0, len(rows) - 1):
             continue
-        run_dir = output_dir / name / f"row_{index:03d}"
+        cells.append((label, config, paper, _cell_dir(output_dir, name, index, label)))
+    if name in STUDIES and not quick:
+        busy = _train_seed_by_seed([(c[0], c[1], c[3]) for c in cells], seeds, verbose)
+        if busy:
+            raise RunLockedError(
+                f"{len(busy)} runs are being trained by another process ({busy[0]}, ...); "
+                "the same command, run again once it ends, reports them."
+            )
+    results = []
+    for label, config, paper, run_dir in cells:
         if quick:
             with stand_in_data(num_examples=4):
                 summary = train_seeds(_quick(config), seeds[:1], run_dir, verbose=0)
@@ -301,11 +391,12 @@ def reproduce(name, output_dir, seeds=(0,), quick=False, data_dir=None, verbose=
         )
     lines = [
         f"# {name}" + (" (QUICK: generated data, numbers meaningless)" if quick else ""),
+        f"<!-- {MARK}: reproduce -->",
         "",
         "| row | paper | ours |",
         "|---|---|---|",
     ]
     lines += [f"| {r['row']} | {r['paper']} | {r['ours']} |" for r in results]
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / f"{name}.md").write_text("\n".join(lines) + "\n")
+    atomic_write(table_path, "\n".join(lines) + "\n")
     return results

@@ -12,9 +12,17 @@ step, so that a re-run with another config is refused instead of resuming
 
 import json
 import os
+import shlex
+import shutil
 import socket
 from pathlib import Path
 
+from keras_memblocks.utils.files import MARK
+from keras_memblocks.utils.files import PACKAGE
+from keras_memblocks.utils.files import atomic_write_json
+from keras_memblocks.utils.files import is_marked
+from keras_memblocks.utils.files import remove_stale_partials
+from keras_memblocks.utils.files import write_marker
 from keras_memblocks.utils.processes import is_alive
 
 LOCK_FILE = "run.lock"
@@ -84,11 +92,34 @@ def _unusable(directory, error):
     )
 
 
-class RunLock:
-    """Holds `<output_dir>/run.lock` (pid and host) while a run trains there.
+def _process_start(pid):
+    """When process `pid` started (clock ticks since boot, from /proc), or `None`
+    where that cannot be read: tells a live holder from a new process that
+    was given a dead holder's pid."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            fields = file.read().rsplit(b")", 1)[1].split()
+        return int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return None
 
-    Re-entering from the process that holds it is an error too: a directory
-    is one run. The lock goes when the block exits, however it exits.
+
+def _holder_line():
+    start = _process_start(os.getpid())
+    return f"{os.getpid()} {socket.gethostname()} {start if start is not None else '-'}\n"
+
+
+class RunLock:
+    """Holds `<output_dir>/run.lock` (pid, host and the process' start time) while
+    a run trains there.
+
+    The lock file appears with its content in one step (written under a
+    temporary name, then hard-linked into place), so no reader sees it empty.
+    A lock whose process is gone, or whose pid now belongs to a process that
+    started later, is stale and taken over; one that cannot be read, or that
+    names another host, is explained in one line with the command that
+    clears it. Re-entering from the process that holds it is an error too: a
+    directory is one run. The lock goes when the block exits, however it exits.
     """
 
     def __init__(self, output_dir):
@@ -102,37 +133,44 @@ class RunLock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise _unusable(self.path.parent, error) from None
-        holder = f"{os.getpid()} {socket.gethostname()}"
         for _ in range(2):  # the second try follows the removal of a stale lock
             try:
-                descriptor = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                self._create()
             except FileExistsError:
                 if not self._remove_if_stale():
                     break
                 continue
             except OSError as error:
                 raise _unusable(self.path.parent, error) from None
-            with os.fdopen(descriptor, "w") as file:
-                file.write(holder + "\n")
             self._owned = True
             return self
-        pid, host = self._holder()
-        who = f"pid {pid} on {host}" if pid is not None else f"see {self.path}"
-        raise RunLockedError(
-            f"{self.path.parent} is in use by another run ({who}); wait for it "
-            "to finish, or train into another output directory."
-        )
+        raise self._held_error()
+
+    def _create(self):
+        temporary = self.path.with_name(f".{LOCK_FILE}.{os.getpid()}")
+        try:
+            temporary.write_text(_holder_line())
+            os.link(temporary, self.path)  # fails if the lock exists: the atomic step
+        finally:
+            temporary.unlink(missing_ok=True)
 
     def _holder(self):
+        """`(pid, host, start)` of the lock's holder, or `None` if it cannot be read."""
         try:
-            pid, host = self.path.read_text().split()
-            return int(pid), host
-        except (OSError, ValueError):  # being written, or not ours
-            return None, None
+            words = self.path.read_text().split()
+            pid, host = int(words[0]), words[1]
+            start = int(words[2]) if len(words) > 2 and words[2] != "-" else None
+            return pid, host, start
+        except (OSError, ValueError, IndexError, UnicodeDecodeError):
+            return None
 
     def _remove_if_stale(self):
-        pid, host = self._holder()
-        if pid is None or host != socket.gethostname() or is_alive(pid):
+        holder = self._holder()
+        if holder is None or holder[1] != socket.gethostname():
+            return False
+        pid, _, start = holder
+        alive = is_alive(pid) and (start is None or _process_start(pid) in (None, start))
+        if alive:
             return False
         try:
             self.path.unlink()  # the run that held it was killed
@@ -140,11 +178,129 @@ class RunLock:
             pass  # another process took it over first; the retry decides
         return True
 
+    def _held_error(self):
+        holder = self._holder()
+        clear = f"rm {shlex.quote(str(self.path.resolve()))}"
+        if holder is None:
+            return RunLockedError(
+                f"{self.path} cannot be read (empty or damaged: a disk that filled up while "
+                f"it was written leaves it so); if no run is training into {self.path.parent}, "
+                f"clear it with `{clear}` and run the same command again."
+            )
+        pid, host, _ = holder
+        if host != socket.gethostname():
+            return RunLockedError(
+                f"{self.path.parent} is locked by pid {pid} on another machine, {host}; if no "
+                f"run is training there, clear it with `{clear}` and run the same command again."
+            )
+        return RunLockedError(
+            f"{self.path.parent} is in use by another run (pid {pid} on {host}); wait for it "
+            "to finish, or train into another output directory."
+        )
+
     def __exit__(self, *exc_info):
         if self._owned:
             self.path.unlink(missing_ok=True)
             self._owned = False
         return False
+
+
+MARKER_KIND = "run"
+# What a run writes into its output directory (`overwrite` removes these, and only
+# in a directory that carries the run marker).
+RUN_FILES = (
+    "best.keras",
+    "best.json",
+    "last.keras",
+    "last.json",
+    "history.csv",
+    "results.json",
+    "config.json",
+    "backup",
+    "tensorboard",
+)
+
+
+class ForeignFilesError(ValueError):
+    """The output directory holds files of the names a run writes that this
+    package did not write; nothing is trained there, nothing is removed.
+
+    Examples:
+        >>> import pathlib, tempfile
+        >>> from keras_memblocks.training.run_directory import ForeignFilesError, claim
+        >>> run = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (run / "history.csv").write_text("my own notes")
+        >>> try:
+        ...     claim(run, {"epochs": 3})
+        ... except ForeignFilesError as error:
+        ...     print("history.csv" in str(error))
+        True
+    """
+
+
+def claim(output_dir, config_dict):
+    """Makes sure `output_dir` is this package's run directory before anything is
+    written or removed there, and marks it so.
+
+    A directory with the run marker is ours. One without it is taken when it
+    holds none of `RUN_FILES`, or when its `config.json` is this very config
+    (a run begun by a version before the marker existed); otherwise
+    `ForeignFilesError`.
+    """
+    output_dir = Path(output_dir)
+    if is_marked(output_dir, MARKER_KIND):
+        for folder in (output_dir, output_dir / "backup"):  # what killed runs left half-written
+            remove_stale_partials(folder)
+        return
+    present = sorted(name for name in RUN_FILES if os.path.lexists(output_dir / name))
+    stored = _stored_config(output_dir)
+    wanted = json.loads(json.dumps(config_dict, default=list))
+    if present and stored != wanted:
+        raise ForeignFilesError(
+            f"{output_dir} holds {', '.join(present)}, which memblocks did not write there "
+            "(the folder has no .memblocks-run marker); nothing was changed. Choose another "
+            "output directory (--output-dir)."
+        )
+    write_marker(output_dir, MARKER_KIND)
+
+
+def check_ours(path, legacy_starts=()):
+    """Refuses to go on if `path` exists and this package did not write it.
+
+    Ours: its first 256 bytes carry `keras_memblocks.utils.files.MARK`
+    (a JSON file's `"written_by"` field, a Markdown comment), or start as
+    one of `legacy_starts` (what an older version wrote without a mark).
+
+    Raises:
+        ForeignFilesError: naming the file.
+    """
+    try:
+        with open(path, "rb") as file:
+            head = file.read(256).decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        raise ForeignFilesError(f"Cannot read {path}: {error.strerror}.") from None
+    ours = MARK in head or f'"written_by": "{PACKAGE}"' in head
+    if not (ours or head.startswith(tuple(legacy_starts))):
+        raise ForeignFilesError(
+            f"{path} exists and memblocks did not write it; nothing was trained or changed. "
+            "Choose another output directory (--output-dir), or move the file."
+        )
+
+
+def clear(output_dir):
+    """Removes the run files of a directory `claim` accepted (links are removed
+    as links: what they point to is never touched)."""
+    output_dir = Path(output_dir)
+    if not is_marked(output_dir, MARKER_KIND):
+        raise ForeignFilesError(f"{output_dir} is not a memblocks run directory; nothing removed.")
+    for name in RUN_FILES:
+        path = output_dir / name
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        elif path.is_dir():
+            shutil.rmtree(path)
 
 
 _NONE = object()  # no config stored: the directory takes the one given
@@ -194,6 +350,4 @@ def check_config(output_dir, config_dict, overwrite):
             )
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".json.partial")
-    temporary.write_text(json.dumps(wanted, indent=2) + "\n")
-    os.replace(temporary, path)
+    atomic_write_json(path, wanted)

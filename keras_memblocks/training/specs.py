@@ -24,6 +24,7 @@ import tensorflow as tf
 from keras_memblocks import models
 from keras_memblocks.data import digits
 from keras_memblocks.data import epochs
+from keras_memblocks.data import fashion_mnist
 from keras_memblocks.data import tfds_datasets
 from keras_memblocks.data.preprocessing import IGNORE_LABEL
 from keras_memblocks.metrics import mean_iou
@@ -183,32 +184,48 @@ def _digits_shape(config, channels):
     return (config.image_size, config.image_size, channels)
 
 
-def _digits_load(config, seed, channels):
-    """scikit-learn's embedded digits, split as the recipe says."""
-    (x_train, y_train), (x_test, y_test) = digits.load_digits(config.image_size, channels=channels)
-    if config.reverse_split:
-        (x_train, y_train), (x_test, y_test) = (x_test, y_test), (x_train, y_train)
-    validation = None
-    if config.validation_fraction and not config.reverse_split:
-        cut = int(round(len(x_train) * (1 - config.validation_fraction)))
-        validation = (x_train[cut:], y_train[cut:])
-        x_train, y_train = x_train[:cut], y_train[:cut]
+def _in_memory_load(arrays):
+    """A loader for a dataset held as NumPy arrays, `arrays(config, channels)`
+    -> `((x_train, y_train), (x_test, y_test))`, split as the recipe says:
+    the validation split is the training split's last `validation_fraction`
+    (none when train and test are swapped, as in the CC paper)."""
 
-    training = epochs.TrainingSource(
-        tf.data.Dataset.from_tensor_slices((x_train, y_train)),
-        prepare=lambda image, label, seed: (image, label),  # in [0, 1], no augmentation
-        shuffle_buffer=len(x_train),
-    )
+    def load(config, seed, channels):
+        (x_train, y_train), (x_test, y_test) = arrays(config, channels)
+        if config.reverse_split:
+            (x_train, y_train), (x_test, y_test) = (x_test, y_test), (x_train, y_train)
+        validation = None
+        if config.validation_fraction and not config.reverse_split:
+            cut = int(round(len(x_train) * (1 - config.validation_fraction)))
+            validation = (x_train[cut:], y_train[cut:])
+            x_train, y_train = x_train[:cut], y_train[:cut]
 
-    def batched(x, y):
-        dataset = tf.data.Dataset.from_tensor_slices((x, y))
-        return dataset.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
+        training = epochs.TrainingSource(
+            tf.data.Dataset.from_tensor_slices((x_train, y_train)),
+            prepare=lambda image, label, seed: (image, label),  # in [0, 1], no augmentation
+            shuffle_buffer=len(x_train),
+        )
 
-    return (
-        training,
-        None if validation is None else batched(*validation),
-        batched(x_test, y_test),
-    )
+        def batched(x, y):
+            dataset = tf.data.Dataset.from_tensor_slices((x, y))
+            return dataset.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
+
+        return (
+            training,
+            None if validation is None else batched(*validation),
+            batched(x_test, y_test),
+        )
+
+    return load
+
+
+def _digits_arrays(config, channels):
+    """scikit-learn's embedded digits at the recipe's `image_size`."""
+    return digits.load_digits(config.image_size, channels=channels)
+
+
+def _fashion_mnist_arrays(config, channels):
+    return fashion_mnist.load_fashion_mnist(channels=channels)
 
 
 def _tfds_shape(name):
@@ -250,7 +267,18 @@ def register_dataset(spec):
     DATASETS[spec.name] = _with_known_task(spec)
 
 
-register_dataset(DatasetSpec("digits", "classification", 10, _digits_shape, _digits_load))
+register_dataset(
+    DatasetSpec("digits", "classification", 10, _digits_shape, _in_memory_load(_digits_arrays))
+)
+register_dataset(
+    DatasetSpec(
+        "fashion_mnist",
+        "classification",
+        10,
+        lambda config, channels: (28, 28, channels),
+        _in_memory_load(_fashion_mnist_arrays),
+    )
+)
 for _name, _task, _classes in (
     ("mnist", "classification", 10),
     ("cifar10", "classification", 10),

@@ -1,9 +1,8 @@
 """One training run from a `TrainingConfig`, and several seeds of it."""
 
 import contextlib
-import csv
 import json
-import shutil
+import numbers
 import sys
 import time
 from pathlib import Path
@@ -15,11 +14,24 @@ import tensorflow as tf
 from keras_memblocks import models
 from keras_memblocks.data import epochs as data_epochs
 from keras_memblocks.optimizers import SGDWithL2
+from keras_memblocks.training import run_directory
 from keras_memblocks.training import specs
+from keras_memblocks.training.checkpoints import UNKNOWN
+from keras_memblocks.training.checkpoints import BestCheckpoint
+from keras_memblocks.training.checkpoints import Diverged
+from keras_memblocks.training.checkpoints import EpochBackup
+from keras_memblocks.training.checkpoints import FiniteGuard
+from keras_memblocks.training.checkpoints import HistoryFile
+from keras_memblocks.training.checkpoints import LastCheckpoint
+from keras_memblocks.training.checkpoints import RunFileError
+from keras_memblocks.training.checkpoints import best_state
+from keras_memblocks.training.checkpoints import finished_history
 from keras_memblocks.training.distributed_loop import fit_distributed
 from keras_memblocks.training.run_directory import RunLock
 from keras_memblocks.training.run_directory import check_config
 from keras_memblocks.utils import extras
+from keras_memblocks.utils import files
+from keras_memblocks.utils.files import atomic_write_json
 
 
 def build_model(config):
@@ -126,23 +138,6 @@ def _with_aux_targets(dataset, model):
     return dataset.map(lambda x, y: (x, {key: y for key in model.output}))
 
 
-def _deduplicate_history(path):
-    """Keeps the last row of every epoch (a run killed between logging an
-    epoch and backing it up repeats that epoch when it resumes)."""
-    if not path.exists():
-        return []
-    with path.open() as f:
-        rows = list(csv.DictReader(f))
-    by_epoch = {int(row["epoch"]): row for row in rows}
-    rows = [by_epoch[e] for e in sorted(by_epoch)]
-    if rows:
-        with path.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-    return rows
-
-
 class StepTimer(keras.callbacks.Callback):
     """Wall time of every training step (median reported)."""
 
@@ -155,19 +150,6 @@ class StepTimer(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self.seconds.append(time.perf_counter() - self._start)
-
-
-# What a run writes into its output directory (removed by `overwrite`).
-RUN_FILES = (
-    "best.keras",
-    "best.json",
-    "last.keras",
-    "history.csv",
-    "results.json",
-    "config.json",
-    "backup",
-    "tensorboard",
-)
 
 
 class FinishedRunError(ValueError):
@@ -209,79 +191,19 @@ class TrainingDivergedError(ValueError):
     """
 
 
-class _Diverged(Exception):
-    def __init__(self, epoch, reason):
-        super().__init__(reason)
-        self.epoch, self.reason = epoch, reason
-
-
-class FiniteGuard(keras.callbacks.Callback):
-    """Stops training at the end of the first epoch whose loss, or any of
-    whose weights, is NaN or inf: a diverged run is not trained on to its
-    last epoch, and the callbacks after this one (the backup, the
-    checkpoint) never see that epoch."""
-
-    def on_epoch_end(self, epoch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not np.isfinite(float(loss)):
-            raise _Diverged(epoch + 1, f"the training loss is {float(loss)}")
-        for weight in self.model.weights:
-            values = keras.ops.convert_to_numpy(weight)
-            if not np.isfinite(values).all():
-                count = int(np.size(values) - np.isfinite(values).sum())
-                raise _Diverged(epoch + 1, f"{count} values of {weight.path} are NaN or inf")
-
-
-class BestCheckpoint(keras.callbacks.ModelCheckpoint):
-    """`ModelCheckpoint(save_best_only=True)` whose best value survives a resume.
-
-    Keras starts the best value afresh in every process, so the first epoch
-    after a resume replaced `best.keras` even when it was worse. The value
-    (and its epoch) is written beside the model after every save, to
-    `best.json`, and read back as the threshold when the run resumes.
-    """
-
-    def __init__(self, filepath, monitor, mode):
-        self.state_path = Path(filepath).with_suffix(".json")
-        state = self.read_state(filepath)
-        super().__init__(
-            filepath,
-            monitor=monitor,
-            mode=mode,
-            save_best_only=True,
-            initial_value_threshold=None if state is None else state["best"],
-        )
-
-    @staticmethod
-    def read_state(filepath):
-        """`{"best", "epoch"}` of the model saved at `filepath`, or `None`."""
-        state_path = Path(filepath).with_suffix(".json")
-        if not (Path(filepath).exists() and state_path.exists()):
-            return None
-        return json.loads(state_path.read_text())
-
-    def _save_model(self, epoch, batch, logs):
-        before = self.best
-        super()._save_model(epoch, batch, logs)
-        if self.best != before:  # saved: the model first, then its value
-            temporary = self.state_path.with_suffix(".json.partial")
-            temporary.write_text(json.dumps({"best": float(self.best), "epoch": epoch + 1}))
-            temporary.replace(self.state_path)
-
-
 def finished_results(output_dir):
-    """The `results.json` of a finished run in `output_dir`, or `None`."""
+    """The `results.json` of a finished run in `output_dir`, or `None`.
+
+    A `results.json` that cannot be read (an older version could leave it
+    empty when the disk filled up) does not count: the run resumes and writes
+    it again.
+    """
     path = Path(output_dir) / "results.json"
-    return json.loads(path.read_text()) if path.exists() else None
-
-
-def _clear_run(output_dir):
-    for name in RUN_FILES:
-        path = output_dir / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return results if isinstance(results, dict) else None
 
 
 @contextlib.contextmanager
@@ -301,10 +223,13 @@ def train(config, output_dir, seed=0, verbose=None, strategy=None, overwrite=Fal
     """Trains, keeps the best model on validation, evaluates it on test.
 
     A run killed at any point resumes where it stopped when started again
-    with the same `output_dir` (`keras.callbacks.BackupAndRestore`): at most
-    the current epoch is lost. Writes to `output_dir`: `best.keras` (or
-    `last.keras` without validation), `history.csv`, `results.json`, and
-    `tensorboard/` when asked.
+    with the same `output_dir`, to the result an uninterrupted run gives: at
+    most the current epoch is lost (`keras_memblocks.training.checkpoints`).
+    Only a directory this package wrote into is used: one holding run files
+    of another origin raises `ForeignFilesError` and is left as it is.
+    Writes to `output_dir`: `best.keras` (or `last.keras` without
+    validation) with its `.json`, `history.csv`, `results.json`, `backup/`
+    until the run ends, and `tensorboard/` when asked.
 
     `config.strategy` picks the distribution ("mirrored": all local GPUs;
     "multiworker": the cluster in TF_CONFIG); a `tf.distribute.Strategy`
@@ -337,8 +262,9 @@ def train(config, output_dir, seed=0, verbose=None, strategy=None, overwrite=Fal
     # First: MultiWorkerMirroredStrategy must exist before TF runs any op.
     strategy = strategy or _strategy(config.strategy)
     with RunLock(output_dir):  # one run per directory; a second one stops here
+        run_directory.claim(output_dir, config.to_dict())  # never a folder we did not write
         if overwrite:  # whatever this package wrote there, finished or not
-            _clear_run(output_dir)
+            run_directory.clear(output_dir)
         check_config(output_dir, config.to_dict(), overwrite)
         finished = finished_results(output_dir)
         if finished is not None:
@@ -365,10 +291,11 @@ def _train(config, output_dir, seed, verbose, strategy):
     validation_data, test_data = (_with_aux_targets(d, model) for d in (validation_data, test_data))
     with strategy.scope():
         compile_model(model, config, steps_per_epoch)
-    callbacks, checkpoint_path, timer = make_callbacks(
-        config, output_dir, validation_data is not None
-    )
-    first_epoch = _restore(model, callbacks, strategy)
+    checkpoint_path = output_dir / ("best.keras" if validation_data is not None else "last.keras")
+    best = _best_so_far(checkpoint_path, config, steps_per_epoch, validation_data)
+    callbacks, backup, timer = make_callbacks(config, output_dir, checkpoint_path, best)
+    with strategy.scope():  # the optimizer's variables, if it builds them, as fit would
+        first_epoch = backup.restore(model)
     train_data = _with_aux_targets(
         _training_stream(config, source, seed, first_epoch, steps_per_epoch), model
     )
@@ -382,10 +309,11 @@ def _train(config, output_dir, seed, verbose, strategy):
             steps_per_epoch,
             callbacks,
             verbose,
+            initial_epoch=first_epoch,
         )
-    except _Diverged as diverged:
+    except Diverged as diverged:
         _record_divergence(config, output_dir, seed, checkpoint_path, diverged)
-    history = _deduplicate_history(output_dir / "history.csv")
+    history = finished_history(output_dir / "history.csv", config.epochs)
     test_metrics = evaluate_checkpoint(checkpoint_path, config, steps_per_epoch, test_data)
     results = {
         "seed": seed,
@@ -405,15 +333,46 @@ def _train(config, output_dir, seed, verbose, strategy):
         "model_path": str(checkpoint_path),
         "config": config.to_dict(),
     }
-    (output_dir / "results.json").write_text(json.dumps(results, indent=2, default=list) + "\n")
+    atomic_write_json(output_dir / "results.json", results)  # the run is finished here
+    backup.remove()
     return results
+
+
+def _best_so_far(checkpoint_path, config, steps_per_epoch, validation_data):
+    """The value the best checkpoint must beat when a run resumes (`None`: a new run).
+
+    A `best.keras` whose value no `best.json` vouches for is measured again
+    on the validation data, so it is never replaced by a worse model.
+    """
+    if validation_data is None:
+        return None
+    state = best_state(checkpoint_path)
+    if state is None or state is not UNKNOWN:
+        return None if state is None else state["best"]
+    monitor = specs.task_spec(config).monitor
+    from keras_memblocks.model_files import load_model_file  # the user-facing loader's errors
+
+    try:
+        kept = load_model_file(checkpoint_path)
+    except ValueError as error:
+        raise RunFileError(
+            f"{checkpoint_path} cannot be loaded and no earlier copy of it exists ({error}); "
+            "pass --overwrite (overwrite=True) to train the run afresh."
+        ) from None
+    compile_model(kept, config, steps_per_epoch)
+    metrics = kept.evaluate(validation_data, return_dict=True, verbose=0)
+    value = float(metrics[monitor.removeprefix("val_")])
+    atomic_write_json(
+        checkpoint_path.with_suffix(".json"),
+        {"best": value, "epoch": None, "sha256": files.sha256(checkpoint_path), "previous": None},
+    )
+    return value
 
 
 def _record_divergence(config, output_dir, seed, checkpoint_path, diverged):
     """Writes the diverged run's `results.json`, then raises `TrainingDivergedError`."""
-    _deduplicate_history(output_dir / "history.csv")
-    state = BestCheckpoint.read_state(checkpoint_path)
-    if state is not None:
+    state = best_state(checkpoint_path)
+    if isinstance(state, dict) and state.get("best") is not None:
         kept = f"{checkpoint_path.name} keeps epoch {state['epoch']}, the best finite one"
     elif checkpoint_path.exists():  # last.keras: the epoch before
         kept = f"{checkpoint_path.name} keeps epoch {diverged.epoch - 1}, the last finite one"
@@ -431,57 +390,43 @@ def _record_divergence(config, output_dir, seed, checkpoint_path, diverged):
         "model_path": str(checkpoint_path) if checkpoint_path.exists() else None,
         "config": config.to_dict(),
     }
-    (output_dir / "results.json").write_text(json.dumps(results, indent=2, default=list) + "\n")
+    atomic_write_json(output_dir / "results.json", results)
     raise TrainingDivergedError(message)
 
 
-def _restore(model, callbacks, strategy):
-    """Restores an interrupted run's backup now; returns its first epoch to train.
+def make_callbacks(config, output_dir, checkpoint_path, best=None):
+    """`(callbacks, EpochBackup, StepTimer)` of a run in `output_dir`, in the order
+    `keras_memblocks.training.checkpoints` explains.
 
-    `fit` restores it again (the same files), but the training stream must
-    know beforehand which epoch it starts at.
+    `checkpoint_path` named `best.keras` keeps the best model on the task's
+    monitored metric (`best` is the value to beat); any other name, the last one.
     """
-    (backup,) = [c for c in callbacks if isinstance(c, keras.callbacks.BackupAndRestore)]
-    backup.set_model(model)
-    with strategy.scope():  # the optimizer's variables, if it builds them, as fit would
-        backup.on_train_begin()
-    return getattr(model, "_initial_epoch", None) or 0
-
-
-def make_callbacks(config, output_dir, with_validation):
-    """`(callbacks, checkpoint path, StepTimer)` of a run in `output_dir`.
-
-    With validation data the checkpoint keeps the best model on the task's
-    monitored metric (`best.keras`), else the last one (`last.keras`).
-    """
-    if with_validation:
+    if checkpoint_path.name == "best.keras":
         task = specs.task_spec(config)
-        checkpoint_path = output_dir / "best.keras"
-        checkpoint = BestCheckpoint(checkpoint_path, monitor=task.monitor, mode=task.mode)
+        checkpoint = BestCheckpoint(checkpoint_path, task.monitor, task.mode, best)
     else:
-        checkpoint_path = output_dir / "last.keras"
-        checkpoint = keras.callbacks.ModelCheckpoint(checkpoint_path)
+        checkpoint = LastCheckpoint(checkpoint_path)
+    backup = EpochBackup(output_dir / "backup")
     timer = StepTimer()
-    callbacks = [
-        keras.callbacks.CSVLogger(output_dir / "history.csv", append=True),
-        # Before the backup and the checkpoint: a non-finite epoch reaches neither.
-        FiniteGuard(),
-        # double_checkpoint: a kill while the backup is written leaves a
-        # corrupt file (seen in our kill test); Keras then falls back to the
-        # previous epoch's copy.
-        keras.callbacks.BackupAndRestore(output_dir / "backup", double_checkpoint=True),
-        checkpoint,
-        timer,
-    ]
+    # The history first: a diverged epoch's row (its NaN loss) is kept as the record.
+    callbacks = [HistoryFile(output_dir / "history.csv"), FiniteGuard(), checkpoint, backup, timer]
     if config.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(output_dir / "tensorboard"))
-    return callbacks, checkpoint_path, timer
+    return callbacks, backup, timer
 
 
 def fit(
-    model, config, strategy, train_data, validation_data, steps_per_epoch, callbacks, verbose=None
+    model,
+    config,
+    strategy,
+    train_data,
+    validation_data,
+    steps_per_epoch,
+    callbacks,
+    verbose=None,
+    initial_epoch=0,
 ):
-    """Trains for `config.epochs`; returns the seconds it took."""
+    """Trains from `initial_epoch` to `config.epochs`; returns the seconds it took."""
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2  # a bar in a terminal, a line per epoch in logs
     start = time.perf_counter()
@@ -496,12 +441,14 @@ def fit(
             steps_per_epoch=steps_per_epoch,
             callbacks=callbacks,
             verbose=verbose,
+            initial_epoch=initial_epoch,
         )
     else:
         model.fit(
             train_data,
             validation_data=validation_data,
             epochs=config.epochs,
+            initial_epoch=initial_epoch,
             steps_per_epoch=steps_per_epoch,
             callbacks=callbacks,
             verbose=verbose,
@@ -528,6 +475,40 @@ def main_metric(results):
     return "loss", results["test"]["loss"]
 
 
+SUMMARY_MARK = f"<!-- {files.MARK}: train_seeds -->"
+SEED_RANGE = (0, 2**32 - 1)  # what keras.utils.set_random_seed takes
+
+
+def check_seeds(seeds):
+    """`seeds` as a list of Python ints, each in `SEED_RANGE` and given once.
+
+    Examples:
+        >>> from keras_memblocks.training.trainer import check_seeds
+        >>> try:
+        ...     check_seeds([0, 0])
+        ... except ValueError as error:
+        ...     print(error)
+        --seeds (seeds=) lists seed 0 twice; give each seed once: one run per seed.
+    """
+    checked = []
+    for seed in seeds:
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+            raise ValueError(f"--seeds (seeds=) takes integers. Received: {files.shorten(seed)}")
+        if not SEED_RANGE[0] <= seed <= SEED_RANGE[1]:
+            raise ValueError(
+                f"--seeds (seeds=) takes integers from {SEED_RANGE[0]} to {SEED_RANGE[1]}. "
+                f"Received: {seed}"
+            )
+        if int(seed) in checked:
+            raise ValueError(
+                f"--seeds (seeds=) lists seed {seed} twice; give each seed once: one run per seed."
+            )
+        checked.append(int(seed))
+    if not checked:
+        raise ValueError("--seeds (seeds=) is empty; give at least one seed.")
+    return checked
+
+
 def train_seeds(config, seeds, output_dir, verbose=None, overwrite=False):
     """Runs `train` once per seed; writes `summary.md` with mean ± sd.
 
@@ -549,7 +530,12 @@ def train_seeds(config, seeds, output_dir, verbose=None, overwrite=False):
         >>> summary["metric"], summary["seeds"], len(summary["values"])
         ('accuracy', [0, 1], 2)
     """
+    seeds = check_seeds(seeds)
     output_dir = Path(output_dir)
+    summary_files = [output_dir / "summary.md", output_dir / "summary.json"]
+    for path in summary_files:  # checked before training: a user's own file is never replaced
+        # What versions before 0.3 wrote, unmarked: the table's header, the summary's first key.
+        run_directory.check_ours(path, legacy_starts=("| model | dataset | ", '{\n  "metric": '))
     runs = []
     for seed in seeds:
         seed_dir = output_dir / f"seed_{seed}"
@@ -579,13 +565,14 @@ def train_seeds(config, seeds, output_dir, verbose=None, overwrite=False):
         "sd": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
     }
     lines = [
+        SUMMARY_MARK,
         f"| model | dataset | {metric} (mean ± sd over {len(seeds)} seeds) |",
         "|---|---|---|",
         f"| {config.model} {json.dumps(config.model_args, default=list)} | {config.dataset} "
         f"| {summary['mean']:.2f} ± {summary['sd']:.2f} |",
     ]
-    (output_dir / "summary.md").write_text("\n".join(lines) + "\n")
+    files.atomic_write(summary_files[0], "\n".join(lines) + "\n")
     summary["model_paths"] = [r["model_path"] for r in runs]
-    (output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    atomic_write_json(summary_files[1], {"written_by": files.PACKAGE, **summary})
     summary["runs"] = runs  # every seed's results dict (not written: results.json has each)
     return summary

@@ -5,16 +5,21 @@ and says what is allowed, so a misconfigured model fails when it is built,
 not somewhere inside a training step.
 """
 
+import numbers
+
 import keras
+
+from keras_memblocks.utils.files import shorten
 
 DATA_FORMATS = ("channels_last", "channels_first")
 
 
 def check_positive_int(name, value):
-    """Returns `value` if it is an int >= 1, else raises `ValueError`."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{name}` must be an integer >= 1. Received: {name}={value!r}")
-    return value
+    """Returns `value` as a Python int if it is an integer >= 1 (a NumPy integer
+    counts), else raises `ValueError`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"`{name}` must be an integer >= 1. Received: {name}={shorten(value)}")
+    return int(value)
 
 
 def check_choice(name, value, choices):
@@ -79,6 +84,12 @@ def static_feature_map_dims(layer_name, input_shape, data_format):
     """`feature_map_dims`, requiring height and width to be known too."""
     height, width, channels = feature_map_dims(layer_name, input_shape, data_format)
     check_static_spatial_dims(layer_name, height, width, input_shape)
+    if 0 in (height, width, channels):
+        raise ValueError(
+            f"{layer_name} needs a feature map with at least one pixel and one channel; "
+            f"received (H, W, C)={(height, width, channels)} (input_shape={tuple(input_shape)}). "
+            "Place the block earlier in the network, where the map is not empty."
+        )
     return height, width, channels
 
 
