@@ -37,7 +37,7 @@ COMPAT_TESTS := tests/test_training.py tests/test_data.py tests/test_export.py \
 # this tree has no such folder, so it is kept off a newcomer's console, and nothing else is.
 QUIET_EDITABLE := PYTHONWARNINGS="ignore:Editable installation"
 
-.PHONY: demo test lint docs package-check test-torch test-compat test-large benchmark figures clean
+.PHONY: demo test data lint docs package-check test-torch test-compat test-large benchmark figures clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -68,10 +68,18 @@ $(COMPAT_VENV)/.installed: pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/memblocks demo
 
+## Fashion-MNIST for the tests and the studies: Debian's dataset-fashion-mnist, installed
+## where apt-get runs as root (elsewhere its tests skip, saying so; under CI=true they fail).
+data:
+	@if [ ! -f /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ] \
+		&& command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq >/dev/null && apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
+	fi
+
 ## The default suite: the lint checks and the docs site; everything but the `large` marker,
 ## on TensorFlow; the backend files on JAX in the core install, then their tests that need an
 ## extra on JAX with every extra (the property tests run on TensorFlow); then the built package.
-test: lint docs $(STAMP) $(JAX_VENV)/.installed
+test: data lint docs $(STAMP) $(JAX_VENV)/.installed
 	$(PY) -m pytest -m "not large" $(XDIST) $(PYTEST_ARGS)
 	KERAS_BACKEND=jax JAX_PLATFORMS=cpu $(JAX_VENV)/bin/python -m pytest \
 		-m "not large and not property" $(XDIST) $(CORE_BACKEND_TESTS) $(PYTEST_ARGS)

@@ -252,6 +252,7 @@ def test_a_model_path_that_is_not_a_regular_file_is_refused_without_reading(tmp_
     assert "model.keras" in one_error_line(result)
 
 
+@pytest.mark.property
 @settings(max_examples=25, deadline=None)
 @given(data=st.data())
 def test_damaged_keras_files_end_in_one_model_file_error(tmp_path_factory, data):
@@ -291,6 +292,7 @@ def test_duplicate_and_out_of_range_seeds_are_refused(tmp_path):
         assert "--seeds" in one_error_line(result) and expected in one_error_line(result)
 
 
+@pytest.mark.property
 @settings(max_examples=30, deadline=None)
 @given(
     value=st.one_of(

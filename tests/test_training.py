@@ -157,11 +157,13 @@ def test_each_trainer_step_works_alone(tmp_path):
     model = build_model(config)
     trainer.compile_model(model, config, steps)
     assert type(model.optimizer).__name__ == "AdamW"
-    callbacks, checkpoint_path, timer = trainer.make_callbacks(config, tmp_path, True)
-    assert checkpoint_path == tmp_path / "best.keras"
+    checkpoint_path = tmp_path / "best.keras"
+    callbacks, backup, timer = trainer.make_callbacks(config, tmp_path, checkpoint_path)
+    assert backup.restore(model) == 0  # nothing to resume
     strategy = tf.distribute.get_strategy()
     trainer.fit(model, config, strategy, train_data, validation_data, steps, callbacks, verbose=0)
     assert len(timer.seconds) == steps and checkpoint_path.exists()
+    assert (tmp_path / "backup" / "epoch-0001.weights.h5").exists()
     metrics = trainer.evaluate_checkpoint(checkpoint_path, config, steps, test_data)
     assert set(metrics) == {"loss", "accuracy"} and 0.0 <= metrics["accuracy"] <= 1.0
     results = {"config": config.to_dict(), "test": metrics}

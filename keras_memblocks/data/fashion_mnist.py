@@ -52,7 +52,8 @@ DOWNLOAD_TIMEOUT_SECONDS = 20
 
 def keras_cache_dir():
     """The folder Keras' loader reads: `$KERAS_HOME/datasets/fashion-mnist` (as Keras
-    resolves it, `/tmp/.keras` when the home folder cannot be written).
+    resolves it, `/tmp/.keras` when the home folder cannot be written). Keras reads
+    `KERAS_HOME` once, when it is imported: set it before.
 
     Examples:
         >>> from keras_memblocks.data.fashion_mnist import keras_cache_dir

@@ -13,7 +13,9 @@ from keras_memblocks.training.recipes import RECIPES
 from keras_memblocks.training.recipes import TrainingConfig
 from keras_memblocks.training.recipes import get_recipe
 from keras_memblocks.training.recipes import load_config_file
+from keras_memblocks.training.checkpoints import RunFileError
 from keras_memblocks.training.run_directory import ConfigChangedError
+from keras_memblocks.training.run_directory import ForeignFilesError
 from keras_memblocks.training.run_directory import RunDirectoryError
 from keras_memblocks.training.run_directory import RunLockedError
 from keras_memblocks.training.trainer import FinishedRunError
@@ -26,8 +28,10 @@ __all__ = [
     "CapacityCurves",
     "ConfigChangedError",
     "FinishedRunError",
+    "ForeignFilesError",
     "RECIPES",
     "RunDirectoryError",
+    "RunFileError",
     "RunLockedError",
     "SGDWithL2",
     "TrainingConfig",

@@ -1,0 +1,131 @@
+"""Fashion-MNIST offline: Keras' loader on Debian's files, the recipe through the
+installed command, the one line when the files are nowhere, the studies' grids.
+
+The files come from Debian's `dataset-fashion-mnist` (`make data` installs it where
+apt-get runs as root). Elsewhere these tests skip, saying so; under CI=true a
+missing dataset fails the run instead.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+from pathlib import Path
+
+import pytest
+
+from keras_memblocks.data import DatasetNotFoundError
+from keras_memblocks.data import fashion_mnist
+from tests.test_faults import memblocks
+
+REPOSITORY = Path(__file__).parent.parent
+
+
+@pytest.fixture
+def debian_files():
+    if fashion_mnist._missing(fashion_mnist.DEBIAN_DIR):
+        reason = (
+            f"Fashion-MNIST is not in {fashion_mnist.DEBIAN_DIR}: "
+            "`apt-get install dataset-fashion-mnist` (make data does it as root)"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return fashion_mnist.DEBIAN_DIR
+
+
+LOAD = """
+from keras_memblocks.data import load_fashion_mnist
+(x_train, y_train), (x_test, y_test) = load_fashion_mnist(channels=3)
+assert x_train.shape == (60000, 28, 28, 3) and x_test.shape == (10000, 28, 28, 3)
+assert x_train.dtype == "float32" and 0.0 <= x_train.min() and x_train.max() == 1.0
+# The published class balance: 6,000 training and 1,000 test images of each class.
+assert sorted(set(y_train.tolist())) == list(range(10))
+assert (y_test == 9).sum() == 1000 and (y_train == 0).sum() == 6000
+"""
+
+
+def test_keras_loader_reads_the_debian_files_offline(debian_files, tmp_path):
+    # A fresh process: Keras reads KERAS_HOME once, when it is imported.
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "KERAS_HOME": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Downloading" not in result.stdout  # read offline, from Debian's files
+    assert sorted(p.name for p in (tmp_path / "datasets" / "fashion-mnist").iterdir()) == sorted(
+        fashion_mnist.FILES
+    )
+
+
+def test_missing_files_with_no_network_name_both_ways_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setattr(fashion_mnist, "DEBIAN_DIR", tmp_path / "not-installed")
+
+    def offline():
+        raise urllib.error.URLError("Temporary failure in name resolution")
+
+    monkeypatch.setattr(fashion_mnist.keras.datasets.fashion_mnist, "load_data", offline)
+    monkeypatch.setattr(fashion_mnist.provide_files, "__defaults__", (tmp_path / "none",))
+    with pytest.raises(DatasetNotFoundError) as error:
+        fashion_mnist.load_fashion_mnist()
+    message = str(error.value)
+    assert "\n" not in message
+    assert "apt-get install dataset-fashion-mnist" in message and "internet" in message
+
+
+def test_memblocks_train_on_fashion_mnist_offline(debian_files, tmp_path):
+    words = ["train", "--recipe", "cc-fashion-mnist", "--epochs", "1"]
+    words += ["--max-steps-per-epoch", "3", "--model-args", '{"dataset": "mnist", "width": 1}']
+    memblocks(*words, "--output-dir", "r", cwd=tmp_path, env={"KERAS_HOME": str(tmp_path)})
+    results = json.loads((tmp_path / "r" / "seed_0" / "results.json").read_text())
+    assert results["config"]["dataset"] == "fashion_mnist" and 0 <= results["test"]["accuracy"]
+
+
+@pytest.mark.parametrize("study", ["cc", "sr"])
+def test_the_studies_quick_form_builds_every_cell(debian_files, tmp_path, study):
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.fashion_mnist_study", study, "--quick"]
+        + ["--runs", str(tmp_path / "runs")],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "KERAS_HOME": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "the grid's models all build" in result.stdout
+
+
+def test_collected_records_and_paired_differences():
+    from benchmarks.fashion_mnist_study import interval
+    from benchmarks.fashion_mnist_study import summarise
+
+    def run(cell, block, seed, accuracy):
+        return {
+            "cell": cell,
+            "block": block,
+            "variant": None,
+            "width": 4,
+            "split": "normal",
+            "seed": seed,
+            "parameters": 10,
+            "test_accuracy": accuracy,
+        }
+
+    records = [
+        run("normal_standard_w4", "standard", s, a) for s, a in [(0, 0.80), (1, 0.82), (2, 0.84)]
+    ]
+    records += [
+        run("normal_reduced_w4", "reduced", s, a) for s, a in [(0, 0.81), (1, 0.83), (2, 0.85)]
+    ]
+    cells = {c["cell"]: c for c in summarise("cc", records)}
+    paired = cells["normal_reduced_w4"]["minus_plain"]
+    # Each seed gains exactly 1 point: the paired interval is [1, 1], "better".
+    assert paired["mean"] == pytest.approx(1.0) and paired["verdict"] == "better"
+    mean, sd, low, high = interval([1.0, 2.0, 3.0])
+    assert (mean, sd) == (2.0, 1.0) and low == pytest.approx(2 - 4.302653 / 3**0.5, 1e-5)
