@@ -8,12 +8,12 @@ extras.require("train", "keras_memblocks.training")
 from keras_memblocks.optimizers import SGDWithL2
 from keras_memblocks.training.capacity_curves import CapacityCurves
 from keras_memblocks.training.capacity_curves import accuracy_versus_weights
+from keras_memblocks.training.checkpoints import RunFileError
 from keras_memblocks.training.distributed_loop import fit_distributed
 from keras_memblocks.training.recipes import RECIPES
 from keras_memblocks.training.recipes import TrainingConfig
 from keras_memblocks.training.recipes import get_recipe
 from keras_memblocks.training.recipes import load_config_file
-from keras_memblocks.training.checkpoints import RunFileError
 from keras_memblocks.training.run_directory import ConfigChangedError
 from keras_memblocks.training.run_directory import ForeignFilesError
 from keras_memblocks.training.run_directory import RunDirectoryError
