@@ -17,7 +17,25 @@ __all__ = ["layers", "models", "optimizers", "__version__"]
 # its arguments (keras_memblocks/cli.py), so that `memblocks --help` needs no
 # Keras, which imports TensorFlow where it is installed (seconds). Every other
 # import of the package registers its layers and optimizer at once.
+_BACKEND_PACKAGES = {"tensorflow": "tensorflow", "jax": "jax[cpu]", "torch": "torch"}
+
+
+def _import_keras():
+    """Keras, or one line naming the backend whose package is missing."""
+    try:
+        import keras  # noqa: F401
+    except ModuleNotFoundError as error:
+        if error.name not in _BACKEND_PACKAGES:
+            raise
+        raise ImportError(
+            f"Keras' backend is {error.name!r} (KERAS_BACKEND, or Keras' default), but "
+            f'{error.name} is not installed: pip install "{_BACKEND_PACKAGES[error.name]}", '
+            "or set KERAS_BACKEND=jax, torch or tensorflow to a backend you have."
+        ) from None
+
+
 if _os.path.basename(_sys.argv[0]) != "memblocks":
+    _import_keras()
     from keras_memblocks import layers
     from keras_memblocks import models
     from keras_memblocks import optimizers

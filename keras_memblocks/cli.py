@@ -115,7 +115,7 @@ def _train_parser(subparsers):
         choices=RECIPE_NAMES,
         help="the papers' settings (default: digits, the embedded dataset)",
     )
-    p.add_argument("--config", help="YAML or JSON file of recipe fields")
+    p.add_argument("--config", help="YAML or JSON file of recipe fields (at most 100 KB)")
     p.add_argument(
         "--set",
         action="append",
@@ -123,26 +123,30 @@ def _train_parser(subparsers):
         metavar="FIELD=VALUE",
         help="override one recipe field (VALUE parsed as JSON when possible)",
     )
-    p.add_argument("--model", choices=MODEL_NAMES)
+    p.add_argument(
+        "--model", choices=MODEL_NAMES, help="the network to build (default: the recipe's)"
+    )
     p.add_argument(
         "--model-args",
         type=_json_value,
         help="""JSON dict of builder arguments, e.g. '{"depth": 34, "blocks": """
         """{"block": "sr", "after": 3, "num_memory_blocks": 4}}'""",
     )
-    p.add_argument("--dataset", choices=DATASET_NAMES)
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--learning-rate", type=float)
-    p.add_argument("--weight-decay", type=float)
-    p.add_argument("--data-dir")
-    p.add_argument("--max-steps-per-epoch", type=int)
+    p.add_argument("--dataset", choices=DATASET_NAMES, help="the data (default: the recipe's)")
+    p.add_argument("--epochs", type=int, help="epochs to train")
+    p.add_argument("--batch-size", type=int, help="the global batch size")
+    p.add_argument("--learning-rate", type=float, help="the initial learning rate")
+    p.add_argument("--weight-decay", type=float, help="L2 (SGD) or decoupled (AdamW) decay")
+    p.add_argument("--data-dir", help="tensorflow-datasets' data folder")
+    p.add_argument(
+        "--max-steps-per-epoch", type=int, help="cap each epoch at N batches (quick runs)"
+    )
     p.add_argument(
         "--strategy",
         choices=STRATEGY_NAMES,
         help="none, mirrored (all local GPUs) or multiworker (TF_CONFIG)",
     )
-    p.add_argument("--mixed-precision", action="store_true")
+    p.add_argument("--mixed-precision", action="store_true", help="train in mixed_float16 (GPUs)")
     p.add_argument(
         "--jit-compile",
         action=argparse.BooleanOptionalAction,
@@ -150,8 +154,12 @@ def _train_parser(subparsers):
         help="force XLA on (--jit-compile) or off (--no-jit-compile); default: Keras' "
         "'auto', XLA on a GPU or with JAX, graph mode on a TensorFlow CPU",
     )
-    p.add_argument("--tensorboard", action="store_true")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument(
+        "--tensorboard", action="store_true", help="write TensorBoard logs beside the run"
+    )
+    p.add_argument(
+        "--seeds", type=int, nargs="+", default=[0], help="one run per seed (default: 0)"
+    )
     p.add_argument("--output-dir", default=None, help="default: runs/<recipe>")
     p.add_argument(
         "--overwrite",
@@ -323,14 +331,21 @@ def _train(args):
 
 
 def _parser():
+    from keras_memblocks import __version__
+
     parser = argparse.ArgumentParser(prog="memblocks", description="keras-memblocks command line")
-    subparsers = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"memblocks {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, help="what to do")
     _train_parser(subparsers)
     reproduce = subparsers.add_parser("reproduce", help="run a published table's experiment grid")
-    reproduce.add_argument("table", choices=TABLE_NAMES)
-    reproduce.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    reproduce.add_argument("--data-dir")
-    reproduce.add_argument("--output-dir", default="runs/reproduce")
+    reproduce.add_argument("table", choices=TABLE_NAMES, help="the grid to run")
+    reproduce.add_argument(
+        "--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="seeds of every row"
+    )
+    reproduce.add_argument("--data-dir", help="tensorflow-datasets' data folder")
+    reproduce.add_argument(
+        "--output-dir", default="runs/reproduce", help="where the runs go (default: %(default)s)"
+    )
     reproduce.add_argument(
         "--quick",
         action="store_true",
@@ -340,7 +355,11 @@ def _parser():
     export.add_argument("model", help="a .keras file")
     export.add_argument("--output-dir", help="default: <model>_export beside the model")
     export.add_argument(
-        "--formats", nargs="+", choices=EXPORT_FORMATS, default=list(EXPORT_FORMATS)
+        "--formats",
+        nargs="+",
+        choices=EXPORT_FORMATS,
+        default=list(EXPORT_FORMATS),
+        help="the files to write (default: all)",
     )
     export.add_argument("--quantize", help="TFLite quantization: float16, dynamic_range or int8")
     export.add_argument(
@@ -352,11 +371,14 @@ def _parser():
     export.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace a non-empty output directory (an empty one is used as is)",
+        help="replace an earlier export in the output directory (an empty one is used as "
+        "is; a folder memblocks did not export to is never replaced)",
     )
     demo = subparsers.add_parser("demo", help="the main job on the embedded digits")
-    demo.add_argument("--output-dir", default="runs/demo")
-    demo.add_argument("--epochs", type=int, default=15)
+    demo.add_argument(
+        "--output-dir", default="runs/demo", help="where its runs go (default: %(default)s)"
+    )
+    demo.add_argument("--epochs", type=int, default=15, help="epochs per net (default: 15)")
     return parser
 
 
@@ -368,6 +390,10 @@ def _extras_for(args):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:  # `memblocks` alone: what it can do, not a usage error
+        _parser().print_help()
+        return 0
     args = _parser().parse_args(argv)  # no Keras yet: --help and usage errors are instant
     try:
         extras.require(_extras_for(args), f"memblocks {args.command}")

@@ -72,6 +72,22 @@ def test_in_the_core_install_only_keras_numpy_and_the_backend_are_there():
     )
 
 
+@pytest.mark.core_only
+def test_a_backend_that_is_not_installed_is_named_in_one_line():
+    # The core install has JAX only: asking Keras for TensorFlow must say so plainly.
+    result = subprocess.run(
+        [sys.executable, "-c", "import keras_memblocks"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "KERAS_BACKEND": "tensorflow"},
+    )
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("ImportError: Keras' backend is 'tensorflow'"), result.stderr[-2000:]
+    assert 'pip install "tensorflow"' in last and "KERAS_BACKEND=jax" in last
+
+
 def test_a_missing_extra_is_one_line_naming_its_install(monkeypatch):
     absent = {"tensorflow": "tensorflow_is_not_here", "tf2onnx": "tf2onnx_is_not_here"}
     monkeypatch.setitem(extras.EXTRAS, "export", absent)

@@ -231,8 +231,12 @@ def test_bad_arguments(tmp_path):
         export_model(model, tmp_path / "a", quantization="int8")
     (tmp_path / "exists").mkdir()
     (tmp_path / "exists" / "notes.txt").write_text("a user's file")  # an empty one is taken
-    with pytest.raises(ValueError, match="not empty; pass overwrite=True"):
-        export_model(model, tmp_path / "exists")
+    for overwrite in (False, True):  # a folder it did not export to is never replaced
+        with pytest.raises(ValueError, match="not empty and is not an earlier export"):
+            export_model(model, tmp_path / "exists", overwrite=overwrite)
+    assert (tmp_path / "exists" / "notes.txt").read_text() == "a user's file"
+    with pytest.raises(ValueError, match="applies to the TFLite file only"):
+        export_model(model, tmp_path / "a", formats=("onnx",), quantization="float16")
 
 
 def test_mixed_precision_model_exports_as_float32_clone(tmp_path):

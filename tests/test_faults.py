@@ -254,9 +254,11 @@ def test_a_finished_run_is_not_reused_nor_relabelled_under_another_config(tmp_pa
     assert "differs in: model_args" in one_error_line(result)
 
 
-def test_overwrite_recovers_a_directory_ruined_by_two_runs(tmp_path):
+def test_overwrite_clears_only_a_directory_it_can_prove_it_wrote(tmp_path):
     """What two runs racing left before the lock existed: two headers in the history,
-    no results, a backup, a dead run's lock. --overwrite trains it afresh."""
+    no results, a backup, a dead run's lock, and no config or marker to show whose
+    files they are. --overwrite refuses to clear them (one line, nothing changed); a
+    directory that carries the run marker is cleared and trained afresh."""
     run = tmp_path / "ruined" / "seed_0"
     (run / "backup").mkdir(parents=True)
     (run / "backup" / "training_metadata.json").write_text('{"epoch": 1, "batch": 0}')
@@ -265,6 +267,10 @@ def test_overwrite_recovers_a_directory_ruined_by_two_runs(tmp_path):
     gone.wait()
     (run / "run.lock").write_text(f"{gone.pid} {socket.gethostname()}\n")
     words = ["train", *SMALL, "--epochs", "1", "--output-dir", "ruined"]
+    refused = memblocks(*words, "--overwrite", cwd=tmp_path, expect=2)
+    assert "which memblocks did not write there" in one_error_line(refused)
+    assert (run / "history.csv").read_text().count("epoch,") == 2  # untouched
+    (run / ".memblocks-run").write_text('{"written_by": "keras-memblocks", "kind": "run"}')
     memblocks(*words, "--overwrite", cwd=tmp_path)
     assert len(history_rows(run)) == 1
     assert json.loads((run / "results.json").read_text())["epochs_completed"] == 1

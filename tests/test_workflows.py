@@ -409,10 +409,12 @@ def test_export_refuses_a_non_empty_directory_but_takes_an_empty_one(tmp_path):
     (tmp_path / "empty").mkdir()
     export_model(model, tmp_path / "empty", formats=("onnx",))
     assert (tmp_path / "empty" / "model.onnx").exists()
-    with pytest.raises(ValueError, match="exists and is not empty; pass overwrite=True"):
+    with pytest.raises(ValueError, match="holds an earlier export; pass overwrite=True"):
         export_model(model, tmp_path / "empty", formats=("onnx",))
-    export_model(model, tmp_path / "empty", formats=("tflite",), overwrite=True)
+    manifest = export_model(model, tmp_path / "empty", formats=("tflite",), overwrite=True)
     assert sorted(p.name for p in (tmp_path / "empty").iterdir()) == [
+        ".memblocks-export",
         "manifest.json",
         "model.tflite",
     ]
+    assert manifest["files"]["tflite"]["precision"] == "float32"

@@ -148,9 +148,17 @@ class RunLock:
 
     def _create(self):
         temporary = self.path.with_name(f".{LOCK_FILE}.{os.getpid()}")
+        line = _holder_line()
         try:
-            temporary.write_text(_holder_line())
-            os.link(temporary, self.path)  # fails if the lock exists: the atomic step
+            temporary.write_text(line)
+            try:
+                os.link(temporary, self.path)  # fails if the lock exists: the atomic step
+            except FileExistsError:
+                raise
+            except OSError:  # a file system without hard links: create exclusively, then write
+                descriptor = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                with os.fdopen(descriptor, "w") as file:
+                    file.write(line)
         finally:
             temporary.unlink(missing_ok=True)
 
