@@ -2,6 +2,7 @@ import pytest
 
 from keras_memblocks.cli import main as cli_main
 from keras_memblocks.training.reproduction import GRIDS
+from keras_memblocks.training.reproduction import STUDIES
 from keras_memblocks.training.reproduction import grid
 from keras_memblocks.training.reproduction import reproduce
 
@@ -13,6 +14,8 @@ ROWS = {
     "sr-table5": 10,
     "cc-table3": 5,
     "cc-fig4": 168,
+    "fmnist-cc": 30,
+    "fmnist-sr": 6,
 }
 
 
@@ -48,7 +51,12 @@ SLOW_GRIDS = ("sr-table3", "sr-table4")
 
 @pytest.mark.runs_first
 @pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=pytest.mark.large) if n in SLOW_GRIDS else n for n in GRIDS]
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.large) if n in SLOW_GRIDS else n
+        for n in GRIDS
+        if n not in STUDIES  # they read Fashion-MNIST: tests/test_fashion_mnist.py runs them
+    ],
 )
 def test_quick_mode_checks_the_whole_grid(name, tmp_path):
     rows = reproduce(name, tmp_path, quick=True)

@@ -144,7 +144,7 @@ def test_config_files(tmp_path):
     (tmp_path / "c.json").write_text(json.dumps({"batch_size": 16}))
     assert load_config_file(tmp_path / "c.yaml") == {"epochs": 7, "model_args": {"depth": 34}}
     assert load_config_file(tmp_path / "c.json") == {"batch_size": 16}
-    with pytest.raises(ValueError, match="does not exist"):
+    with pytest.raises(ValueError, match="No config file"):
         load_config_file(tmp_path / "missing.yaml")
 
 

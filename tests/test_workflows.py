@@ -280,11 +280,12 @@ def test_a_finished_run_is_kept_unless_overwrite(tmp_path):
 def test_the_callers_dtype_policy_survives_a_run_that_fails_halfway(tmp_path, monkeypatch):
     from keras_memblocks.training import get_recipe
     from keras_memblocks.training import train
+    from keras_memblocks.training.checkpoints import HistoryFile
 
     def disk_full(self, epoch, logs=None):
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(keras.callbacks.CSVLogger, "on_epoch_end", disk_full)
+    monkeypatch.setattr(HistoryFile, "on_epoch_end", disk_full)
     config = get_recipe("digits").replace(
         epochs=2,
         max_steps_per_epoch=1,
@@ -368,7 +369,7 @@ def _user_mistakes(tmp_path):
         ),
         "missing calibration": (
             export + ["good.keras", "--calibration", "none.npy"],
-            "No calibration file 'none.npy'",
+            "No calibration file (give 'digits' or a .npy file of images) 'none.npy'",
         ),
     }
 

@@ -7,7 +7,7 @@ what `fit` does, with the model's own pieces: each step is one
 `strategy.run` of `model.compute_loss` (already scaled for the number of
 replicas) and the compiled optimizer, which all-reduces the gradients;
 metrics are the compiled ones; callbacks (the trainer's backup and checkpoint,
-CSVLogger, TensorBoard, progress bar) get the same calls in the same order.
+history file, TensorBoard, progress bar) get the same calls in the same order.
 The trainer uses it for the multi-worker strategy only; everything else
 keeps `fit`.
 """

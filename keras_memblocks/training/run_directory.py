@@ -285,8 +285,8 @@ def check_ours(path, legacy_starts=()):
     try:
         with open(path, "rb") as file:
             head = file.read(256).decode("utf-8", errors="replace")
-    except FileNotFoundError:
-        return
+    except (FileNotFoundError, NotADirectoryError):
+        return  # nothing there (a folder that cannot be made is the run lock's to explain)
     except OSError as error:
         raise ForeignFilesError(f"Cannot read {path}: {error.strerror}.") from None
     ours = MARK in head or f'"written_by": "{PACKAGE}"' in head
