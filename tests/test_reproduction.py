@@ -44,7 +44,7 @@ def test_grids_hold_the_published_rows():
 
 # sr-table4 builds its FCN and DeepLabv3 grid at the paper's 512x1024 (about 90 s
 # on 2 cores) and sr-table3 its ImageNet-size grid (55 s): `large`, to keep make
-# test in its budget. sr-table4's recipe runs end to end in make test
+# test in its budget. sr-table4's recipe runs end to end in make test-large
 # (test_workflows.py, sr-cityscapes at 32x64).
 SLOW_GRIDS = ("sr-table3", "sr-table4")
 
