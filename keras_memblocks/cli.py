@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 
 from keras_memblocks.utils import extras
-from keras_memblocks.utils.config_files import load_config_file
 from keras_memblocks.utils.console import native_stderr_captured
 from keras_memblocks.utils.console import quiet_tensorflow
 
@@ -187,6 +186,8 @@ def config_from_args(args):
 
     overrides = getattr(args, "config_overrides", None)  # main() reads the file first
     if overrides is None:
+        from keras_memblocks.utils.config_files import load_config_file
+
         overrides = load_config_file(args.config) if args.config else {}
     overrides = dict(overrides)
     for item in args.set:
@@ -401,6 +402,9 @@ def main(argv=None):
         print(f"memblocks: error: {error}", file=sys.stderr)
         return 2
     if args.command == "train":  # a bad config file is refused before TensorFlow is imported
+        # PyYAML comes with the [train] extra, checked above.
+        from keras_memblocks.utils.config_files import load_config_file
+
         try:
             args.config_overrides = load_config_file(args.config) if args.config else {}
         except ValueError as error:

@@ -7,9 +7,13 @@ This module imports neither Keras nor TensorFlow, so that `memblocks train
 import json
 from pathlib import Path
 
-import yaml
+from keras_memblocks.utils import extras
 
-from keras_memblocks.utils.files import check_regular_file
+extras.require("train", "keras_memblocks.utils.config_files")  # PyYAML comes with [train]
+
+import yaml  # noqa: E402 (after the extra is checked)
+
+from keras_memblocks.utils.files import check_regular_file  # noqa: E402
 
 CONFIG_FILE_LIMIT = 100_000  # bytes
 
