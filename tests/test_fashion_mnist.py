@@ -86,6 +86,7 @@ def test_memblocks_train_on_fashion_mnist_offline(debian_files, tmp_path):
     assert results["config"]["dataset"] == "fashion_mnist" and 0 <= results["test"]["accuracy"]
 
 
+@pytest.mark.runs_first
 @pytest.mark.parametrize("study", ["cc", pytest.param("sr", marks=pytest.mark.large)])
 def test_the_studies_quick_form_builds_every_cell(debian_files, tmp_path, study):
     result = subprocess.run(
