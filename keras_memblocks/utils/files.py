@@ -1,8 +1,8 @@
 """Files the package writes, reads and may remove: atomic writes, ownership, safe paths.
 
-Every file a run or an export writes goes through `atomic_write` (or
-`atomic_save_model`): written under a temporary name in the same folder,
-flushed to disk and renamed into place, so a kill at any instant leaves the
+Every file a run writes goes through `atomic_write`, or for Keras' own
+writers through `temporary_name` and `commit`: written under a temporary
+name in the same folder, flushed to disk and renamed into place, so a kill at any instant leaves the
 old file or the new one, never a file cut short.
 
 A folder the package may empty or replace carries a marker it wrote
@@ -44,7 +44,7 @@ _PARTIAL = re.compile(r"\..+\.partial-(\d+)(\..*)?")
 
 
 def remove_stale_partials(folder):
-    """Removes the temporary files `atomic_write` and `atomic_save_model` left in
+    """Removes the temporary files (`temporary_name`) that killed writers left in
     `folder` when their process was killed (the pid in the name is gone)."""
     folder = Path(folder)
     if not folder.is_dir():
@@ -88,19 +88,6 @@ def atomic_write(path, data):
 def atomic_write_json(path, value):
     """`atomic_write` of `value` as indented JSON."""
     atomic_write(path, json.dumps(value, indent=2, default=list) + "\n")
-
-
-def atomic_save_model(model, path):
-    """`model.save(path)`, atomically: Keras writes `.keras` files in place, so a
-    kill while it writes would destroy the previous file."""
-    path = Path(path)
-    temporary = temporary_name(path, suffix=path.suffix)  # Keras wants the .keras suffix
-    try:
-        model.save(temporary)
-        commit(temporary, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
 
 
 def sha256(path):
