@@ -59,6 +59,7 @@ TABLE_NAMES = (
     "fmnist-sr",
 )
 EXPORT_FORMATS = ("saved_model", "tflite", "onnx")
+IO_TYPES = ("float32", "int8", "uint8")
 
 # What each subcommand runs on.
 COMMAND_EXTRAS = {
@@ -250,6 +251,22 @@ def _calibration_images(source, input_shape):
     return images[:half], images[half:]
 
 
+def _labels(source):
+    """The class names in the text file `source`, one per line (None: no file)."""
+    if source is None:
+        return None
+    from keras_memblocks.utils.files import check_regular_file
+
+    size = check_regular_file(source, "labels file (a text file, one class name per line)")
+    if size > 1_000_000:
+        raise ValueError(f"{source} is {size} bytes; a labels file is one name per line.")
+    try:
+        lines = Path(source).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"{source} is not a UTF-8 text file of class names: {error}") from None
+    return [line.strip() for line in lines if line.strip()]
+
+
 def _export(args):
     from keras_memblocks.export import export_model
     from keras_memblocks.export.model_export import check_out_dir
@@ -275,6 +292,7 @@ def _export(args):
             "the size it should run at with --calibration images.npy (N, H, W, C)."
         )
     representative, held_out = _calibration_images(args.calibration, input_shape)
+    labels = _labels(args.labels)
     manifest = export_model(
         model,
         output_dir,
@@ -283,6 +301,9 @@ def _export(args):
         representative_data=representative,
         parity_inputs=held_out,
         overwrite=args.overwrite,
+        batch_size=args.batch_size,
+        io_type=args.io_type,
+        labels=labels,
     )
     print(f"exported to {output_dir} ({manifest['parity_examples']} held-out images)")
     print("| artifact | max abs diff | top-1 agreement |\n|---|---|---|")
@@ -368,6 +389,24 @@ def _parser():
         default="digits",
         help="'digits' (the embedded dataset) or a .npy file of images: "
         "int8 calibration from its first half, parity on its second",
+    )
+    export.add_argument(
+        "--batch-size",
+        type=int,
+        help="a fixed batch for every file (1 for a device: static shapes, what TFLite "
+        "Micro and NPUs need); default: any batch",
+    )
+    export.add_argument(
+        "--io-type",
+        choices=IO_TYPES,
+        default="float32",
+        help="input and output type of an int8 TFLite file (with --quantize int8); "
+        "default: %(default)s",
+    )
+    export.add_argument(
+        "--labels",
+        help="the class names for the files' metadata: a text file with one per line, in "
+        "class-index order",
     )
     export.add_argument(
         "--overwrite",

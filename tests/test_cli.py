@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from keras_memblocks import cli
+from keras_memblocks.export.metadata import IO_TYPES
 from keras_memblocks.export.model_export import FORMATS
 from keras_memblocks.training import RECIPES
 from keras_memblocks.training import recipes
@@ -21,6 +22,7 @@ def test_the_parsers_names_are_the_registries_names():
     assert cli.STRATEGY_NAMES == tuple(recipes.STRATEGIES)
     assert cli.TABLE_NAMES == tuple(GRIDS)
     assert cli.EXPORT_FORMATS == tuple(FORMATS)
+    assert cli.IO_TYPES == IO_TYPES
 
 
 def _actions(parser):

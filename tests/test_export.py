@@ -10,6 +10,7 @@ from keras_memblocks.export import ExportError
 from keras_memblocks.export import export_model
 from keras_memblocks.export import float32_clone
 from keras_memblocks.export import run_tflite
+from keras_memblocks.export.model_export import FORMATS
 from keras_memblocks.layers import ContextualConvBlock2D
 from keras_memblocks.layers import cc_formulation
 from keras_memblocks.models import cifar_resnet
@@ -80,7 +81,12 @@ def test_tflite_traces_cc_blocks_for_batch_one(tmp_path):
     manifest = export_model(cc_model(), tmp_path / "float", parity_inputs=X)
     assert manifest["tflite_cc_formulation"] == "multiply_sum"
     tflite = tflite_ops(tmp_path / "float" / "model.tflite")
-    assert tflite["SUM"] == 8 and "BATCH_MATMUL" not in tflite and "TRANSPOSE" not in tflite
+    assert (
+        tflite["MEAN"] == 8
+        and "SUM" not in tflite
+        and "BATCH_MATMUL" not in tflite
+        and "TRANSPOSE" not in tflite
+    )
     # int8 files: test_int8_with_real_images_is_reported.
     plain = export_model(vgg_like("cifar10", width=4), tmp_path / "plain", formats=("tflite",))
     assert plain["tflite_cc_formulation"] is None
@@ -325,3 +331,107 @@ def test_any_size_model_needs_parity_inputs(tmp_path):
     model = keras.Model(inputs, keras.layers.Conv2D(2, 1)(inputs))
     with pytest.raises(ValueError, match=r"unknown height or width.*parity_inputs"):
         export_model(model, tmp_path / "out", formats=("onnx",))
+
+
+DYNAMIC_SHAPE_OPS = {"SHAPE", "PACK"}  # and STRIDED_SLICEs of the shape, beside the blocks' own
+
+
+def test_fixed_batch_files_have_static_shapes_and_integer_io(tmp_path):
+    # --batch-size 1: no dynamic-shape op left before any RESHAPE (Flatten's,
+    # the blocks'), every file takes batch 1, and the checks still run on
+    # more images (in batches of 1). --io-type int8: the TFLite file takes
+    # and returns int8, with its scale and zero point in the manifest.
+    (x_train, _), (x_test, _) = load_digits(32)
+    model = cc_model()
+    dynamic = tflite_ops(_exported(model, tmp_path / "dynamic", ("tflite",)) / "model.tflite")
+    assert DYNAMIC_SHAPE_OPS <= set(dynamic)
+    manifest = export_model(
+        model,
+        tmp_path / "one",
+        formats=("tflite", "onnx"),
+        quantization="int8",
+        representative_data=x_train[:16],
+        parity_inputs=x_test[:5],
+        batch_size=1,
+        io_type="int8",
+    )
+    assert manifest["input"]["shape"] == [1, 32, 32, 3] and manifest["parity_examples"] == 5
+    fixed = tflite_ops(tmp_path / "one" / "model_int8.tflite")
+    assert not DYNAMIC_SHAPE_OPS & set(fixed) and fixed["STRIDED_SLICE"] < dynamic["STRIDED_SLICE"]
+    io = manifest["tflite_io"]
+    assert io["input"]["dtype"] == io["output"]["dtype"] == "int8"
+    assert io["input"]["scale"] > 0 and io["output"]["zero_point"] == -128
+    assert manifest["xnnpack_pieces"] >= 1
+    assert manifest["parity"]["tflite"]["top1_agreement"] >= 0.8
+    assert run_tflite(tmp_path / "one" / "model_int8.tflite", x_test[:3]).shape == (3, 10)
+    import onnx
+
+    graph = onnx.load(str(tmp_path / "one" / "model.onnx")).graph
+    assert graph.input[0].type.tensor_type.shape.dim[0].dim_value == 1
+
+
+def _exported(model, folder, formats, **options):
+    export_model(model, folder, formats=formats, parity_inputs=X[:2], **options)
+    return folder
+
+
+def test_files_carry_their_metadata_and_names(tmp_path):
+    import onnx
+
+    from keras_memblocks.export import read_metadata
+
+    labels = [f"class {i}" for i in range(10)]
+    folder = _exported(cc_model(), tmp_path / "e", ("tflite", "onnx"), labels=labels)
+    tflite = read_metadata(folder / "model.tflite")
+    assert tflite == read_metadata(folder / "model.onnx")
+    assert tflite["output"]["labels"] == labels and tflite["output"]["meaning"] == "probabilities"
+    assert tflite["input"]["value_range"] == [0.0, 1.0] and tflite["input"]["shape"][1:] == [
+        32,
+        32,
+        3,
+    ]
+    assert tflite["package_version"] and "ContextualConvBlock2D(reduced, bilinear)" in str(
+        tflite["blocks"]
+    )
+    graph = onnx.load(str(folder / "model.onnx")).graph
+    assert [graph.input[0].name, graph.output[0].name] == ["image", "probabilities"]
+    assert graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(folder / "model.tflite"))
+    assert interpreter.get_input_details()[0]["name"].startswith("serving_default_image")
+    with pytest.raises(ValueError, match="labels has 3 names and the model 10 outputs"):
+        export_model(cc_model(), tmp_path / "bad", labels=["a", "b", "c"])
+
+
+def test_two_exports_of_one_model_are_byte_identical(tmp_path):
+    # tf2onnx numbers its generated names with a counter that runs on across
+    # exports; the SavedModel's graph names its functions the same way, so
+    # the manifest hashes its variables (sha256_of). Folders and files follow
+    # the umask (a staging folder is made 0700).
+    import os
+
+    model = cc_model()
+    previous = os.umask(0o022)
+    try:
+        first, second = (_exported(model, tmp_path / name, FORMATS) for name in ("a", "b"))
+    finally:
+        os.umask(previous)
+    assert json.loads((first / "manifest.json").read_text()) == json.loads(
+        (second / "manifest.json").read_text()
+    )
+    assert (first / "manifest.json").read_bytes() == (second / "manifest.json").read_bytes()
+    for name in ("model.tflite", "model.onnx"):
+        assert (first / name).read_bytes() == (second / name).read_bytes()
+    modes = {oct(path.stat().st_mode & 0o777) for path in [first, *first.rglob("*")]}
+    assert modes <= {"0o755", "0o644"}, modes
+
+
+def test_bad_device_options(tmp_path):
+    model = cc_model()
+    with pytest.raises(ValueError, match="it needs quantization='int8'"):
+        export_model(model, tmp_path / "a", io_type="uint8")
+    with pytest.raises(ValueError, match="Unknown io_type"):
+        export_model(model, tmp_path / "a", io_type="int4")
+    with pytest.raises(ValueError, match="batch_size"):
+        export_model(model, tmp_path / "a", batch_size=0)

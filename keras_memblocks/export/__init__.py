@@ -6,6 +6,7 @@ from keras_memblocks.utils import extras
 extras.require("export", "keras_memblocks.export")
 
 from keras_memblocks.export.errors import ExportError
+from keras_memblocks.export.metadata import read_metadata
 from keras_memblocks.export.model_export import deployed_model
 from keras_memblocks.export.model_export import export_model
 from keras_memblocks.export.model_export import float32_clone
@@ -19,6 +20,7 @@ __all__ = [
     "deployed_model",
     "export_model",
     "float32_clone",
+    "read_metadata",
     "run_onnx",
     "run_saved_model",
     "run_tflite",

@@ -16,14 +16,20 @@ import tf2onnx
 
 from keras_memblocks.export.errors import ExportError
 from keras_memblocks.export.int8_ranges import widen_collapsed_ranges
+from keras_memblocks.export.metadata import finish_onnx
+from keras_memblocks.export.metadata import with_io_type
+from keras_memblocks.export.metadata import write_tflite_metadata
 from keras_memblocks.layers import ContextualConvBlock2D
 from keras_memblocks.layers import cc_formulation
 from keras_memblocks.layers import current_cc_formulation
 
 
-def _input_spec(model):
+def _input_spec(model, batch_size=None):
+    # A fixed batch (`batch_size`) makes every shape in the graph static: no
+    # SHAPE / STRIDED_SLICE / PACK before each RESHAPE, which XNNPACK does
+    # not take, and shapes TFLite Micro (it never resizes) can run as stored.
     shape = tuple(model.input.shape)
-    return tf.TensorSpec((None, *shape[1:]), tf.float32, name="image")
+    return tf.TensorSpec((batch_size, *shape[1:]), tf.float32, name="image")
 
 
 def _all_layers(model):
@@ -50,13 +56,27 @@ def _tflite_formulation(model):
     return "multiply_sum" if has_cc else None
 
 
-def export_saved_model(model, path):
+def export_saved_model(model, path, batch_size=None):
     model.export(
-        str(path), format="tf_saved_model", verbose=False, input_signature=[_input_spec(model)]
+        str(path),
+        format="tf_saved_model",
+        verbose=False,
+        input_signature=[_input_spec(model, batch_size)],
     )
 
 
-def write_tflite(saved_model_dir, path, quantization, representative_data):
+_IO_DTYPES = {"int8": tf.int8, "uint8": tf.uint8}
+
+
+def write_tflite(
+    saved_model_dir,
+    path,
+    quantization,
+    representative_data,
+    io_type="float32",
+    metadata=None,
+    batch_size=None,
+):
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir))
     # Builtin ops only: the pip LiteRT runtime cannot run Flex (SELECT_TF_OPS)
     # ops, so a model needing them must fail here, not on the device.
@@ -69,8 +89,14 @@ def write_tflite(saved_model_dir, path, quantization, representative_data):
     elif quantization == "int8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         samples = np.asarray(representative_data, dtype="float32")
-        converter.representative_dataset = lambda: ([sample[None]] for sample in samples)
+        step = batch_size or 1  # the signature's batch; leftover images are not used
+        converter.representative_dataset = lambda: (
+            [samples[start : start + step]] for start in range(0, len(samples) - step + 1, step)
+        )
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if io_type in _IO_DTYPES:  # quantized input and output tensors, for NPUs and MCUs
+            converter.inference_input_type = _IO_DTYPES[io_type]
+            converter.inference_output_type = _IO_DTYPES[io_type]
     try:
         model_bytes = converter.convert()
     except Exception as error:  # the converter raises ConverterError and others
@@ -90,11 +116,14 @@ def write_tflite(saved_model_dir, path, quantization, representative_data):
     widened = []
     if quantization == "int8":  # dead units would keep XNNPACK from preparing it
         model_bytes, widened = widen_collapsed_ranges(model_bytes)
+    if metadata is not None:
+        file_io = io_type if quantization == "int8" else "float32"
+        model_bytes = write_tflite_metadata(model_bytes, with_io_type(metadata, file_io))
     path.write_bytes(model_bytes)
     return widened
 
 
-def write_onnx(model, path, opset):
+def write_onnx(model, path, opset, batch_size=None, metadata=None):
     function = tf.function(lambda image: model(image, training=False))
     # tf2onnx deep-copies the whole graph, weights included, before each of
     # its optimizer passes so that a failing pass can be skipped; the copies
@@ -104,14 +133,34 @@ def write_onnx(model, path, opset):
     try:
         with mock.patch.dict(os.environ, {"TF2ONNX_CATCH_ERRORS": "FALSE"}):
             tf2onnx.convert.from_function(
-                function, input_signature=(_input_spec(model),), opset=opset, output_path=str(path)
+                function,
+                input_signature=(_input_spec(model, batch_size),),
+                opset=opset,
+                output_path=str(path),
             )
     except Exception as error:
         raise ExportError(f"ONNX conversion failed (opset={opset}): {error}") from error
+    if metadata is not None:
+        finish_onnx(path, with_io_type(metadata, "float32"))
 
 
-def convert(model, folder, formats, quantization, representative_data, opset):
+def convert(
+    model,
+    folder,
+    formats,
+    quantization,
+    representative_data,
+    opset,
+    batch_size=None,
+    io_type="float32",
+    metadata=None,
+):
     """Writes each of `formats` of the float32 `model` into `folder`.
+
+    `batch_size` fixes the batch axis of every file (`None`: any batch);
+    `io_type` is the input and output type of an int8 TFLite file;
+    `metadata` (`keras_memblocks.export.metadata.describe`) goes into the
+    TFLite and ONNX files.
 
     Returns:
         `(artifacts, notes)`: `{format: path}`, and what the manifest records
@@ -124,7 +173,7 @@ def convert(model, folder, formats, quantization, representative_data, opset):
     artifacts, widened = {}, []
     saved_model_dir = folder / "saved_model"
     if "saved_model" in formats:
-        export_saved_model(model, saved_model_dir)
+        export_saved_model(model, saved_model_dir, batch_size)
         artifacts["saved_model"] = saved_model_dir
     tflite_formulation = None
     if "tflite" in formats:
@@ -142,13 +191,19 @@ def convert(model, folder, formats, quantization, representative_data, opset):
                 else contextlib.nullcontext()
             )
             with traced_as:
-                export_saved_model(model, tflite_source)
+                export_saved_model(model, tflite_source, batch_size)
         widened = write_tflite(
-            tflite_source, artifacts["tflite"], quantization, representative_data
+            tflite_source,
+            artifacts["tflite"],
+            quantization,
+            representative_data,
+            io_type,
+            metadata,
+            batch_size,
         )
         if tflite_source != saved_model_dir:
             shutil.rmtree(tflite_source)
     if "onnx" in formats:
         artifacts["onnx"] = folder / "model.onnx"
-        write_onnx(model, artifacts["onnx"], opset)
+        write_onnx(model, artifacts["onnx"], opset, batch_size, metadata)
     return artifacts, {"widened_ranges": widened, "tflite_cc_formulation": tflite_formulation}

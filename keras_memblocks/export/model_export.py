@@ -23,9 +23,14 @@ import tf2onnx
 from keras_memblocks.export import staging
 from keras_memblocks.export.converters import convert
 from keras_memblocks.export.errors import ExportError
+from keras_memblocks.export.metadata import IO_TYPES
+from keras_memblocks.export.metadata import describe
 from keras_memblocks.export.runtimes import RUNNERS
+from keras_memblocks.export.runtimes import xnnpack_pieces
+from keras_memblocks.utils import argument_checks
 from keras_memblocks.utils.files import is_marked
 from keras_memblocks.utils.files import protected_reason
+from keras_memblocks.utils.files import sha256
 from keras_memblocks.utils.files import write_marker
 
 FORMATS = ("saved_model", "tflite", "onnx")
@@ -134,13 +139,20 @@ def _parity(expected, got):
     return {"max_abs_diff": float(np.abs(expected - got).max()), "top1_agreement": agreement}
 
 
-def _sha256(path):
+def _digest(path):
+    """`(sha256, what it covers)` of an artifact. A file: its bytes. A
+    SavedModel: its `variables/` files, names and bytes, which are the same
+    for the same weights; its `saved_model.pb` and `fingerprint.pb` name the
+    traced functions by a counter that runs on across exports in one
+    process, so two exports of one model differ there."""
     path = Path(path)
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    if not path.is_dir():
+        return sha256(path), "the file"
     digest = hashlib.sha256()
-    for file in files:
-        digest.update(file.read_bytes())
-    return digest.hexdigest()
+    for file in sorted(p for p in (path / "variables").rglob("*") if p.is_file()):
+        digest.update(file.relative_to(path).as_posix().encode() + b"\0")
+        digest.update(sha256(file).encode())
+    return digest.hexdigest(), "variables/ (names and bytes)"
 
 
 def _versions():
@@ -186,8 +198,32 @@ def check_parity(artifacts, expected, parity_inputs, quantization, tolerance):
     return parity
 
 
+def _tflite_io(path):
+    """The TFLite file's input and output tensors: dtype, and scale and zero
+    point where quantized (what a device app quantizes with)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+
+    def entry(details):
+        scale, zero_point = details["quantization"]
+        quantized = np.dtype(details["dtype"]).kind != "f"
+        return {
+            "dtype": np.dtype(details["dtype"]).name,
+            "scale": float(scale) if quantized else None,
+            "zero_point": int(zero_point) if quantized else None,
+        }
+
+    return {
+        "input": entry(interpreter.get_input_details()[0]),
+        "output": entry(interpreter.get_output_details()[0]),
+    }
+
+
 def build_manifest(model, artifacts, notes, parity, quantization, provenance, num_examples):
     """The manifest of a passed export (`manifest.json`), as `export_model` returns it."""
+    metadata = notes["metadata"]
+    tflite = artifacts.get("tflite")
     return {
         "formats": list(artifacts),
         "quantization": quantization,
@@ -204,21 +240,38 @@ def build_manifest(model, artifacts, notes, parity, quantization, provenance, nu
         "files": {
             name: {
                 "path": path.name,
-                "sha256": _sha256(path),
+                "sha256": _digest(path)[0],
+                "sha256_of": _digest(path)[1],
                 # What the file holds: quantization applies to the TFLite file alone.
                 "precision": (quantization or "float32") if name == "tflite" else "float32",
             }
             for name, path in artifacts.items()
         },
-        "input": {"name": "image", "shape": [None, *model.input.shape[1:]], "dtype": "float32"},
-        "output": {"shape": [None, *model.output.shape[1:]], "dtype": "float32"},
+        "input": {
+            "name": "image",
+            "shape": metadata["input"]["shape"],
+            "dtype": "float32",
+            "value_range": metadata["input"]["value_range"],
+        },
+        "output": {
+            "name": metadata["output"]["name"],
+            "shape": metadata["output"]["shape"],
+            "dtype": "float32",
+        },
+        "labels": metadata["output"]["labels"],
+        # What the files themselves carry (keras_memblocks.export.read_metadata).
+        "metadata": metadata,
+        # The TFLite file's own tensors (int8 / uint8 with --io-type), and how
+        # many pieces LiteRT's XNNPACK delegate splits it into (1: all of it).
+        "tflite_io": _tflite_io(tflite) if tflite else None,
+        "xnnpack_pieces": xnnpack_pieces(tflite) if tflite else None,
         "versions": _versions(),
         "parity": parity,
         "parity_examples": int(num_examples),
     }
 
 
-def _check_options(formats, quantization, representative_data):
+def _check_options(formats, quantization, representative_data, batch_size, io_type):
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown or not formats:
         raise ValueError(
@@ -233,6 +286,15 @@ def _check_options(formats, quantization, representative_data):
         )
     if quantization == "int8" and representative_data is None:
         raise ValueError("quantization='int8' needs representative_data: real training images.")
+    if batch_size is not None:
+        argument_checks.check_positive_int("batch_size", batch_size)
+    if io_type not in IO_TYPES:
+        raise ValueError(f"Unknown io_type {io_type!r} (--io-type). Valid: {', '.join(IO_TYPES)}")
+    if io_type != "float32" and quantization != "int8":
+        raise ValueError(
+            f"io_type={io_type!r} (--io-type) gives an int8 TFLite file integer input and "
+            f"output; it needs quantization='int8' (--quantize int8), not {quantization!r}."
+        )
 
 
 EXPORT_MARKER = "export"  # `.memblocks-export`, in every folder export_model publishes
@@ -333,6 +395,10 @@ def export_model(
     parity_inputs=None,
     overwrite=False,
     tolerance=FLOAT_TOLERANCE,
+    batch_size=None,
+    io_type="float32",
+    labels=None,
+    input_range=(0.0, 1.0),
 ):
     """Exports `model` and verifies every artifact against it.
 
@@ -360,6 +426,17 @@ def export_model(
             (default 1e-4). Deep nets can need more: a randomly initialised
             DeepLabv3 (ResNet50, no block) differs by 1.3e-4 between
             TensorFlow and onnxruntime in float32 alone.
+        batch_size: a fixed batch for every file (1 for a device: every
+            shape static, no dynamic-shape ops, what TFLite Micro needs);
+            `None` (default): any batch.
+        io_type: the input and output tensors of an int8 TFLite file:
+            `"float32"` (default; the file quantizes inside), `"int8"` or
+            `"uint8"` (their scale and zero point are in the manifest's
+            `tflite_io` and the file).
+        labels: the class names, one per output, in class-index order;
+            written into the files' metadata (`read_metadata`).
+        input_range: the pixel values the model was trained on (this
+            package's data pipelines give [0, 1]); written into the metadata.
 
     Returns:
         The manifest (also written to `out_dir/manifest.json`): formats,
@@ -384,15 +461,27 @@ def export_model(
         >>> int8["files"]["tflite"]["path"], int8["parity"]["tflite"]["checked"]
         ('model_int8.tflite', 'reported')
     """
-    _check_options(formats, quantization, representative_data)
+    _check_options(formats, quantization, representative_data, batch_size, io_type)
     model, provenance = _model_to_export(model)
+    metadata = describe(model, batch_size, labels, input_range, io_type)
     out_dir = check_out_dir(out_dir, overwrite)
     if representative_data is not None:
         representative_data = check_finite_images(representative_data, "representative_data")
     parity_inputs = _parity_inputs(model, parity_inputs, representative_data)
     expected = _keras_outputs(model, parity_inputs)
     with staging.staging_folder(out_dir) as folder:
-        artifacts, notes = convert(model, folder, formats, quantization, representative_data, opset)
+        artifacts, notes = convert(
+            model,
+            folder,
+            formats,
+            quantization,
+            representative_data,
+            opset,
+            batch_size=batch_size,
+            io_type=io_type,
+            metadata=metadata,
+        )
+        notes["metadata"] = metadata
         parity = check_parity(artifacts, expected, parity_inputs, quantization, tolerance)
         manifest = build_manifest(
             model, artifacts, notes, parity, quantization, provenance, len(parity_inputs)

@@ -9,6 +9,27 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 
+def in_batches(run_batch, inputs, batch_size):
+    """`run_batch` over `inputs` in batches of a file's fixed `batch_size`
+    (`None`: all at once); the last batch is padded with copies of the last
+    image and the padding's outputs dropped."""
+    inputs = np.asarray(inputs)
+    if batch_size is None or batch_size == len(inputs):
+        return np.asarray(run_batch(inputs))
+    outputs = []
+    for start in range(0, len(inputs), batch_size):
+        chunk = inputs[start : start + batch_size]
+        padding = batch_size - len(chunk)
+        if padding:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], padding, axis=0)])
+        outputs.append(np.asarray(run_batch(chunk))[: batch_size - padding])
+    return np.concatenate(outputs)
+
+
+def _fixed_batch(dimension):
+    return int(dimension) if isinstance(dimension, (int, np.integer)) and dimension > 0 else None
+
+
 def run_saved_model(path, inputs):
     """Runs an exported SavedModel's `serve` endpoint on `inputs` (TensorFlow).
 
@@ -31,12 +52,15 @@ def run_saved_model(path, inputs):
         [True, True, True]
     """
     loaded = tf.saved_model.load(str(path))
-    return np.asarray(loaded.serve(tf.constant(inputs)))
+    signature = loaded.signatures["serving_default"]
+    batch = _fixed_batch(next(iter(signature.structured_input_signature[1].values())).shape[0])
+    return in_batches(lambda x: loaded.serve(tf.constant(x)), inputs, batch)
 
 
 def tflite_interpreter(path, inputs, num_threads=None):
     """A LiteRT interpreter of a TFLite model with `inputs` set, ready to
-    `invoke()`: resized to their batch size, quantised for an int8 model.
+    `invoke()`: resized to their batch size (a file of fixed batch must get
+    that many), quantised for a file with int8 or uint8 input.
 
     What `run_tflite` runs, and what a latency measurement times.
 
@@ -54,15 +78,33 @@ def tflite_interpreter(path, inputs, num_threads=None):
     """
     interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
     source = interpreter.get_input_details()[0]
-    interpreter.resize_tensor_input(source["index"], list(inputs.shape))
+    if source["shape_signature"][0] == -1:
+        interpreter.resize_tensor_input(source["index"], list(inputs.shape))
     interpreter.allocate_tensors()
     source = interpreter.get_input_details()[0]
-    data = inputs
-    if source["dtype"] == np.int8:  # full-integer model: quantise the input
-        scale, zero_point = source["quantization"]
-        data = np.clip(np.round(inputs / scale + zero_point), -128, 127).astype(np.int8)
-    interpreter.set_tensor(source["index"], data)
+    interpreter.set_tensor(source["index"], quantize(inputs, source))
     return interpreter
+
+
+def quantize(values, details):
+    """`values` as a tensor of `details` (a LiteRT input's) takes them:
+    unchanged for float, `round(x / scale + zero_point)` for int8 and uint8."""
+    dtype = np.dtype(details["dtype"])
+    if dtype.kind == "f":
+        return np.asarray(values, dtype)
+    scale, zero_point = details["quantization"]
+    limits = np.iinfo(dtype)
+    quantized = np.round(np.asarray(values) / scale + zero_point)
+    return np.clip(quantized, limits.min, limits.max).astype(dtype)
+
+
+def dequantize(values, details):
+    """The float values of a LiteRT int8 or uint8 output (`values` unchanged
+    for float)."""
+    if np.dtype(details["dtype"]).kind == "f":
+        return values
+    scale, zero_point = details["quantization"]
+    return (values.astype("float32") - zero_point) * scale
 
 
 def run_tflite(path, inputs):
@@ -81,14 +123,16 @@ def run_tflite(path, inputs):
         >>> run_tflite(out / "model.tflite", x).shape
         (5, 10)
     """
-    interpreter = tflite_interpreter(path, inputs)
-    target = interpreter.get_output_details()[0]
-    interpreter.invoke()
-    output = interpreter.get_tensor(target["index"])
-    if target["dtype"] == np.int8:
-        scale, zero_point = target["quantization"]
-        output = (output.astype("float32") - zero_point) * scale
-    return output
+    inputs = np.asarray(inputs)
+    source = Interpreter(model_path=str(path)).get_input_details()[0]
+
+    def run_batch(batch):
+        interpreter = tflite_interpreter(path, batch)
+        target = interpreter.get_output_details()[0]
+        interpreter.invoke()
+        return dequantize(interpreter.get_tensor(target["index"]), target)
+
+    return in_batches(run_batch, inputs, _fixed_batch(source["shape_signature"][0]))
 
 
 def run_onnx(path, inputs):
@@ -108,7 +152,23 @@ def run_onnx(path, inputs):
         True
     """
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return session.run(None, {session.get_inputs()[0].name: inputs})[0]
+    source = session.get_inputs()[0]
+    return in_batches(
+        lambda batch: session.run(None, {source.name: batch})[0],
+        inputs,
+        _fixed_batch(source.shape[0]),
+    )
+
+
+def xnnpack_pieces(path):
+    """How many pieces LiteRT's default XNNPACK delegate splits a TFLite file
+    into (its DELEGATE nodes, at the file's batch or batch 1). One piece:
+    every op delegated; each op it does not take between two pieces costs a
+    hand-over."""
+    interpreter = Interpreter(model_path=str(path))
+    interpreter.allocate_tensors()
+    # LiteRT's only view of the delegated graph.
+    return sum(op["op_name"] == "DELEGATE" for op in interpreter._get_ops_details())
 
 
 RUNNERS = {"saved_model": run_saved_model, "tflite": run_tflite, "onnx": run_onnx}

@@ -134,11 +134,20 @@ def _take(lock, out_dir):
     raise ExportInProgressError(f"{out_dir} is being written by another export; try again.")
 
 
+def _follow_umask(staging):
+    """Gives the staging folder the mode `mkdir` would have (mkdtemp makes it
+    0700 whatever the umask; what it holds was written with the umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)
+
+
 def publish(staging, out_dir, is_earlier_export):
     """Moves the passed `staging` folder to `out_dir`, replacing what was there:
     nothing, an empty folder, or an earlier export (`is_earlier_export(out_dir)`);
     anything else is refused (it may have appeared while the export ran)."""
     out_dir = Path(out_dir)
+    _follow_umask(staging)
     if not out_dir.exists():
         os.replace(staging, out_dir)
         return

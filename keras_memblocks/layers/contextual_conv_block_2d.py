@@ -516,12 +516,13 @@ class ContextualConvBlock2D(keras.layers.Layer):
     @staticmethod
     def _per_channel_multiply_sum(features, kernel, bias):
         # (B, n, 1, C) * (n, m, C), summed over n -> (B, m, C). The weight
-        # transposes depend on nothing else, so converters fold them.
+        # transposes depend on nothing else, so converters fold them. The
+        # sum is taken as the mean of products with an n times larger
+        # kernel (`sum_as_mean`): LiteRT's reference int8 SUM is wrong.
         fan_in, units = kernel.shape[1], kernel.shape[2]
         channels = kernel.shape[0]
-        out = ops.sum(
-            ops.reshape(features, (-1, fan_in, 1, channels)) * ops.transpose(kernel, (1, 2, 0)),
-            axis=1,
+        out = excitation_maps.sum_as_mean(
+            ops.reshape(features, (-1, fan_in, 1, channels)), ops.transpose(kernel, (1, 2, 0)), 1
         )
         return out if bias is None else out + ops.reshape(ops.transpose(bias), (1, units, channels))
 

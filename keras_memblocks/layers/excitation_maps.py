@@ -83,6 +83,31 @@ def bilinear_basis(height, width):
     return basis
 
 
+def sum_as_mean(values, constant, axis):
+    """`sum(values * constant, axis)`, computed as the mean of `values` times
+    `constant` scaled by the axis length.
+
+    The same number in float (up to rounding). In an int8 TFLite file it is
+    a MUL and a MEAN where a plain sum gives a SUM, and LiteRT's reference
+    int8 SUM kernel (`OpResolverType.BUILTIN_REF`, what a port to a new CPU
+    starts from) is wrong: a sum of 121 values came out 13 off with values
+    up to 12, where its MEAN and the optimized kernels are exact to the
+    quantization step (`tests/test_edge_runtimes.py`). `constant` must not
+    depend on the input, so that converters fold the scaling into it.
+
+    Examples:
+        >>> import numpy as np
+        >>> from keras_memblocks.layers.excitation_maps import sum_as_mean
+        >>> x = np.arange(6, dtype="float32").reshape(2, 3)
+        >>> np.asarray(sum_as_mean(x, np.ones((1, 3), "float32"), -1)).tolist()
+        [3.0, 12.0]
+    """
+    length = values.shape[axis]
+    if length is None:
+        raise ValueError(f"sum_as_mean needs a static length on axis {axis}: {values.shape}.")
+    return ops.mean(values * (constant * float(length)), axis=axis)
+
+
 def with_unit_axis(x, axis):
     """`ops.expand_dims(x, axis)`, as a reshape where at most one dimension
     is unknown (the batch).
@@ -139,7 +164,7 @@ def factors(name, coefficients, height, width, differentiable=True, multiply_sum
         basis = bilinear_basis(height, width)
         if multiply_sum:  # (..., 1, 4, C) * (W + H, 4, 1), summed over the 4
             basis = ops.convert_to_tensor(basis[:, :, None], dtype=coefficients.dtype)
-            both = ops.sum(with_unit_axis(coefficients, -3) * basis, axis=-2)
+            both = sum_as_mean(with_unit_axis(coefficients, -3), basis, -2)
         else:
             basis = ops.convert_to_tensor(basis, dtype=coefficients.dtype)
             both = ops.matmul(basis, coefficients)  # (..., W + H, C)

@@ -140,11 +140,14 @@ class SqueezeAndRemember2D(keras.layers.Layer):
         height, width, channels = self._dims
         kernel = ops.cast(self.squeeze_kernel, inputs.dtype)
         if self.data_format == "channels_last":
-            # Two 2-D operands: a (B, H*W, C) @ (C, 1) product traces to a
-            # tensordot whose dynamic-shape ops (SHAPE, GATHER, REDUCE_PROD,
-            # PACK) LiteRT's XNNPACK delegate does not take.
-            flat = ops.reshape(inputs, (-1, channels))
-            squeezed = ops.matmul(flat, ops.reshape(kernel, (channels, 1)))
+            # The 1x1 convolution itself: a CONV_2D in TFLite. A (B*H*W, C)
+            # @ (C, 1) matmul wrote a RESHAPE whose -1 is B*H*W, stored as 1
+            # in a dynamic-batch file, which TFLite Micro (it never resizes)
+            # refused to prepare; a (B, H*W, C) @ (C, 1) one traced to a
+            # tensordot of dynamic-shape ops XNNPACK does not take.
+            squeezed = ops.conv(
+                inputs, ops.reshape(kernel, (1, 1, channels, 1)), data_format="channels_last"
+            )
         else:
             flat = ops.reshape(inputs, (-1, channels, height * width))
             squeezed = ops.matmul(ops.reshape(kernel, (1, 1, channels)), flat)
