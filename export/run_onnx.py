@@ -1,53 +1,46 @@
-"""Classify an image with an exported ONNX model: onnxruntime and NumPy only.
+"""Classify an image with an exported ONNX file, from a clone: onnxruntime and NumPy only.
 
     python export/run_onnx.py model.onnx image.npy
 
-Prints JSON: the top class and the top-5 probabilities; for a segmentation
-model, the pixels of each class (`--save-mask mask.npy` keeps the class map).
-A missing file or an image of the wrong size exits with code 2 and one line.
+The same as `memblocks predict model.onnx image.npy` (which an installed
+package gives): JSON with the top class and the top 5 (labelled where the
+file has labels); for a segmentation model, the pixels of each class
+(`--save-mask mask.npy` keeps the class map). The code is
+`keras_memblocks/edge.py`, loaded by its path so that neither TensorFlow,
+Keras nor the package is imported. A missing file or an image of the wrong
+size exits with code 2 and one line.
 """
 
 import argparse
+import importlib.util
 import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from edge_image import check_file  # noqa: E402
-from edge_image import load_image  # noqa: E402
-from edge_image import report  # noqa: E402
+EDGE = Path(__file__).resolve().parents[1] / "keras_memblocks" / "edge.py"
 
 
-def classify(model_path, image):
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
-    source = session.get_inputs()[0]
-    return session.run(None, {source.name: image[None].astype("float32")})[0][0]
+def load_edge():
+    spec = importlib.util.spec_from_file_location("memblocks_edge", EDGE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("model")
+    parser.add_argument("model", help="a .onnx file that memblocks export wrote")
     parser.add_argument("image", help=".npy array (H, W, C), or an image file (needs Pillow)")
     parser.add_argument(
         "--save-mask", metavar="PATH", help="segmentation models: save the (H, W) class map as .npy"
     )
     args = parser.parse_args(argv)
     try:
-        check_file(args.model, "model")
-        import onnxruntime
-
-        shape = (
-            onnxruntime.InferenceSession(args.model, providers=["CPUExecutionProvider"])
-            .get_inputs()[0]
-            .shape
-        )
-        image = load_image(args.image, *shape[1:])
+        result = load_edge().predict(args.model, args.image, args.save_mask)
     except ValueError as error:  # the user's files: one line, no traceback
         parser.exit(2, f"{parser.prog}: error: {error}\n")
-    print(json.dumps(report(classify(args.model, image), args.save_mask)))
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -67,6 +67,7 @@ COMMAND_EXTRAS = {
     "reproduce": ("train",),
     "export": ("export",),  # + "data" where the digits calibrate it (see _export_extras)
     "demo": ("train", "export"),
+    "predict": (),  # the file's runtime, named by `memblocks predict` when it is missing
 }
 
 FLAGS = {  # command-line flag -> recipe field
@@ -414,6 +415,25 @@ def _parser():
         help="replace an earlier export in the output directory (an empty one is used as "
         "is; a folder memblocks did not export to is never replaced)",
     )
+    predict = subparsers.add_parser(
+        "predict",
+        help="classify an image with an exported .tflite or .onnx file (the runtime and "
+        "NumPy only)",
+        description="Runs one image through an exported file and prints JSON: the top class "
+        "and the top 5, with their labels where the file has them; for a segmentation "
+        "model, the pixels of each class. Needs only the file's runtime (pip install "
+        "ai-edge-litert, or onnxruntime) and NumPy; no TensorFlow, no Keras backend.",
+        epilog="example: memblocks predict runs/demo_export/model.tflite digit.npy",
+    )
+    predict.add_argument("model", help="a .tflite or .onnx file that memblocks export wrote")
+    predict.add_argument(
+        "image",
+        help="a .npy array (H, W, C) preprocessed like the training data, or an image file "
+        "(resized and scaled to [0, 1]; needs Pillow)",
+    )
+    predict.add_argument(
+        "--save-mask", metavar="PATH", help="segmentation models: save the (H, W) class map"
+    )
     demo = subparsers.add_parser("demo", help="the main job on the embedded digits")
     demo.add_argument(
         "--output-dir", default="runs/demo", help="where its runs go (default: %(default)s)"
@@ -435,6 +455,8 @@ def main(argv=None):
         _parser().print_help()
         return 0
     args = _parser().parse_args(argv)  # no Keras yet: --help and usage errors are instant
+    if args.command == "predict":  # the device side: its runtime and NumPy, no Keras
+        return _predict(args)
     try:
         extras.require(_extras_for(args), f"memblocks {args.command}")
     except extras.MissingExtraError as error:
@@ -527,6 +549,20 @@ def _disk_full(error):
                 "and re-run the same command: it resumes from the last finished step."
             )
     return None
+
+
+def _predict(args):
+    from keras_memblocks import edge
+
+    try:
+        result = edge.predict(args.model, args.image, args.save_mask)
+    except ValueError as error:
+        print(f"memblocks: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    print(json.dumps(result))
+    return 0
 
 
 def _run(args):

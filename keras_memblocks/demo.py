@@ -98,7 +98,6 @@ def hand_off(output_dir, results):
     runnable as printed from the directory the demo ran in."""
     export_dir = output_dir / "export"
     digit = shlex.quote(str(export_dir / "digit.npy"))
-    python = shlex.quote(sys.executable)
     cc_model = shlex.quote(str(results[EXPORTED["cc"]]["model_path"]))
     runs = "\n".join(
         f"  {Path(r['model_path']).parent}/   {r['label']}: best.keras, history.csv, results.json"
@@ -112,12 +111,12 @@ def hand_off(output_dir, results):
 {runs}
   {export_dir}/cc/ and {export_dir}/sr/   the CC and the SR net: float32/ (saved_model/,
       model.tflite, model.onnx, manifest.json with hashes and parity), int8/ (model_int8.tflite)
-  {export_dir / "digit.npy"}  a held-out digit for the edge scripts
+  {export_dir / "digit.npy"}  a held-out digit for `memblocks predict`
 
 Next:
   {memblocks} export {cc_model} --quantize int8 --output-dir runs/my_export
-  {python} export/run_tflite.py {cc_int8} {digit}
-  {python} export/run_onnx.py {sr_onnx} {digit}
+  {memblocks} predict {cc_int8} {digit}   # on a device: ai-edge-litert and NumPy only
+  {memblocks} predict {sr_onnx} {digit}
   {memblocks} train --recipe digits --epochs 5 --output-dir runs/mine   # train one yourself
   make docs   # the guides and the API reference: open site/index.html in a browser"""
 
@@ -131,8 +130,10 @@ def export_one(model_path, export_dir):
     model = keras.saving.load_model(model_path)
     (x_train, _), (x_test, _) = load_digits(int(model.input.shape[1]), channels=3)
     export_dir.mkdir(parents=True, exist_ok=True)
-    np.save(export_dir.parent / "digit.npy", x_test[0])  # what the edge scripts read
-    common = dict(parity_inputs=x_test, overwrite=True)
+    np.save(export_dir.parent / "digit.npy", x_test[0])  # what `memblocks predict` reads
+    # The files carry the class names (what `memblocks predict` prints beside the class).
+    labels = [str(digit) for digit in range(10)]
+    common = dict(parity_inputs=x_test, overwrite=True, labels=labels)
     parity = dict(export_model(model, export_dir / "float32", **common)["parity"])
     int8 = export_model(
         model,

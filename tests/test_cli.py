@@ -45,7 +45,7 @@ def test_every_command_and_flag_has_a_help_line():
 def test_memblocks_alone_prints_the_commands_and_version_answers():
     command = str(Path(sys.executable).with_name("memblocks"))
     alone = subprocess.run([command], capture_output=True, text=True, timeout=60)
-    assert alone.returncode == 0 and "{train,reproduce,export,demo}" in alone.stdout
+    assert alone.returncode == 0 and "{train,reproduce,export,predict,demo}" in alone.stdout
     version = subprocess.run([command, "--version"], capture_output=True, text=True, timeout=60)
     from keras_memblocks import __version__
 

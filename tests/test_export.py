@@ -435,3 +435,21 @@ def test_bad_device_options(tmp_path):
         export_model(model, tmp_path / "a", io_type="int4")
     with pytest.raises(ValueError, match="batch_size"):
         export_model(model, tmp_path / "a", batch_size=0)
+
+
+def test_export_command_for_a_device(tmp_path, capsys):
+    from keras_memblocks.cli import main as cli_main
+
+    cc_model().save(tmp_path / "net.keras")
+    (tmp_path / "labels.txt").write_text("".join(f"class {i}\n" for i in range(10)))
+    out = tmp_path / "device"
+    args = ["export", str(tmp_path / "net.keras"), "--output-dir", str(out), "--formats", "tflite"]
+    device = ["--quantize", "int8", "--io-type", "uint8", "--batch-size", "1"]
+    assert cli_main([*args, *device, "--labels", str(tmp_path / "labels.txt")]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["input"]["shape"] == [1, 32, 32, 3]
+    assert manifest["tflite_io"]["input"]["dtype"] == "uint8"
+    assert manifest["labels"][9] == "class 9"
+    capsys.readouterr()
+    assert cli_main([*args[:-2], "--io-type", "int8", "--output-dir", str(tmp_path / "x")]) == 2
+    assert "it needs quantization='int8' (--quantize int8)" in capsys.readouterr().err

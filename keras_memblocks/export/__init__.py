@@ -5,8 +5,8 @@ from keras_memblocks.utils import extras
 # Built on TensorFlow's converters and the runtimes: without them, say what to install.
 extras.require("export", "keras_memblocks.export")
 
+from keras_memblocks.edge import read_metadata
 from keras_memblocks.export.errors import ExportError
-from keras_memblocks.export.metadata import read_metadata
 from keras_memblocks.export.model_export import deployed_model
 from keras_memblocks.export.model_export import export_model
 from keras_memblocks.export.model_export import float32_clone

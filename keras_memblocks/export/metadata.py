@@ -10,8 +10,9 @@ package version. It goes into every file:
   entries they do not know. TFLite Support's metadata writer
   (`tflite-support`, its `TFLITE_METADATA` flatbuffer) was the other choice:
   its last release (0.4.4, 2023) pins protobuf < 4, which TensorFlow 2.21
-  cannot install beside, and its repository is archived. `read_metadata`
-  reads the entry back with `ai_edge_litert`'s schema alone, no TensorFlow.
+  cannot install beside, and its repository is archived.
+  `keras_memblocks.edge.read_metadata` reads the entry back with
+  `ai_edge_litert`'s schema alone, no TensorFlow.
 - **ONNX**: a `metadata_props` entry named `keras_memblocks` (the same
   JSON; Netron and onnxruntime's `modelmeta` show it), the input
   named `image`, the output named for its meaning (`probabilities` or
@@ -29,9 +30,8 @@ import re
 import numpy as np
 
 from keras_memblocks import __version__
+from keras_memblocks.edge import METADATA_NAME
 
-METADATA_NAME = "keras_memblocks"
-"""The name of the TFLite metadata entry, and the prefix of the ONNX keys."""
 IO_TYPES = ("float32", "int8", "uint8")
 """The input and output tensor types an int8 TFLite file can take (`--io-type`)."""
 
@@ -137,49 +137,6 @@ def write_tflite_metadata(model_bytes, metadata):
 def _entry_name(entry):
     name = entry.name
     return name.decode() if isinstance(name, bytes) else name
-
-
-def read_metadata(path):
-    """The metadata `export_model` wrote into a `.tflite` or `.onnx` file, or `None`.
-
-    Needs only the file's runtime: `ai_edge_litert` (its flatbuffer schema)
-    for TFLite, `onnx` for ONNX.
-
-    Examples:
-        >>> import pathlib, tempfile
-        >>> from keras_memblocks.export import export_model, read_metadata
-        >>> from keras_memblocks.models import vgg_like
-        >>> out = pathlib.Path(tempfile.mkdtemp()) / "export"
-        >>> labels = [f"digit {i}" for i in range(10)]
-        >>> _ = export_model(vgg_like("mnist", width=1), out, formats=("tflite", "onnx"),
-        ...                  labels=labels, batch_size=1)
-        >>> tflite, onnx = read_metadata(out / "model.tflite"), read_metadata(out / "model.onnx")
-        >>> tflite["output"]["labels"][3], tflite["input"]["shape"], tflite == onnx
-        ('digit 3', [1, 28, 28, 1], True)
-    """
-    path = str(path)
-    if path.endswith(".onnx"):
-        import onnx
-
-        props = {p.key: p.value for p in onnx.load(path, load_external_data=False).metadata_props}
-        if METADATA_NAME not in props:
-            return None
-        return json.loads(props[METADATA_NAME])
-    from ai_edge_litert import schema_py_generated as schema
-
-    with open(path, "rb") as file:
-        data = file.read()
-    model = schema.Model.GetRootAsModel(data, 0)
-    for index in range(model.MetadataLength()):
-        entry = model.Metadata(index)
-        if entry.Name().decode() == METADATA_NAME:
-            buffer = model.Buffers(entry.Buffer())
-            if buffer.DataLength():
-                raw = buffer.DataAsNumpy().tobytes()
-            else:  # a large model keeps buffers after the flatbuffer
-                raw = data[buffer.Offset() : buffer.Offset() + buffer.Size()]
-            return json.loads(raw)
-    return None
 
 
 _COUNTER = re.compile(r"__(\d+)")

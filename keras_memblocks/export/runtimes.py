@@ -8,26 +8,10 @@ import onnxruntime
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
-
-def in_batches(run_batch, inputs, batch_size):
-    """`run_batch` over `inputs` in batches of a file's fixed `batch_size`
-    (`None`: all at once); the last batch is padded with copies of the last
-    image and the padding's outputs dropped."""
-    inputs = np.asarray(inputs)
-    if batch_size is None or batch_size == len(inputs):
-        return np.asarray(run_batch(inputs))
-    outputs = []
-    for start in range(0, len(inputs), batch_size):
-        chunk = inputs[start : start + batch_size]
-        padding = batch_size - len(chunk)
-        if padding:
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], padding, axis=0)])
-        outputs.append(np.asarray(run_batch(chunk))[: batch_size - padding])
-    return np.concatenate(outputs)
-
-
-def _fixed_batch(dimension):
-    return int(dimension) if isinstance(dimension, (int, np.integer)) and dimension > 0 else None
+from keras_memblocks.edge import dequantize
+from keras_memblocks.edge import fixed_batch
+from keras_memblocks.edge import in_batches
+from keras_memblocks.edge import quantize
 
 
 def run_saved_model(path, inputs):
@@ -53,7 +37,7 @@ def run_saved_model(path, inputs):
     """
     loaded = tf.saved_model.load(str(path))
     signature = loaded.signatures["serving_default"]
-    batch = _fixed_batch(next(iter(signature.structured_input_signature[1].values())).shape[0])
+    batch = fixed_batch(next(iter(signature.structured_input_signature[1].values())).shape[0])
     return in_batches(lambda x: loaded.serve(tf.constant(x)), inputs, batch)
 
 
@@ -86,27 +70,6 @@ def tflite_interpreter(path, inputs, num_threads=None):
     return interpreter
 
 
-def quantize(values, details):
-    """`values` as a tensor of `details` (a LiteRT input's) takes them:
-    unchanged for float, `round(x / scale + zero_point)` for int8 and uint8."""
-    dtype = np.dtype(details["dtype"])
-    if dtype.kind == "f":
-        return np.asarray(values, dtype)
-    scale, zero_point = details["quantization"]
-    limits = np.iinfo(dtype)
-    quantized = np.round(np.asarray(values) / scale + zero_point)
-    return np.clip(quantized, limits.min, limits.max).astype(dtype)
-
-
-def dequantize(values, details):
-    """The float values of a LiteRT int8 or uint8 output (`values` unchanged
-    for float)."""
-    if np.dtype(details["dtype"]).kind == "f":
-        return values
-    scale, zero_point = details["quantization"]
-    return (values.astype("float32") - zero_point) * scale
-
-
 def run_tflite(path, inputs):
     """Runs a TFLite model on `inputs` with LiteRT, any batch size; int8
     models get quantised inputs and dequantised outputs.
@@ -132,7 +95,7 @@ def run_tflite(path, inputs):
         interpreter.invoke()
         return dequantize(interpreter.get_tensor(target["index"]), target)
 
-    return in_batches(run_batch, inputs, _fixed_batch(source["shape_signature"][0]))
+    return in_batches(run_batch, inputs, fixed_batch(source["shape_signature"][0]))
 
 
 def run_onnx(path, inputs):
@@ -156,7 +119,7 @@ def run_onnx(path, inputs):
     return in_batches(
         lambda batch: session.run(None, {source.name: batch})[0],
         inputs,
-        _fixed_batch(source.shape[0]),
+        fixed_batch(source.shape[0]),
     )
 
 
