@@ -103,12 +103,23 @@ def _json_value(text):
         ) from None
 
 
+def _examples(*commands):
+    """The examples at the end of a command's --help."""
+    return "examples:\n" + "\n".join(f"  {command}" for command in commands)
+
+
 def _train_parser(subparsers):
     p = subparsers.add_parser(
         "train",
         help="train a recipe (every field overridable)",
         description="Train a named recipe; override any field with --set FIELD=VALUE, "
         "a --config YAML/JSON file, or the shortcuts below.",
+        epilog=_examples(
+            "memblocks train --recipe digits --epochs 5 --output-dir runs/mine",
+            "memblocks train --recipe cc-fashion-mnist --seeds 0 1 2 --output-dir runs/fmnist",
+            "memblocks train --recipe digits --set optimizer=sgd --set learning_rate=0.05",
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "--recipe",
@@ -360,7 +371,15 @@ def _parser():
     parser.add_argument("--version", action="version", version=f"memblocks {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, help="what to do")
     _train_parser(subparsers)
-    reproduce = subparsers.add_parser("reproduce", help="run a published table's experiment grid")
+    reproduce = subparsers.add_parser(
+        "reproduce",
+        help="run a published table's experiment grid",
+        epilog=_examples(
+            "memblocks reproduce fmnist-cc --seeds 0 1 2 --output-dir runs/fmnist-cc",
+            "memblocks reproduce sr-table1 --quick   # every model built, on generated data",
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     reproduce.add_argument("table", choices=TABLE_NAMES, help="the grid to run")
     reproduce.add_argument(
         "--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="seeds of every row"
@@ -374,7 +393,16 @@ def _parser():
         action="store_true",
         help="check the grid on generated data (every model built, 2 rows trained 1 step)",
     )
-    export = subparsers.add_parser("export", help="export a .keras model, verified against Keras")
+    export = subparsers.add_parser(
+        "export",
+        help="export a .keras model, verified against Keras",
+        epilog=_examples(
+            "memblocks export runs/mine/seed_0/best.keras",
+            "memblocks export runs/mine/seed_0/best.keras --quantize int8 --batch-size 1 "
+            "--io-type uint8 --output-dir device",
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     export.add_argument("model", help="a .keras file")
     export.add_argument("--output-dir", help="default: <model>_export beside the model")
     export.add_argument(
@@ -423,7 +451,11 @@ def _parser():
         "and the top 5, with their labels where the file has them; for a segmentation "
         "model, the pixels of each class. Needs only the file's runtime (pip install "
         "ai-edge-litert, or onnxruntime) and NumPy; no TensorFlow, no Keras backend.",
-        epilog="example: memblocks predict runs/demo_export/model.tflite digit.npy",
+        epilog=_examples(
+            "memblocks predict runs/demo/export/cc/int8/model_int8.tflite "
+            "runs/demo/export/digit.npy"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     predict.add_argument("model", help="a .tflite or .onnx file that memblocks export wrote")
     predict.add_argument(
@@ -434,7 +466,12 @@ def _parser():
     predict.add_argument(
         "--save-mask", metavar="PATH", help="segmentation models: save the (H, W) class map"
     )
-    demo = subparsers.add_parser("demo", help="the main job on the embedded digits")
+    demo = subparsers.add_parser(
+        "demo",
+        help="the main job on the embedded digits",
+        epilog=_examples("memblocks demo", "memblocks demo --epochs 3 --output-dir runs/quick"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     demo.add_argument(
         "--output-dir", default="runs/demo", help="where its runs go (default: %(default)s)"
     )

@@ -197,8 +197,18 @@ def report(probabilities, save_mask=None, labels=None):
 
 
 def top_classes(probabilities, k=5, labels=None):
-    # Stable, descending: ties go to the lowest class, as argmax breaks them
-    # (int8 outputs step in 1/256 and tie often).
+    """The `k` most probable classes, `[{"class", "probability"(, "label")}]`.
+
+    Stable and descending: ties go to the lowest class, as argmax breaks them
+    (int8 outputs step in 1/256 and tie often).
+
+    Examples:
+        >>> import numpy as np
+        >>> from keras_memblocks.edge import top_classes
+        >>> top = top_classes(np.array([0.25, 0.5, 0.25]), k=2, labels=["cat", "dog", "fox"])
+        >>> [(entry["label"], entry["probability"]) for entry in top]
+        [('dog', 0.5), ('cat', 0.25)]
+    """
     order = np.argsort(-probabilities, kind="stable")[:k]
     top = [{"class": int(i), "probability": float(probabilities[i])} for i in order]
     if labels:

@@ -42,6 +42,16 @@ def test_every_command_and_flag_has_a_help_line():
     assert empty == []
 
 
+def test_every_command_ends_its_help_with_examples():
+    subparsers = next(
+        action
+        for action in cli._parser()._actions
+        if isinstance(action, argparse._SubParsersAction)
+    )
+    for name, parser in subparsers.choices.items():
+        assert f"examples:\n  memblocks {name}" in parser.format_help(), name
+
+
 def test_memblocks_alone_prints_the_commands_and_version_answers():
     command = str(Path(sys.executable).with_name("memblocks"))
     alone = subprocess.run([command], capture_output=True, text=True, timeout=60)

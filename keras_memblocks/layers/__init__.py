@@ -15,19 +15,20 @@ from keras_memblocks.layers.squeeze_and_remember_2d import SqueezeAndRemember2D
 from keras_memblocks.layers.squeeze_and_remember_2d import SRBlock
 from keras_memblocks.layers.squeeze_excite_2d import SqueezeExcite2D
 
+# In the order the API page shows them: the two blocks first.
 __all__ = [
-    "CBAM2D",
-    "CCBlock",
-    "CC_FORMULATIONS",
-    "ContextualConvBlock2D",
-    "DropBlock2D",
-    "EMP_NAMES",
-    "SRBlock",
     "SqueezeAndRemember2D",
+    "ContextualConvBlock2D",
     "SqueezeExcite2D",
-    "VARIANT_NAMES",
+    "CBAM2D",
+    "DropBlock2D",
     "get_block",
+    "register_block",
     "cc_formulation",
     "current_cc_formulation",
-    "register_block",
+    "VARIANT_NAMES",
+    "EMP_NAMES",
+    "CC_FORMULATIONS",
+    "SRBlock",
+    "CCBlock",
 ]

@@ -47,11 +47,14 @@ VARIANTS = {
     )
 }
 VARIANT_NAMES = tuple(VARIANTS)
-"""The CC paper's variants, the values of `ContextualConvBlock2D(variant=...)`."""
+"""The CC paper's variants, the values of `ContextualConvBlock2D(variant=...)`:
+`("reduced", "full", "full_no_mix", "full_no_ch", "scalar", "input_independent",
+"input_independent_scalar")` (tests/test_docs.py checks this list)."""
 
 
 CC_FORMULATIONS = ("batched_matmul", "multiply_sum")
-"""The two equal ways to compute the map, the values of `cc_formulation(...)`."""
+"""The two equal ways to compute the map, the values of `cc_formulation(...)`:
+`("batched_matmul", "multiply_sum")`."""
 # None: nobody chose; blocks use "batched_matmul", export_model picks per file.
 _cc_formulation = contextvars.ContextVar("cc_formulation", default=None)
 

@@ -58,7 +58,8 @@ def _sine(frequency, phase, position):
 
 _PROFILES = {"bilinear": _bilinear, "gaussian": _gaussian, "sine": _sine}
 EMP_NAMES = tuple(_PROFILES)
-"""The excitation map profiles, the values of `ContextualConvBlock2D(emp=...)`."""
+"""The excitation map profiles, the values of `ContextualConvBlock2D(emp=...)`:
+`("bilinear", "gaussian", "sine")` (tests/test_docs.py checks this list)."""
 
 # Coefficients that make an input-independent map start flat (or as flat as
 # the EMP allows): bilinear and sine give exactly 1; the Gaussian cannot be
