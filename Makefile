@@ -37,7 +37,7 @@ COMPAT_TESTS := tests/test_training.py tests/test_data.py tests/test_export.py \
 # this tree has no such folder, so it is kept off a newcomer's console, and nothing else is.
 QUIET_EDITABLE := PYTHONWARNINGS="ignore:Editable installation"
 
-.PHONY: demo test data lint docs package-check test-torch test-compat test-large benchmark figures clean
+.PHONY: demo test data lint docs package-check test-torch test-compat test-large test-edge benchmark figures clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -80,7 +80,7 @@ data:
 ## on TensorFlow; the backend files on JAX in the core install, then their tests that need an
 ## extra on JAX with every extra (the property tests run on TensorFlow); then the built package.
 test: data lint docs $(STAMP) $(JAX_VENV)/.installed
-	$(PY) -m pytest -m "not large" $(XDIST) $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not large and not web" $(XDIST) $(PYTEST_ARGS)
 	KERAS_BACKEND=jax JAX_PLATFORMS=cpu $(JAX_VENV)/bin/python -m pytest \
 		-m "not large and not property" $(XDIST) $(CORE_BACKEND_TESTS) $(PYTEST_ARGS)
 	KERAS_BACKEND=jax JAX_PLATFORMS=cpu $(PY) -m pytest \
@@ -113,6 +113,19 @@ test-torch: $(TORCH_VENV)/.installed
 test-compat: $(COMPAT_VENV)/.installed
 	$(COMPAT_VENV)/bin/python -m pytest -m "not large" $(XDIST) $(COMPAT_TESTS) $(PYTEST_ARGS)
 
+## The exported files in a browser, opt-in: ONNX Runtime Web (npm, into tests/web) in
+## headless Chromium (Debian's, installed where apt-get runs as root), then the runtime matrix.
+test-edge: $(STAMP) tests/web/node_modules/.installed
+	$(PY) -m pytest -m "web or not large" $(PYTEST_ARGS) tests/test_web_runtime.py \
+		tests/test_edge_runtimes.py
+
+tests/web/node_modules/.installed: tests/web/package.json
+	@if ! command -v chromium >/dev/null && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq >/dev/null && apt-get install -y -qq chromium >/dev/null; \
+	fi
+	cd tests/web && npm install --no-audit --no-fund --silent
+	touch $@
+
 ## The slow checks, opt-in: `large` tests, and the property tests with 300 examples each.
 test-large: $(STAMP)
 	HYPOTHESIS_PROFILE=thorough $(PY) -m pytest -m "large or property" $(XDIST) $(PYTEST_ARGS)
@@ -137,4 +150,5 @@ figures: $(STAMP)
 
 clean:
 	rm -rf $(VENV) $(JAX_VENV) $(TORCH_VENV) $(COMPAT_VENV) .pytest_cache .hypothesis build *.egg-info \
+		tests/web/node_modules \
 		site .cache .import_linter_cache

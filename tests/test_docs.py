@@ -32,7 +32,7 @@ BLOCK = re.compile(
 RUNS = {"python", "bash"}
 SHOWN = {"text", "bibtex"}  # diagrams and citations: nothing to run
 # Code for other platforms (Android, iOS), shown with a skip that says why.
-OTHER_PLATFORMS = {"kotlin", "swift"}
+OTHER_PLATFORMS = {"kotlin", "swift", "javascript"}
 # The public modules, and what each must show on its API page.
 PUBLIC_MODULES = [
     "keras_memblocks.layers",
@@ -172,6 +172,13 @@ def test_the_layers_page_leads_with_the_blocks_and_shows_the_constants(site):
     text = bare(re.sub(r"<[^>]+>", "", html))
     for values in (VARIANT_NAMES, EMP_NAMES, CC_FORMULATIONS):
         assert bare(str(values)) in text, values
+
+
+def test_the_export_guide_shows_the_browser_script_make_test_edge_runs():
+    script = (ROOT / "tests" / "web" / "classify.js").read_text()
+    assert (
+        "```javascript\n" + script + "```" in (ROOT / "docs" / "guides" / "export.md").read_text()
+    )
 
 
 def test_the_readme_is_short():
