@@ -24,6 +24,8 @@ all alike; the median over rounds is reported, and the ratios block / plain
 
     python benchmarks/export_latency.py             # ~5 min on 2 CPU cores
     python benchmarks/export_latency.py --rounds 5 --models vgg_like vgg_like+cc   # quick
+    python benchmarks/export_latency.py --batch-size 1 --models vgg_like vgg_like+se \
+        vgg_like+cc vgg_like+sr --output benchmarks/results/export_latency_batch1.json
 
 Writes benchmarks/results/export_latency.json.
 """
@@ -49,6 +51,7 @@ import keras_memblocks  # noqa: E402
 from keras_memblocks.data import load_digits  # noqa: E402
 from keras_memblocks.export import export_model  # noqa: E402
 from keras_memblocks.export import tflite_interpreter  # noqa: E402
+from keras_memblocks.export.runtimes import xnnpack_pieces  # noqa: E402
 from keras_memblocks.layers import cc_formulation  # noqa: E402
 from keras_memblocks.models import calibrate_batch_norm  # noqa: E402
 from keras_memblocks.models import insert_blocks  # noqa: E402
@@ -64,6 +67,7 @@ def _mobilenet_v2():
 
 MODELS = {
     "vgg_like": lambda: vgg_like("cifar10", width=32),
+    "vgg_like+se": lambda: vgg_like("cifar10", width=32, blocks={"block": "se", "after": "conv"}),
     "vgg_like+cc": lambda: vgg_like(
         "cifar10", width=32, blocks={"block": "cc", "after": "conv", "variant": "reduced"}
     ),
@@ -111,17 +115,6 @@ def _keras_runner(model, image):
     return lambda: function(tensor).numpy()
 
 
-def xnnpack_partitions(path):
-    """How many pieces LiteRT's XNNPACK delegate runs a TFLite graph in: once
-    the delegate is applied, each delegated partition is one DELEGATE op, and
-    every op XNNPACK does not take between two of them adds one."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_path=str(path))
-    interpreter.allocate_tensors()
-    return sum(op["op_name"] == "DELEGATE" for op in interpreter._get_ops_details())
-
-
 def graph_ops(out):
     """Op counts of the float32 TFLite and ONNX graphs (what a block adds),
     and the XNNPACK partitions of both TFLite files."""
@@ -134,13 +127,13 @@ def graph_ops(out):
         "tflite_float32": dict(sorted(Counter(op["op_name"] for op in tflite).items())),
         "onnx": dict(sorted(Counter(node.op_type for node in onnx_graph.node).items())),
         "xnnpack_partitions": {
-            "tflite_float32": xnnpack_partitions(out / "float" / "model.tflite"),
-            "tflite_int8": xnnpack_partitions(out / "int8" / "model_int8.tflite"),
+            "tflite_float32": xnnpack_pieces(out / "float" / "model.tflite"),
+            "tflite_int8": xnnpack_pieces(out / "int8" / "model_int8.tflite"),
         },
     }
 
 
-def build_runners(name, work_dir, threads, calibration):
+def build_runners(name, work_dir, threads, calibration, batch_size=None):
     keras.utils.set_random_seed(0)
     model = MODELS[name]()
     _perturb_blocks(model)
@@ -153,7 +146,11 @@ def build_runners(name, work_dir, threads, calibration):
     chosen = FORMULATIONS.get(name)
     with cc_formulation(chosen) if chosen else contextlib.nullcontext():
         float_export = export_model(
-            model, out / "float", formats=("tflite", "onnx"), parity_inputs=x_test[:8]
+            model,
+            out / "float",
+            formats=("tflite", "onnx"),
+            parity_inputs=x_test[:8],
+            batch_size=batch_size,
         )
         int8_export = export_model(
             model,
@@ -162,6 +159,7 @@ def build_runners(name, work_dir, threads, calibration):
             quantization="int8",
             representative_data=x_train[:calibration],
             parity_inputs=x_test[:64],
+            batch_size=batch_size,
         )
     image = x_test[:1]
     runners = {
@@ -195,6 +193,12 @@ def main():
     parser.add_argument(
         "--calibration", type=int, default=128, help="digits images for int8 calibration"
     )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        help="export every file with this fixed batch (memblocks export --batch-size; "
+        "1: static shapes); default: any batch, timed at 1",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
@@ -205,7 +209,7 @@ def main():
         for name in args.models:
             print(f"exporting {name} (float32 TFLite + ONNX, int8 TFLite; parity checked)")
             model_runners, parity[name], params[name], ops[name] = build_runners(
-                name, work_dir, args.threads, args.calibration
+                name, work_dir, args.threads, args.calibration, args.batch_size
             )
             runners.update({(name, key): run for key, run in model_runners.items()})
         print(f"timing {len(runners)} artifacts, {args.rounds} rounds")
@@ -219,6 +223,7 @@ def main():
         "threads": args.threads,
         "rounds": args.rounds,
         "batch_size": 1,
+        "file_batch": args.batch_size or "any (dynamic)",
         "statistic": "median milliseconds per batch-1 call over interleaved rounds",
         "models": {},
     }

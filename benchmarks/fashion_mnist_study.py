@@ -3,6 +3,8 @@
     python -m benchmarks.fashion_mnist_study cc            # the CC paper's Fig. 4 grid
     python -m benchmarks.fashion_mnist_study sr            # the SR paper's CIFAR rows
     python -m benchmarks.fashion_mnist_study cc --collect  # records of the runs so far
+    python -m benchmarks.fashion_mnist_study cc --collect --table \
+        --figure docs/figures/fashion_mnist_cc.png          # plot and the page's table
     python -m benchmarks.fashion_mnist_study cc --quick    # the grid checked, 1 step per row
 
 Each cell is a run directory (`<runs>/fmnist-cc/<split>_<block>_w<width>/seed_<s>`), so
@@ -28,6 +30,10 @@ from keras_memblocks.utils.files import atomic_write_json
 HERE = Path(__file__).parent
 GRIDS = {"cc": "fmnist-cc", "sr": "fmnist-sr"}
 BASELINE = {"cc": "standard", "sr": "plain"}
+BLOCK_ORDER = {
+    "cc": ("standard", "se", "input_independent", "scalar", "reduced"),
+    "sr": ("plain", "d2d", "sr", "d2d_sr", "se", "se_sr"),
+}
 
 
 def _record(study, cell, results):
@@ -103,6 +109,78 @@ def summarise(study, records):
     return cells
 
 
+def markdown_table(study, cells):
+    """The Reproduction page's table: per cell, accuracy over seeds and the
+    difference to the plain net paired by seed, each with its 95 % interval."""
+
+    def span(entry):
+        if entry.get("low") is None:
+            return f"{entry['mean']:.2f} (1 seed)" if "mean" in entry else "–"
+        return f"{entry['mean']:.2f} [{entry['low']:.2f}, {entry['high']:.2f}]"
+
+    lines = [
+        "| split | width | block | parameters | seeds | test accuracy, % | minus plain, points | |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    order = {name: i for i, name in enumerate(BLOCK_ORDER[study])}
+    for row in sorted(
+        cells, key=lambda r: (r["split"], r["width"] or 0, order.get(r["block"], 99))
+    ):
+        minus = row.get("minus_plain", {})
+        lines.append(
+            f"| {row['split']} | {row['width']} | {row['block']} | {row['parameters']:,} | "
+            f"{len(row['seeds'])} | {span(row['accuracy'])} | {span(minus) if minus else '–'} | "
+            f"{minus.get('verdict', '')} |"
+        )
+    return "\n".join(lines)
+
+
+def figure(study, cells, path):
+    """Test accuracy against the number of weights, one line per block, mean
+    with the 95 % interval over seeds (a point alone: one seed so far); the
+    CC study's two splits side by side, as the CC paper's Fig. 4 draws them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    splits = sorted({row["split"] for row in cells})
+    fig, axes = plt.subplots(1, len(splits), figsize=(6 * len(splits), 4.2), squeeze=False)
+    for axis, split in zip(axes[0], splits):
+        for block in BLOCK_ORDER[study]:
+            rows = sorted(
+                (r for r in cells if r["split"] == split and r["block"] == block),
+                key=lambda r: r["parameters"],
+            )
+            if not rows:
+                continue
+            x = [r["parameters"] for r in rows]
+            y = [r["accuracy"]["mean"] for r in rows]
+            low = [
+                r["accuracy"]["low"] if r["accuracy"]["low"] is not None else m
+                for r, m in zip(rows, y)
+            ]
+            high = [
+                r["accuracy"]["high"] if r["accuracy"]["high"] is not None else m
+                for r, m in zip(rows, y)
+            ]
+            errors = [np.subtract(y, low), np.subtract(high, y)]
+            axis.errorbar(x, y, yerr=errors, marker="o", capsize=3, label=block)
+        axis.set_xscale("log")
+        axis.set_xlabel("number of weights")
+        axis.set_ylabel("test accuracy, %")
+        title = {"normal": "60k train / 10k test", "swapped": "10k train / 60k test"}.get(
+            split, split
+        )
+        axis.set_title(f"Fashion-MNIST, {title}")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    fig.suptitle("mean and 95 % interval over seeds (a bare point: one seed so far)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def collect(study, runs_dir):
     grid_dir = Path(runs_dir) / GRIDS[study]
     records = []
@@ -124,6 +202,12 @@ def main(argv=None):
     parser.add_argument("--collect", action="store_true", help="only collect finished runs")
     parser.add_argument("--quick", action="store_true", help="check the grid: 1 step per row")
     parser.add_argument("--output", help="default: benchmarks/results/fashion_mnist_<study>.json")
+    parser.add_argument(
+        "--figure", help="also plot accuracy against weights (docs/figures/fashion_mnist_cc.png)"
+    )
+    parser.add_argument(
+        "--table", action="store_true", help="also print the Reproduction page's Markdown table"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         rows = reproduce(GRIDS[args.study], args.runs, seeds=args.seeds[:1], quick=True, verbose=0)
@@ -144,6 +228,12 @@ def main(argv=None):
         },
     )
     print(f"{len(records)} runs in {output}")
+    cells = summarise(args.study, records)
+    if args.figure:
+        figure(args.study, cells, args.figure)
+        print(f"figure: {args.figure}")
+    if args.table:
+        print(markdown_table(args.study, cells))
     return 0
 
 

@@ -227,14 +227,6 @@ def onnx_profile(path, image, calls=50):
     return {op: round(ms, 4) for op, ms in sorted(per_op.items(), key=lambda kv: -kv[1])}
 
 
-def xnnpack_partitions(path):
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_path=str(path))
-    interpreter.allocate_tensors()
-    return sum(op["op_name"] == "DELEGATE" for op in interpreter._get_ops_details())
-
-
 def op_counts(tflite_path, onnx_path):
     from collections import Counter
 
@@ -254,6 +246,7 @@ def measure_files(net, args, work_dir):
 
     from keras_memblocks.export import export_model
     from keras_memblocks.export import tflite_interpreter
+    from keras_memblocks.export.runtimes import xnnpack_pieces
 
     calls, notes = {}, {}
     for block in [None, *args.blocks]:
@@ -288,8 +281,8 @@ def measure_files(net, args, work_dir):
             ),
             "op_counts": op_counts(tflite, out / "float" / "model.onnx"),
             "xnnpack_partitions": {
-                "tflite_float32": xnnpack_partitions(tflite),
-                "tflite_int8": xnnpack_partitions(int8),
+                "tflite_float32": xnnpack_pieces(tflite),
+                "tflite_int8": xnnpack_pieces(int8),
             },
             "onnxruntime_profile_ms": onnx_profile(out / "float" / "model.onnx", image),
         }
