@@ -505,9 +505,12 @@ def main(argv=None):
 
         try:
             args.config_overrides = load_config_file(args.config) if args.config else {}
+            strategy = _requested_strategy(args)
         except ValueError as error:
             print(f"memblocks: error: {error}", file=sys.stderr)
             return 2
+        if strategy == "multiworker" and not os.environ.get(WORKER_ENV):
+            return _supervised(argv)
     # Every subcommand imports TensorFlow: without its C++ start-up lines.
     quiet_tensorflow()
     # What `import keras_memblocks` registers elsewhere (see its __init__), for .keras files.
@@ -544,6 +547,14 @@ def main(argv=None):
                 print(f"memblocks: error: {message}", file=sys.stderr, flush=True)
                 sys.stdout.flush()
                 os._exit(2)
+            if message is None and type(error).__name__ in PEER_ERRORS:
+                # A multi-worker run whose peer was killed or unreachable: TensorFlow's
+                # 64-line traceback says no more than this.
+                first = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
+                message = (
+                    f"another worker stopped or cannot be reached ({type(error).__name__}: "
+                    f"{first}); start every worker again with the same command to resume."
+                )
             if message is None and isinstance(error, OSError) and error.filename is not None:
                 # A path the system refused (permission, a file where a folder should be).
                 message = f"{error.filename}: {error.strerror or error}"
@@ -556,6 +567,9 @@ def main(argv=None):
     print(f"memblocks: error: {message}", file=sys.stderr)
     return 2
 
+
+# TensorFlow's errors when a multi-worker peer dies or never answers.
+PEER_ERRORS = ("UnavailableError", "DeadlineExceededError", "CancelledError")
 
 INTERRUPTED = {
     "train": "interrupted; re-run the same command to resume (finished epochs are kept).",
@@ -586,6 +600,74 @@ def _disk_full(error):
                 "and re-run the same command: it resumes from the last finished step."
             )
     return None
+
+
+WORKER_ENV = "MEMBLOCKS_SUPERVISED_WORKER"
+
+
+def _requested_strategy(args):
+    """The strategy the flags, `--set` and the config file ask for (None: the
+    recipe's), read before TensorFlow is imported; tf.distribute's strategies
+    are refused at once on another Keras backend."""
+    strategy = args.config_overrides.get("strategy")
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if key == "strategy":
+            strategy = value
+    strategy = args.strategy or strategy
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    if strategy in ("mirrored", "multiworker") and backend != "tensorflow":
+        raise ValueError(
+            f"--strategy {strategy} is tf.distribute, which trains on the TensorFlow backend "
+            f"only, and KERAS_BACKEND is {backend!r}; set KERAS_BACKEND=tensorflow, or train "
+            "with --strategy none."
+        )
+    return strategy
+
+
+def _supervised(argv):
+    """Runs a multi-worker `train` in a child process that this one can always stop.
+
+    TensorFlow's multi-worker strategy installs a SIGTERM handler that does
+    not end the process, from inside a call that holds the interpreter while
+    it waits for the other workers: `timeout`, Slurm and Kubernetes could not
+    stop a worker. Here SIGTERM (or a second Ctrl-C) kills the child; the
+    same command resumes from its last finished epoch.
+    """
+    import signal
+    import subprocess
+
+    child = subprocess.Popen(
+        [sys.executable, "-m", "keras_memblocks.cli", *argv], env={**os.environ, WORKER_ENV: "1"}
+    )
+    stopped = []
+
+    def stop(signum, frame):
+        if signum == signal.SIGINT and not stopped:  # the child got it too: give it a moment
+            stopped.append(signum)
+            try:
+                child.wait(timeout=10)
+                return
+            except subprocess.TimeoutExpired:
+                pass
+        stopped.append(signum)
+        child.kill()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        code = child.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if stopped and code < 0:
+        name = signal.Signals(stopped[-1]).name
+        print(
+            f"memblocks: worker stopped ({name}); start every worker again with the same "
+            "command to resume from the last finished epoch.",
+            file=sys.stderr,
+        )
+        return 128 + stopped[-1]
+    return code if code >= 0 else 128 - code
 
 
 def _predict(args):

@@ -356,10 +356,12 @@ def test_multiworker_strategy_two_processes_on_localhost(tmp_path):
 
 def test_distributed_loop_trains_like_fit():
     """The loop used for multi-worker runs, checked against Keras' fit on
-    one replica: same data, same initial weights, same updates."""
+    one replica: same data, same initial weights, same updates, and the same
+    losses with a short last batch (70 = 4 x 16 + 6: each batch's loss counts
+    by its size, as in fit)."""
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(64, 8, 8, 3)).astype("float32")
-    y = rng.integers(0, 4, 64).astype("int32")
+    x = rng.normal(size=(70, 8, 8, 3)).astype("float32")
+    y = rng.integers(0, 4, 70).astype("int32")
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
 
     def compiled():
@@ -424,3 +426,52 @@ def test_distributed_loop_resumes_from_its_backup(tmp_path):
 def test_tensorboard_logs(tmp_path):
     train(tiny_digits(epochs=1, tensorboard=True), tmp_path, verbose=0)
     assert any((tmp_path / "tensorboard").rglob("events.out.tfevents.*"))
+
+
+def test_a_worker_waiting_for_a_missing_peer_says_so_and_stops_on_sigterm(tmp_path):
+    # TensorFlow's own SIGTERM handler (installed with the strategy) ignored
+    # SIGTERM while a worker waited for a peer that never started, so
+    # `timeout`, Slurm and Kubernetes could not stop it; memblocks train now
+    # runs the worker in a child process that it kills.
+    import signal
+    import time
+
+    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": 0}}
+    memblocks = str(Path(sys.executable).with_name("memblocks"))
+    process = subprocess.Popen(
+        [memblocks, "train", "--strategy", "multiworker", "--epochs", "1", "--output-dir"]
+        + [str(tmp_path / "run"), "--set", "max_steps_per_epoch=2", "--set", "image_size=16"],
+        env={**os.environ, "TF_CONFIG": json.dumps(tf_config)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        waiting = ""
+        deadline = time.monotonic() + 120
+        while "waiting for every worker" not in waiting and time.monotonic() < deadline:
+            waiting += process.stderr.readline()
+        assert f"worker 0 of 2 ({workers[0]})" in waiting, waiting
+        time.sleep(15)  # into the wait for the peer, past the strategy's creation
+        assert process.poll() is None
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 128 + signal.SIGTERM
+        assert "worker stopped (SIGTERM); start every worker again" in process.stderr.read()
+    finally:
+        process.kill()
+        process.communicate()
+
+
+def test_tf_distribute_strategies_are_refused_on_another_backend(tmp_path):
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("memblocks")), "train", "--strategy", "multiworker"]
+        + ["--epochs", "1", "--output-dir", str(tmp_path / "run")],
+        env={**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2
+    assert "trains on the TensorFlow backend only" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr

@@ -16,6 +16,11 @@ import keras
 import tensorflow as tf
 
 
+def _examples(x):
+    """The number of examples in a replica's batch, as a float weight."""
+    return tf.cast(tf.shape(tf.nest.flatten(x)[0])[0], "float32")
+
+
 def _sharded_by_example(dataset):
     # In-memory and generated datasets have no files to shard by: each
     # worker takes every n-th batch instead (what Keras' fit does too).
@@ -106,8 +111,9 @@ def fit_distributed(
             gradients = tape.gradient(scaled, model.trainable_variables)
             model.optimizer.apply(gradients, model.trainable_variables)
             # compute_loss divides by the number of replicas; the tracker
-            # wants the replica's own mean loss.
-            train_loss.update_state(loss * strategy.num_replicas_in_sync)
+            # wants the replica's own mean loss, weighted by its batch's size
+            # (as fit's is), so that a short last batch counts for what it holds.
+            train_loss.update_state(loss * strategy.num_replicas_in_sync, _examples(x))
             model.compute_metrics(x, y, y_pred)
 
         strategy.run(replica_step, args=batch)
@@ -117,7 +123,7 @@ def fit_distributed(
         def replica_step(x, y):
             y_pred = model(x, training=False)
             loss = model.compute_loss(x=x, y=y, y_pred=y_pred, training=False)
-            validation_loss.update_state(loss * strategy.num_replicas_in_sync)
+            validation_loss.update_state(loss * strategy.num_replicas_in_sync, _examples(x))
             model.compute_metrics(x, y, y_pred)
 
         strategy.run(replica_step, args=batch)

@@ -124,12 +124,51 @@ def compile_model(model, config, steps_per_epoch):
 
 
 def _strategy(name):
+    if name in ("mirrored", "multiworker") and keras.backend.backend() != "tensorflow":
+        raise ValueError(
+            f"--strategy {name} (strategy={name!r}) is tf.distribute, which trains on the "
+            f"TensorFlow backend only, and Keras' backend is {keras.backend.backend()!r}; set "
+            "KERAS_BACKEND=tensorflow, or train with --strategy none."
+        )
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
+        strategy = tf.distribute.MirroredStrategy()
+        if strategy.num_replicas_in_sync == 1:
+            print(
+                "memblocks: --strategy mirrored found one device (no GPU, or one): training "
+                "on 1 replica, as --strategy none would.",
+                file=sys.stderr,
+            )
+        return strategy
     if name == "multiworker":
-        # Reads the cluster from the TF_CONFIG environment variable.
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return _multi_worker_strategy()
     return tf.distribute.get_strategy()  # the default (no distribution)
+
+
+def _multi_worker_strategy():
+    """MultiWorkerMirroredStrategy for the cluster in TF_CONFIG, saying what it
+    waits for (it waits with no limit for every worker to start)."""
+    import os
+
+    try:
+        cluster = json.loads(os.environ.get("TF_CONFIG") or "null")
+        if cluster is not None:  # without TF_CONFIG: one local worker
+            workers = cluster["cluster"]["worker"]
+            index = cluster["task"]["index"]
+            print(
+                f"memblocks: worker {index} of {len(workers)} ({workers[index]}): waiting "
+                f"for every worker in TF_CONFIG ({', '.join(workers)}).",
+                file=sys.stderr,
+                flush=True,
+            )
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise ValueError(
+            "--strategy multiworker reads the cluster from TF_CONFIG, which is missing or "
+            'not {"cluster": {"worker": [...]}, "task": {"type": "worker", "index": N}}.'
+        ) from None
+    # Creating the strategy installs TensorFlow's own SIGTERM handler, which does
+    # not end the process; `memblocks train` runs a multi-worker run in a child
+    # process it can always stop (cli._supervised).
+    return tf.distribute.MultiWorkerMirroredStrategy()
 
 
 def _with_aux_targets(dataset, model):
