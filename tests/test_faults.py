@@ -340,7 +340,8 @@ def _without_root_powers():
     return ("setpriv", "--bounding-set=-dac_override,-dac_read_search")
 
 
-@pytest.mark.parametrize("command", ["train", "export"])
+# export's case is `large` (34 s); tests/test_hostile_inputs.py refuses export folders.
+@pytest.mark.parametrize("command", ["train", pytest.param("export", marks=pytest.mark.large)])
 def test_folders_that_cannot_be_written_get_one_line_before_any_work(tmp_path, trained, command):
     (tmp_path / "a_file").write_text("")
     locked = tmp_path / "read_only"

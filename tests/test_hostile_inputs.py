@@ -180,7 +180,9 @@ def _lock(run, text):
     [
         ("", "cannot be read"),
         pytest.param("\x00\x00garbage", "cannot be read", marks=pytest.mark.large),
-        ("1 another-machine 5", "on another machine, another-machine"),
+        pytest.param(
+            "1 another-machine 5", "on another machine, another-machine", marks=pytest.mark.large
+        ),
     ],
 )
 def test_a_lock_that_cannot_be_judged_says_the_command_that_clears_it(tmp_path, content, expected):

@@ -150,7 +150,7 @@ def load_in_a_new_process(paths, inputs, tmp_path):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.runs_first
+@pytest.mark.large  # 53 s; the other keras-hub tests here stay in make test
 def test_blocks_go_into_keras_hub_backbones_which_stay_backbones(tmp_path):
     paths, expected = {}, {}
     for family, (build, block, after) in FAMILIES.items():

@@ -220,6 +220,7 @@ def _train_command(output_dir, epochs):
     ]
 
 
+@pytest.mark.large  # 68 s; tests/test_faults.py kills runs at each write point in make test
 def test_killed_run_resumes_where_it_stopped(tmp_path):
     epochs = 40
     history = tmp_path / "seed_0" / "history.csv"
