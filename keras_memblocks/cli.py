@@ -673,13 +673,23 @@ def _supervised(argv):
 def _predict(args):
     from keras_memblocks import edge
 
-    try:
-        result = edge.predict(args.model, args.image, args.save_mask)
-    except ValueError as error:
-        print(f"memblocks: error: {error}", file=sys.stderr)
+    # LiteRT prints an INFO line for its XNNPACK delegate on every load: kept off
+    # the console, and shown only with the traceback of a crash of ours.
+    with native_stderr_captured() as native:
+        try:
+            result = edge.predict(args.model, args.image, args.save_mask)
+        except ValueError as error:
+            message = str(error)
+        except KeyboardInterrupt:
+            return 130
+        except BaseException:
+            native.replay()
+            raise
+        else:
+            message = None
+    if message is not None:
+        print(f"memblocks: error: {message}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 130
     print(json.dumps(result))
     return 0
 

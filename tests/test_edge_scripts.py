@@ -107,6 +107,7 @@ def test_memblocks_predict_needs_no_keras_backend(artifact, exported, tmp_path):
 
     result = predict(folder / "model" / artifact, folder / "digit.npy")
     assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr == ""  # not even LiteRT's INFO line for its delegate
     output = json.loads(result.stdout)
     assert output["top1"]["class"] == keras_class
     assert output["top1"]["label"] == f"label {keras_class}"
