@@ -104,8 +104,10 @@ LARGE_CASES = {
     "resnet50-sr",
     "deeplabv3-sr",
     "fcn-sr",
-    # 85 s; the CIFAR ResNet-18 rows export SR, CC, SE, CBAM and DropBlock in make test.
+    # 85 s; the CIFAR ResNet-18 rows export SR, CC, CBAM and DropBlock in make test.
     "mobilenet_v2-sr-cc",
+    # SE's files run in every runtime in tests/test_edge_runtimes.py.
+    "cifar_resnet18-sr-se",
 }
 
 # Float32 alone moves these 1.1-1.3e-4 between TensorFlow, LiteRT and

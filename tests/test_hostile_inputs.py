@@ -360,6 +360,11 @@ def test_ctrl_c_during_training_ends_in_one_line_with_exit_130_and_resumes(tmp_p
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # As in a user's terminal: in a full `make test` the worker that starts it
+        # may have SIGINT ignored, which a child inherits (then Python installs no
+        # KeyboardInterrupt handler, and the Ctrl-C below never arrives: two
+        # fresh-clone runs timed out here, the test alone never did).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 300
     while not Path(f"{release}.held").exists():

@@ -10,8 +10,10 @@ from nbclient import NotebookClient
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 LIMIT_SECONDS = 15 * 60  # the promise: each under 15 minutes on 2 CPU cores
 # Notebooks 02 and 03 train the SR and CC variants (2.4 and ~4.5 min beside
-# another test worker): `make test-large` runs them, to keep `make test` in its budget.
-TRAINING_NOTEBOOKS = ("02_squeeze_and_remember", "03_contextual_convolution")
+# another test worker), and 04 trains and exports (38 s; the export tests and the
+# Export guide's code cover its calls): `make test-large` runs them, to keep
+# `make test` in its budget.
+TRAINING_NOTEBOOKS = ("02_squeeze_and_remember", "03_contextual_convolution", "04_export_to_edge")
 RUNS = [
     pytest.param(path, marks=pytest.mark.large) if path.stem in TRAINING_NOTEBOOKS else path
     for path in NOTEBOOKS
