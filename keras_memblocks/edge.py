@@ -98,6 +98,11 @@ def fixed_batch(dimension):
 # === Metadata ===
 
 
+def _onnx_metadata(session):
+    props = session.get_modelmeta().custom_metadata_map
+    return json.loads(props[METADATA_NAME]) if METADATA_NAME in props else None
+
+
 def read_metadata(path):
     """The metadata `export_model` wrote into a `.tflite` or `.onnx` file, or `None`.
 
@@ -120,8 +125,7 @@ def read_metadata(path):
         import onnxruntime
 
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        props = session.get_modelmeta().custom_metadata_map
-        return json.loads(props[METADATA_NAME]) if METADATA_NAME in props else None
+        return _onnx_metadata(session)
     from ai_edge_litert import schema_py_generated as schema
 
     with open(path, "rb") as file:
@@ -252,6 +256,7 @@ class Model:
             self._interpreter = Interpreter(model_path=self.path)
             source = self._interpreter.get_input_details()[0]
             self.input_shape = [int(n) for n in source["shape_signature"]]
+            self.metadata = read_metadata(self.path)
         else:
             import onnxruntime
 
@@ -259,7 +264,7 @@ class Model:
                 self.path, providers=["CPUExecutionProvider"]
             )
             self.input_shape = [fixed_batch(n) or -1 for n in self._session.get_inputs()[0].shape]
-        self.metadata = read_metadata(self.path)
+            self.metadata = _onnx_metadata(self._session)  # not a second session of the file
 
     @property
     def labels(self):

@@ -240,12 +240,13 @@ def build_manifest(model, artifacts, notes, parity, quantization, provenance, nu
         "files": {
             name: {
                 "path": path.name,
-                "sha256": _digest(path)[0],
-                "sha256_of": _digest(path)[1],
+                "sha256": digest,
+                "sha256_of": covers,
                 # What the file holds: quantization applies to the TFLite file alone.
                 "precision": (quantization or "float32") if name == "tflite" else "float32",
             }
             for name, path in artifacts.items()
+            for digest, covers in [_digest(path)]
         },
         "input": {
             "name": "image",
