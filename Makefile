@@ -116,8 +116,7 @@ test-compat: $(COMPAT_VENV)/.installed
 ## The exported files in a browser, opt-in: ONNX Runtime Web (npm, into tests/web) in
 ## headless Chromium (Debian's, installed where apt-get runs as root), then the runtime matrix.
 test-edge: $(STAMP) tests/web/node_modules/.installed
-	$(PY) -m pytest -m "web or not large" $(PYTEST_ARGS) tests/test_web_runtime.py \
-		tests/test_edge_runtimes.py
+	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS) tests/test_web_runtime.py tests/test_edge_runtimes.py
 
 tests/web/node_modules/.installed: tests/web/package.json
 	@if ! command -v chromium >/dev/null && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \

@@ -21,6 +21,8 @@ import numpy as np
 from keras_memblocks.utils import extras
 from keras_memblocks.utils.console import native_stderr_captured
 from keras_memblocks.utils.console import quiet_tensorflow
+from keras_memblocks.utils.supervision import DEFAULT_PEER_TIMEOUT
+from keras_memblocks.utils.supervision import JOINED_FD
 
 # The registries' names, written out so that the parser needs no Keras;
 # tests/test_cli.py keeps each equal to its registry (the registry stays the
@@ -46,7 +48,7 @@ DATASET_NAMES = (
     "imagenet2012",
     "cityscapes",
 )
-STRATEGY_NAMES = ("none", "mirrored", "multiworker")
+STRATEGY_NAMES = ("none", "mirrored", "multiworker", "data-parallel")
 TABLE_NAMES = (
     "sr-table1",
     "sr-table2",
@@ -156,7 +158,27 @@ def _train_parser(subparsers):
     p.add_argument(
         "--strategy",
         choices=STRATEGY_NAMES,
-        help="none, mirrored (all local GPUs) or multiworker (TF_CONFIG)",
+        help="none, mirrored (all local GPUs, TensorFlow), multiworker (TF_CONFIG, "
+        "TensorFlow) or data-parallel (every device of every process, JAX)",
+    )
+    cluster = p.add_argument_group(
+        "data-parallel across processes (JAX)",
+        "start the same command on every process; unset, these come from Keras' "
+        "KERAS_DISTRIBUTION_JOB_ADDRESSES, KERAS_DISTRIBUTION_NUM_PROCESSES and "
+        "KERAS_DISTRIBUTION_PROCESS_ID, else from Slurm, Open MPI or Kubernetes",
+    )
+    cluster.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address")
+    cluster.add_argument("--num-processes", type=int, metavar="N", help="processes in the run")
+    cluster.add_argument(
+        "--process-id", type=int, metavar="I", help="this process: 0 (writes the files) .. N-1"
+    )
+    cluster.add_argument(
+        "--peer-timeout",
+        type=float,
+        default=float(DEFAULT_PEER_TIMEOUT),
+        metavar="SECONDS",
+        help="give up when the run's processes (data-parallel or multiworker) have not all "
+        f"started within this (default: {DEFAULT_PEER_TIMEOUT})",
     )
     p.add_argument("--mixed-precision", action="store_true", help="train in mixed_float16 (GPUs)")
     p.add_argument(
@@ -339,10 +361,13 @@ def _train(args):
     from keras_memblocks.training.trainer import build_model
 
     config = config_from_args(args)
+    output_dir = args.output_dir or f"runs/{args.recipe}"
+    process = 0
+    if config.strategy == "data-parallel":  # JAX joins the processes before it computes
+        process = _join_processes(args, output_dir)
     model = None
     if config.strategy != "multiworker":  # that strategy must come before any TF op
         model = build_model(config)  # a bad model or block fails here, before any data is read
-    output_dir = args.output_dir or f"runs/{args.recipe}"
     data = (
         stand_in_data(num_examples=args.stand_in_data)
         if args.stand_in_data
@@ -350,6 +375,9 @@ def _train(args):
     )
     with data:
         summary = train_seeds(config, args.seeds, output_dir, overwrite=args.overwrite)
+    if summary is None:  # not process 0
+        print(f"process {process}: done; process 0 wrote the results to {output_dir}")
+        return 0
     print(
         f"\n{summary['metric']}: {summary['mean']:.2f} ± {summary['sd']:.2f} "
         f"over seeds {summary['seeds']} (summary in {output_dir}/summary.md)"
@@ -362,6 +390,30 @@ def _train(args):
     if model is not None:
         print(f"export it:  {export_command(best_path, tuple(model.input.shape[1:]))}")
     return 0
+
+
+def _join_processes(args, output_dir):
+    """Joins the other processes of a data-parallel run (`--coordinator` ...);
+    returns this process's id. `_supervised` ends it, in one line, when they
+    have not all started within `--peer-timeout`."""
+    from keras_memblocks.training import distribution
+
+    coordinator, count, index = distribution.cluster_from_environment(
+        args.coordinator, args.num_processes, args.process_id
+    )
+    if count in (None, 1) and coordinator is None:
+        return 0  # one process: every local device
+    where = f"process {index} of {count}" if index is not None else "this process"
+    print(
+        f"memblocks: {where}: waiting up to {args.peer_timeout:g} s for every process "
+        f"(coordinator {coordinator or 'from the cluster environment'}); process 0 writes "
+        f"the run to {output_dir}.",
+        file=sys.stderr,
+        flush=True,
+    )
+    # JAX's own limit comes later: it ends the process with a native abort.
+    process, _ = distribution.connect(coordinator, count, index, args.peer_timeout + 60)
+    return process
 
 
 def _parser():
@@ -509,8 +561,8 @@ def main(argv=None):
         except ValueError as error:
             print(f"memblocks: error: {error}", file=sys.stderr)
             return 2
-        if strategy == "multiworker" and not os.environ.get(WORKER_ENV):
-            return _supervised(argv)
+        if _several_processes(args, strategy) and not os.environ.get(WORKER_ENV):
+            return _supervised(argv, args.peer_timeout)
     # Every subcommand imports TensorFlow: without its C++ start-up lines.
     quiet_tensorflow()
     # What `import keras_memblocks` registers elsewhere (see its __init__), for .keras files.
@@ -525,6 +577,10 @@ def main(argv=None):
         from keras_memblocks.export import ExportError
 
         user_errors.append(ExportError)
+    if args.command == "train":
+        from keras_memblocks.training.distribution import RunStoppedError
+
+        user_errors.append(RunStoppedError)  # process 0 said why, in its own output
     # A file left open by a write that filled the disk (h5py's) reports it again as an
     # "exception ignored" when freed: the one line below says it once.
     sys.unraisablehook = _unless_disk_full
@@ -547,14 +603,21 @@ def main(argv=None):
                 print(f"memblocks: error: {message}", file=sys.stderr, flush=True)
                 sys.stdout.flush()
                 os._exit(2)
-            if message is None and type(error).__name__ in PEER_ERRORS:
-                # A multi-worker run whose peer was killed or unreachable: TensorFlow's
-                # 64-line traceback says no more than this.
-                first = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
-                message = (
-                    f"another worker stopped or cannot be reached ({type(error).__name__}: "
-                    f"{first}); start every worker again with the same command to resume."
+            if message is None and _lost_peer(error):
+                # A multi-worker or data-parallel run whose peer was killed or cannot be
+                # reached: TensorFlow's 64-line traceback says no more than this.
+                first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+                first = first.split(": ")[-1][:300]  # JAX repeats its prefix per dispatch
+                print(
+                    f"memblocks: error: another process of the run stopped or cannot be "
+                    f"reached ({type(error).__name__}: {first}); start every process again "
+                    "with the same command to resume from the last finished epoch.",
+                    file=sys.stderr,
+                    flush=True,
                 )
+                sys.stdout.flush()
+                # Not the interpreter's exit: JAX would wait there for the lost process.
+                os._exit(2)
             if message is None and isinstance(error, OSError) and error.filename is not None:
                 # A path the system refused (permission, a file where a folder should be).
                 message = f"{error.filename}: {error.strerror or error}"
@@ -570,6 +633,17 @@ def main(argv=None):
 
 # TensorFlow's errors when a multi-worker peer dies or never answers.
 PEER_ERRORS = ("UnavailableError", "DeadlineExceededError", "CancelledError")
+# JAX raises one type for every runtime error; a lost peer's names its transport.
+JAX_PEER_MARKS = ("Gloo", "Connection closed by peer", "coordination service", "UNAVAILABLE")
+
+
+def _lost_peer(error):
+    if type(error).__name__ in PEER_ERRORS:
+        return True
+    return type(error).__name__ in ("JaxRuntimeError", "XlaRuntimeError") and any(
+        mark in str(error) for mark in JAX_PEER_MARKS
+    )
+
 
 INTERRUPTED = {
     "train": "interrupted; re-run the same command to resume (finished epochs are kept).",
@@ -620,26 +694,65 @@ def _requested_strategy(args):
         raise ValueError(
             f"--strategy {strategy} is tf.distribute, which trains on the TensorFlow backend "
             f"only, and KERAS_BACKEND is {backend!r}; set KERAS_BACKEND=tensorflow, or train "
-            "with --strategy none."
+            "with --strategy none (or data-parallel on JAX)."
         )
+    if strategy == "data-parallel" and backend != "jax":
+        raise ValueError(
+            f"--strategy data-parallel is Keras' keras.distribution.DataParallel, which trains "
+            f"on the JAX backend, and KERAS_BACKEND is {backend!r}; set KERAS_BACKEND=jax, or "
+            "use --strategy mirrored or multiworker on TensorFlow."
+        )
+    cluster_flags = (args.coordinator, args.num_processes, args.process_id)
+    if strategy != "data-parallel" and any(flag is not None for flag in cluster_flags):
+        raise ValueError(
+            "--coordinator, --num-processes and --process-id join the processes of a "
+            "--strategy data-parallel run; add --strategy data-parallel."
+        )
+    if args.peer_timeout <= 0:
+        raise ValueError(f"--peer-timeout must be positive, not {args.peer_timeout}.")
     return strategy
 
 
-def _supervised(argv):
-    """Runs a multi-worker `train` in a child process that this one can always stop.
+def _several_processes(args, strategy):
+    """Whether this process is one of several of a multi-worker or data-parallel run."""
+    if strategy == "multiworker":
+        return True
+    if strategy != "data-parallel":
+        return False
+    count = args.num_processes
+    if count is None:
+        count = os.environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES") or os.environ.get("SLURM_NTASKS")
+    return count is not None and str(count) != "1"
 
-    TensorFlow's multi-worker strategy installs a SIGTERM handler that does
-    not end the process, from inside a call that holds the interpreter while
-    it waits for the other workers: `timeout`, Slurm and Kubernetes could not
-    stop a worker. Here SIGTERM (or a second Ctrl-C) kills the child; the
-    same command resumes from its last finished epoch.
+
+def _supervised(argv, peer_timeout):
+    """Runs one process of a multi-worker or data-parallel `train` in a child
+    process that this one can always stop, and gives up, in one line, when the
+    run's other processes have not all started within `peer_timeout` seconds.
+
+    TensorFlow's multi-worker strategy and JAX's distributed runtime install
+    SIGTERM handlers that do not end the process, and TensorFlow waits for
+    its peers inside a call that holds the interpreter: `timeout`, Slurm and
+    Kubernetes could not stop a worker, nor could a thread of its own. Here
+    SIGTERM (or a second Ctrl-C) kills the child; the same command resumes
+    from its last finished epoch. The child says when every process has
+    joined by writing to a pipe (`distribution.say_joined`).
     """
+    import select
     import signal
     import subprocess
 
+    read_end, write_end = os.pipe()
+    # Started as the `memblocks` command is (its name in argv[0]), so that the
+    # package defers Keras and TensorFlow until their start-up lines are silenced.
+    start = "import sys; sys.argv[0] = 'memblocks'; from keras_memblocks.cli import main; "
     child = subprocess.Popen(
-        [sys.executable, "-m", "keras_memblocks.cli", *argv], env={**os.environ, WORKER_ENV: "1"}
+        [sys.executable, "-c", start + "sys.exit(main())", *argv],
+        env={**os.environ, WORKER_ENV: "1", JOINED_FD: str(write_end)},
+        pass_fds=(write_end,),
+        preexec_fn=_die_with_parent,
     )
+    os.close(write_end)
     stopped = []
 
     def stop(signum, frame):
@@ -655,10 +768,23 @@ def _supervised(argv):
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
+        # Readable once the child has joined, or has ended (its end of the pipe closes).
+        joined, _, _ = select.select([read_end], [], [], peer_timeout)
+        if not joined:
+            child.kill()
+            child.wait()
+            print(
+                f"memblocks: error: not every process of the run started within "
+                f"--peer-timeout {peer_timeout:g} s; start the same command on every one "
+                "(each with its own --process-id, or TF_CONFIG task index).",
+                file=sys.stderr,
+            )
+            return 2
         code = child.wait()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        os.close(read_end)
     if stopped and code < 0:
         name = signal.Signals(stopped[-1]).name
         print(
@@ -667,7 +793,29 @@ def _supervised(argv):
             file=sys.stderr,
         )
         return 128 + stopped[-1]
+    if code == -signal.SIGABRT:
+        # JAX ends a process whose peer died or stopped answering with a native
+        # abort (its message is in the captured native output).
+        print(
+            "memblocks: error: another process of the run stopped or cannot be reached; "
+            "start every process again with the same command to resume from the last "
+            "finished epoch.",
+            file=sys.stderr,
+        )
+        return 2
     return code if code >= 0 else 128 - code
+
+
+def _die_with_parent():
+    """In a supervised child, before it starts: a `kill -9` of the `memblocks`
+    process it runs under kills it too (Linux), instead of leaving it training
+    on, unseen, with the run's lock."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _predict(args):

@@ -278,8 +278,13 @@ print(json.dumps({{
     [
         'models.vgg_like("cifar10", width=8, num_classes=10, '
         'blocks={"block": "cc", "after": "conv"})',
-        'models.cifar_resnet(18, num_classes=10, width=8, blocks={"block": "sr", "after": 3, '
-        '"num_memory_blocks": 3})',
+        # 30 s; the CLI's data-parallel runs are checked against one device in
+        # tests/test_data_parallel.py.
+        pytest.param(
+            'models.cifar_resnet(18, num_classes=10, width=8, blocks={"block": "sr", "after": 3, '
+            '"num_memory_blocks": 3})',
+            marks=pytest.mark.large,
+        ),
     ],
 )
 def test_data_parallel_on_two_devices_trains_as_one_device_does(builder):

@@ -6,7 +6,7 @@ README and of every page of `docs/` runs, the way a reader would run it:
 a page's `bash` blocks first, in order, in one temporary folder (with the
 repository's `export/` scripts beside them), then its `python` blocks in
 order, in one fresh interpreter, in the same folder. A block after
-`<!-- docs-test: env NAME=VALUE -->` runs alone in its own process with
+`<!-- docs-test: env NAME=VALUE ... -->` runs alone in its own process with
 that environment; one after `<!-- docs-test: skip, why -->` is reported as
 skipped with its reason (pytest -ra lists it). The `text` and `bibtex`
 blocks are diagrams and citations.
@@ -207,8 +207,8 @@ def test_the_code_of_each_page_runs(page, tmp_path):
     for language, code, directive in found:
         if not (directive and directive.startswith("env ")):
             continue
-        name, value = directive[4:].split("=", 1)
-        extra = environment(**{name.strip(): value.strip()})
+        pairs = (pair.split("=", 1) for pair in directive[4:].split())
+        extra = environment(**{name: value for name, value in pairs})
         if language == "python":
             run_python([code], tmp_path, extra)
         else:

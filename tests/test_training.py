@@ -464,6 +464,29 @@ def test_a_worker_waiting_for_a_missing_peer_says_so_and_stops_on_sigterm(tmp_pa
         process.communicate()
 
 
+def test_a_worker_whose_peer_never_starts_gives_up_after_the_peer_timeout(tmp_path):
+    import time
+
+    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": 0}}
+    start = time.monotonic()
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("memblocks")), "train", "--strategy", "multiworker"]
+        + ["--epochs", "1", "--output-dir", str(tmp_path / "run"), "--peer-timeout", "20"],
+        env={**os.environ, "TF_CONFIG": json.dumps(tf_config)},
+        capture_output=True,
+        text=True,
+        timeout=200,
+    )
+    assert result.returncode == 2
+    assert time.monotonic() - start < 60
+    # (Before them, TensorFlow's start-up lines: the tests set TF_CPP_MIN_LOG_LEVEL.)
+    lines = [line for line in result.stderr.splitlines() if line.startswith("memblocks:")]
+    assert "waiting for every worker in TF_CONFIG" in lines[0], result.stderr
+    assert lines[-1].startswith("memblocks: error: not every process of the run started")
+    assert "--peer-timeout 20 s" in lines[-1]
+
+
 def test_tf_distribute_strategies_are_refused_on_another_backend(tmp_path):
     result = subprocess.run(
         [str(Path(sys.executable).with_name("memblocks")), "train", "--strategy", "multiworker"]

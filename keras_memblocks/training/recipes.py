@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from dataclasses import field
 
 from keras_memblocks.training import specs
+from keras_memblocks.training.distribution import STRATEGIES
 from keras_memblocks.utils.config_files import load_config_file  # noqa: F401 (training.load_config_file)
 from keras_memblocks.utils.files import shorten
 
 SCHEDULES = ("step", "poly", "constant")
 OPTIMIZERS = ("sgd", "adam")
-STRATEGIES = ("none", "mirrored", "multiworker")
 
 
 @dataclass

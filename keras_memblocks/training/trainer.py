@@ -14,6 +14,7 @@ import tensorflow as tf
 from keras_memblocks import models
 from keras_memblocks.data import epochs as data_epochs
 from keras_memblocks.optimizers import SGDWithL2
+from keras_memblocks.training import distribution
 from keras_memblocks.training import run_directory
 from keras_memblocks.training import specs
 from keras_memblocks.training.checkpoints import UNKNOWN
@@ -123,54 +124,6 @@ def compile_model(model, config, steps_per_epoch):
     )
 
 
-def _strategy(name):
-    if name in ("mirrored", "multiworker") and keras.backend.backend() != "tensorflow":
-        raise ValueError(
-            f"--strategy {name} (strategy={name!r}) is tf.distribute, which trains on the "
-            f"TensorFlow backend only, and Keras' backend is {keras.backend.backend()!r}; set "
-            "KERAS_BACKEND=tensorflow, or train with --strategy none."
-        )
-    if name == "mirrored":
-        strategy = tf.distribute.MirroredStrategy()
-        if strategy.num_replicas_in_sync == 1:
-            print(
-                "memblocks: --strategy mirrored found one device (no GPU, or one): training "
-                "on 1 replica, as --strategy none would.",
-                file=sys.stderr,
-            )
-        return strategy
-    if name == "multiworker":
-        return _multi_worker_strategy()
-    return tf.distribute.get_strategy()  # the default (no distribution)
-
-
-def _multi_worker_strategy():
-    """MultiWorkerMirroredStrategy for the cluster in TF_CONFIG, saying what it
-    waits for (it waits with no limit for every worker to start)."""
-    import os
-
-    try:
-        cluster = json.loads(os.environ.get("TF_CONFIG") or "null")
-        if cluster is not None:  # without TF_CONFIG: one local worker
-            workers = cluster["cluster"]["worker"]
-            index = cluster["task"]["index"]
-            print(
-                f"memblocks: worker {index} of {len(workers)} ({workers[index]}): waiting "
-                f"for every worker in TF_CONFIG ({', '.join(workers)}).",
-                file=sys.stderr,
-                flush=True,
-            )
-    except (ValueError, KeyError, IndexError, TypeError):
-        raise ValueError(
-            "--strategy multiworker reads the cluster from TF_CONFIG, which is missing or "
-            'not {"cluster": {"worker": [...]}, "task": {"type": "worker", "index": N}}.'
-        ) from None
-    # Creating the strategy installs TensorFlow's own SIGTERM handler, which does
-    # not end the process; `memblocks train` runs a multi-worker run in a child
-    # process it can always stop (cli._supervised).
-    return tf.distribute.MultiWorkerMirroredStrategy()
-
-
 def _with_aux_targets(dataset, model):
     if dataset is None or not isinstance(model.output, dict):
         return dataset
@@ -270,9 +223,14 @@ def train(config, output_dir, seed=0, verbose=None, strategy=None, overwrite=Fal
     validation) with its `.json`, `history.csv`, `results.json`, `backup/`
     until the run ends, and `tensorboard/` when asked.
 
-    `config.strategy` picks the distribution ("mirrored": all local GPUs;
-    "multiworker": the cluster in TF_CONFIG); a `tf.distribute.Strategy`
-    passed as `strategy` is used instead. `batch_size` is the global batch.
+    `config.strategy` picks the distribution
+    (`keras_memblocks.training.distribution`: "mirrored", all local GPUs;
+    "multiworker", the cluster in TF_CONFIG; "data-parallel", every device of
+    every JAX process); a `tf.distribute.Strategy` or a
+    `keras.distribution.Distribution` passed as `strategy` is used instead.
+    `batch_size` is the global batch. In a data-parallel run of several
+    processes only process 0 writes to `output_dir` and returns the results;
+    the others train with it and return `None`.
 
     A run that already finished in `output_dir` (its `results.json`
     exists) is not trained again: `FinishedRunError` says where its results
@@ -299,17 +257,28 @@ def train(config, output_dir, seed=0, verbose=None, strategy=None, overwrite=Fal
         extras.require("tensorboard", "tensorboard=True (memblocks train --tensorboard)")
     output_dir = Path(output_dir)
     # First: MultiWorkerMirroredStrategy must exist before TF runs any op.
-    strategy = strategy or _strategy(config.strategy)
-    with RunLock(output_dir):  # one run per directory; a second one stops here
-        run_directory.claim(output_dir, config.to_dict())  # never a folder we did not write
-        if overwrite:  # whatever this package wrote there, finished or not
-            run_directory.clear(output_dir)
-        check_config(output_dir, config.to_dict(), overwrite)
-        finished = finished_results(output_dir)
-        if finished is not None:
-            _raise_finished(output_dir, finished)
+    strategy = distribution.resolve(strategy, config.strategy)
+    if isinstance(strategy, distribution.DataParallelRun):
+        strategy.check_batch_size(config.batch_size)
+    handshake = distribution.Handshake(strategy)
+    if distribution.is_follower(strategy):
         with _global_settings(config):
-            return _train(config, output_dir, seed, verbose, strategy)
+            return _follow(config, seed, strategy, handshake)
+    try:
+        with RunLock(output_dir):  # one run per directory; a second one stops here
+            run_directory.claim(output_dir, config.to_dict())  # never a folder we did not write
+            if overwrite:  # whatever this package wrote there, finished or not
+                run_directory.clear(output_dir)
+            check_config(output_dir, config.to_dict(), overwrite)
+            finished = finished_results(output_dir)
+            if finished is not None:
+                _raise_finished(output_dir, finished)
+            handshake.go()
+            with _global_settings(config):
+                return _train(config, output_dir, seed, verbose, strategy, handshake)
+    except BaseException:
+        handshake.stop()  # the other processes stop too, if this one did before training
+        raise
 
 
 def _raise_finished(output_dir, results):
@@ -322,7 +291,7 @@ def _raise_finished(output_dir, results):
     )
 
 
-def _train(config, output_dir, seed, verbose, strategy):
+def _train(config, output_dir, seed, verbose, strategy, handshake):
     keras.utils.set_random_seed(seed)
     with strategy.scope():
         model = build_model(config)
@@ -333,8 +302,19 @@ def _train(config, output_dir, seed, verbose, strategy):
     checkpoint_path = output_dir / ("best.keras" if validation_data is not None else "last.keras")
     best = _best_so_far(checkpoint_path, config, steps_per_epoch, validation_data)
     callbacks, backup, timer = make_callbacks(config, output_dir, checkpoint_path, best)
-    with strategy.scope():  # the optimizer's variables, if it builds them, as fit would
-        first_epoch = backup.restore(model)
+    if isinstance(strategy, distribution.DataParallelRun):
+        local = distribution.local_copy(strategy, model, lambda: _compiled(config, steps_per_epoch))
+        with strategy.local():
+            first_epoch = backup.restore(local)
+        handshake.start(first_epoch)
+        distribution.share_state(strategy, model, local)
+        if validation_data is not None:
+            # First: the history and the checkpoint read the validation metrics.
+            callbacks.insert(0, distribution.LocalValidation(local, validation_data, strategy))
+            validation_data = None
+    else:
+        with strategy.scope():  # the optimizer's variables, if it builds them, as fit would
+            first_epoch = backup.restore(model)
     train_data = _with_aux_targets(
         _training_stream(config, source, seed, first_epoch, steps_per_epoch), model
     )
@@ -362,6 +342,7 @@ def _train(config, output_dir, seed, verbose, strategy):
         "trainable_parameters": models.count_trainable_parameters(model),
         "train_seconds_this_session": round(seconds, 2),
         "replicas": int(strategy.num_replicas_in_sync),
+        "processes": int(getattr(strategy, "num_processes", 1)),
         "backend": keras.backend.backend(),
         "keras_version": keras.__version__,
         "jit_compile": bool(model.jit_compile),  # what `config.jit_compile` resolved to
@@ -375,6 +356,49 @@ def _train(config, output_dir, seed, verbose, strategy):
     atomic_write_json(output_dir / "results.json", results)  # the run is finished here
     backup.remove()
     return results
+
+
+def _compiled(config, steps_per_epoch):
+    model = build_model(config)
+    compile_model(model, config, steps_per_epoch)
+    return model
+
+
+def _follow(config, seed, strategy, handshake):
+    """A data-parallel run's process other than 0: the same model, data and
+    steps as process 0 (`_train`), from the epoch and weights process 0
+    sends; its share of each batch; no files, no output. Returns `None`."""
+    if not handshake.receive_decision():  # the seed already finished
+        return None
+    keras.utils.set_random_seed(seed)
+    with strategy.scope():
+        model = build_model(config)
+    (source, _, _), steps_per_epoch = _load_datasets(config, seed)
+    with strategy.scope():
+        compile_model(model, config, steps_per_epoch)
+    first_epoch = handshake.receive_start()
+    distribution.share_state(strategy, model)
+    train_data = _with_aux_targets(
+        _training_stream(config, source, seed, first_epoch, steps_per_epoch), model
+    )
+    try:
+        fit(
+            model,
+            config,
+            strategy,
+            train_data,
+            None,
+            steps_per_epoch,
+            [FiniteGuard()],
+            verbose=0,
+            initial_epoch=first_epoch,
+        )
+    except Diverged as diverged:
+        raise TrainingDivergedError(
+            f"Training diverged at epoch {diverged.epoch} of {config.epochs}: "
+            f"{diverged.reason}; process 0's results.json records it."
+        ) from None
+    return None
 
 
 def _best_so_far(checkpoint_path, config, steps_per_epoch, validation_data):
@@ -483,16 +507,23 @@ def fit(
             initial_epoch=initial_epoch,
         )
     else:
-        model.fit(
-            train_data,
-            validation_data=validation_data,
-            epochs=config.epochs,
-            initial_epoch=initial_epoch,
-            steps_per_epoch=steps_per_epoch,
-            callbacks=callbacks,
-            verbose=verbose,
-            shuffle=False,
-        )  # the datasets shuffle themselves, seeded
+        scope = contextlib.nullcontext()
+        if isinstance(strategy, distribution.DataParallelRun):
+            # Keras' distribution shards the batches only while it is set; the
+            # callbacks, which save on process 0 alone, run without it.
+            scope = strategy.scope()
+            callbacks = [distribution.Undistributed(c, strategy) for c in callbacks]
+        with scope:
+            model.fit(
+                train_data,
+                validation_data=validation_data,
+                epochs=config.epochs,
+                initial_epoch=initial_epoch,
+                steps_per_epoch=steps_per_epoch,
+                callbacks=callbacks,
+                verbose=verbose,
+                shuffle=False,
+            )  # the datasets shuffle themselves, seeded
     return time.perf_counter() - start
 
 
@@ -558,7 +589,8 @@ def train_seeds(config, seeds, output_dir, verbose=None, overwrite=False):
 
     Returns the summary dict (the per-seed values and their mean and sd,
     in percent for accuracy and IoU, as the papers report them; `runs`:
-    every seed's results dict).
+    every seed's results dict), or `None` in a data-parallel run's process
+    other than 0 (process 0 writes and returns the summary).
 
     Examples:
         >>> import tempfile
@@ -571,19 +603,34 @@ def train_seeds(config, seeds, output_dir, verbose=None, overwrite=False):
     """
     seeds = check_seeds(seeds)
     output_dir = Path(output_dir)
+    # One DataParallelRun for every seed (it joins no processes: `distribution.connect` did).
+    strategy = distribution.make("data-parallel") if config.strategy == "data-parallel" else None
+    if distribution.is_follower(strategy):  # process 0 decides, writes and reports
+        for seed in seeds:
+            train(config, output_dir / f"seed_{seed}", seed, verbose, strategy, overwrite)
+        return None
     summary_files = [output_dir / "summary.md", output_dir / "summary.json"]
-    for path in summary_files:  # checked before training: a user's own file is never replaced
-        # What versions before 0.3 wrote, unmarked: the table's header, the summary's first key.
-        run_directory.check_ours(path, legacy_starts=("| model | dataset | ", '{\n  "metric": '))
     runs = []
     for seed in seeds:
         seed_dir = output_dir / f"seed_{seed}"
-        finished = None if overwrite else finished_results(seed_dir)
+        handshake = distribution.Handshake(strategy)
+        try:
+            for path in summary_files:  # before training: a user's own file is never replaced
+                # What versions before 0.3 wrote, unmarked: the table's header, the first key.
+                run_directory.check_ours(
+                    path, legacy_starts=("| model | dataset | ", '{\n  "metric": ')
+                )
+            finished = None if overwrite else finished_results(seed_dir)
+            if finished is not None:
+                # Never reported under another config's name, nor a diverged run as a result.
+                check_config(seed_dir, config.to_dict(), overwrite=False)
+                if finished.get("status") == "diverged":
+                    _raise_finished(seed_dir, finished)
+                handshake.skip()
+        except BaseException:
+            handshake.stop()  # an error above stops the other processes of the run too
+            raise
         if finished is not None:
-            # Never reported under another config's name, nor a diverged run as a result.
-            check_config(seed_dir, config.to_dict(), overwrite=False)
-            if finished.get("status") == "diverged":
-                _raise_finished(seed_dir, finished)
             if verbose != 0:  # verbose=0 is silent, as in fit
                 print(
                     f"seed {seed}: already finished, not trained again (results in "
@@ -592,7 +639,7 @@ def train_seeds(config, seeds, output_dir, verbose=None, overwrite=False):
                 )
             runs.append(finished)
         else:
-            runs.append(train(config, seed_dir, seed=seed, verbose=verbose, overwrite=overwrite))
+            runs.append(train(config, seed_dir, seed, verbose, strategy, overwrite))
     metric, _ = main_metric(runs[0])
     scale = 1.0 if metric == "loss" else 100.0
     values = np.array([main_metric(r)[1] * scale for r in runs])
