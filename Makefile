@@ -144,8 +144,7 @@ benchmark: $(STAMP) $(JAX_VENV)/.installed
 ## The notebooks, run and stored executed (what the docs show), and their figures saved
 ## to notebooks/figures/.
 figures: $(STAMP)
-	mkdir -p notebooks/figures
-	MEMBLOCKS_FIGURES_DIR=$(CURDIR)/notebooks/figures $(PY) notebooks/run_notebooks.py --store
+	$(PY) notebooks/run_notebooks.py --store --figures notebooks/figures
 
 clean:
 	rm -rf $(VENV) $(JAX_VENV) $(TORCH_VENV) $(COMPAT_VENV) .pytest_cache .hypothesis build *.egg-info \

@@ -4,12 +4,14 @@
 
 With `--store`, each notebook is written back with its outputs (what the
 docs site and a code host show; `tests/test_notebooks.py` checks that every
-cell ran in order without an error), and `make figures` also sets
-`MEMBLOCKS_FIGURES_DIR` so the notebooks save their plots to
-`notebooks/figures/`. Without it, nothing is written.
+cell ran in order without an error). With `--figures DIR` (`make figures`),
+the plot of each cell tagged `figure:NAME` (in the cell's metadata, which a
+reader does not see) is also written to `DIR/NAME.png`, for the docs pages
+that show it. Without either, nothing is written.
 """
 
 import argparse
+import base64
 import re
 import time
 from pathlib import Path
@@ -44,10 +46,29 @@ def without_noise(notebook):
     return notebook
 
 
+def figures(notebook):
+    """`{name: png bytes}`: the first plot of each cell tagged `figure:<name>`."""
+    found = {}
+    for cell in notebook.cells:
+        names = [tag[len("figure:") :] for tag in cell.metadata.get("tags", ())]
+        names = [name for name in names if name]
+        images = [
+            o["data"]["image/png"]
+            for o in cell.get("outputs", ())
+            if "image/png" in o.get("data", {})
+        ]
+        for name in names:
+            if not images:
+                raise SystemExit(f"cell tagged figure:{name} shows no plot")
+            found[name] = base64.b64decode(images[0])
+    return found
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", type=Path)
     parser.add_argument("--store", action="store_true", help="write the outputs back")
+    parser.add_argument("--figures", type=Path, help="write the tagged cells' plots here")
     args = parser.parse_args()
     paths = args.notebooks or sorted(HERE.glob("*.ipynb"))
     for path in paths:
@@ -61,6 +82,10 @@ def main():
         ).execute()
         if args.store:
             nbformat.write(without_noise(notebook), path)
+        if args.figures:
+            args.figures.mkdir(parents=True, exist_ok=True)
+            for name, png in figures(notebook).items():
+                (args.figures / f"{name}.png").write_bytes(png)
         print(f"{path.name}: ran in {time.perf_counter() - start:.0f} s", flush=True)
 
 

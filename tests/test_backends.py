@@ -106,13 +106,6 @@ def test_a_missing_extra_is_one_line_naming_its_install(monkeypatch):
         extras.require("exports", "x")
 
 
-def test_the_old_missing_tensorflow_error_still_catches_with_a_deprecation():
-    sys.modules.pop("keras_memblocks.tensorflow_stack", None)
-    with pytest.warns(DeprecationWarning, match="MissingExtraError"):
-        from keras_memblocks.tensorflow_stack import MissingTensorFlowError
-    assert MissingTensorFlowError is extras.MissingExtraError
-
-
 # Each extra's modules, and each command, where the extra is not installed.
 EXTRA_MODULES = {
     "keras_memblocks.data": "data",
@@ -276,10 +269,14 @@ print(json.dumps({{
 @pytest.mark.parametrize(
     "builder",
     [
-        'models.vgg_like("cifar10", width=8, num_classes=10, '
-        'blocks={"block": "cc", "after": "conv"})',
-        # 30 s; the CLI's data-parallel runs are checked against one device in
-        # tests/test_data_parallel.py.
+        # 35 s and 30 s: `make test-large`. In make test, tests/test_data_parallel.py
+        # checks the CC net's data-parallel runs (the command, two processes) against
+        # one device.
+        pytest.param(
+            'models.vgg_like("cifar10", width=8, num_classes=10, '
+            'blocks={"block": "cc", "after": "conv"})',
+            marks=pytest.mark.large,
+        ),
         pytest.param(
             'models.cifar_resnet(18, num_classes=10, width=8, blocks={"block": "sr", "after": 3, '
             '"num_memory_blocks": 3})',

@@ -2,7 +2,8 @@
 
 Every process is the installed `memblocks` command in its own interpreter,
 as a user (or Slurm) starts it; the reference is a single-process run of the
-same recipe with `--strategy none`.
+same recipe with `--strategy none`. The net is the CC paper's VGG-like one
+with CC after every convolution.
 """
 
 import csv
@@ -30,7 +31,7 @@ RECIPE = [
     "--set",
     "image_size=16",
     "--model-args",
-    '{"dataset": "cifar10", "width": 2}',
+    '{"dataset": "cifar10", "width": 2, "blocks": {"block": "cc", "after": "conv"}}',
 ]
 
 
@@ -103,10 +104,6 @@ def test_two_processes_train_as_one_and_process_0_alone_writes(tmp_path):
     assert f"process 1: done; process 0 wrote the results to {tmp_path / 'two'}" in out1
     assert "Epoch" not in out1
     assert "process 1 of 2: waiting up to 300 s for every process" in err1
-    # The same command again: the finished seed is skipped by both, which end at once.
-    (code0, out0, _), (code1, out1, _) = _run_pair(args, tmp_path / "two", timeout=200)
-    assert (code0, code1) == (0, 0)
-    assert "already finished, not trained again" in out0
 
 
 def test_an_error_of_process_0_stops_the_other_in_one_line(tmp_path):
@@ -182,3 +179,24 @@ def test_a_stopped_process_ends_both_and_the_same_commands_resume(tmp_path, how)
     (code0, _, err0), (code1, _, _) = _run_pair(args, run)
     assert (code0, code1) == (0, 0), err0[-3000:]
     _assert_same_run(run, tmp_path / "uninterrupted")
+    # The same commands again: the finished seed is skipped by both, which end at once.
+    (code0, out0, _), (code1, out1, _) = _run_pair(args, run, timeout=200)
+    assert (code0, code1) == (0, 0)
+    assert "already finished, not trained again" in out0
+
+
+@pytest.mark.large
+def test_one_process_on_two_host_devices_trains_as_one_device(tmp_path):
+    args = ["--epochs", "2", "--max-steps-per-epoch", "4"]
+    _single(args, tmp_path / "one")
+    result = subprocess.run(
+        [MEMBLOCKS, *RECIPE, *args, "--strategy", "data-parallel"]
+        + ["--output-dir", str(tmp_path / "dp")],
+        env={**ENV, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"},
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    _assert_same_run(tmp_path / "dp", tmp_path / "one")
+    assert (_results(tmp_path / "dp")["replicas"], _results(tmp_path / "dp")["processes"]) == (2, 1)

@@ -30,6 +30,27 @@ def test_the_four_notebooks_exist():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
+def test_the_docs_figures_come_from_tagged_cells_not_notebook_code(path):
+    """A reader's notebook holds no docs plumbing: `make figures` takes the plot
+    of each cell tagged `figure:NAME` (`run_notebooks.figures`)."""
+    import sys
+
+    sys.path.insert(0, str(path.parent))
+    try:
+        from run_notebooks import figures
+    finally:
+        sys.path.pop(0)
+    notebook = nbformat.read(path, as_version=4)
+    code = "".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
+    assert "FIGURES_DIR" not in code and "savefig" not in code
+    found = figures(notebook)
+    assert found, "no cell is tagged figure:NAME"
+    for name, png in found.items():
+        assert png.startswith(b"\x89PNG"), name
+        assert (path.parent / "figures" / f"{name}.png").is_file(), name
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
 def test_notebook_is_stored_executed_in_order_without_errors(path):
     """What a reader sees on the docs site or a code host: every code cell run,
     top to bottom in one kernel (`make figures`), no error, its plots inline."""
@@ -42,8 +63,7 @@ def test_notebook_is_stored_executed_in_order_without_errors(path):
 
 
 @pytest.mark.parametrize("path", RUNS, ids=lambda path: path.stem)
-def test_notebook_runs_and_shows_its_plots(path, monkeypatch):
-    monkeypatch.delenv("MEMBLOCKS_FIGURES_DIR", raising=False)  # "as they are"
+def test_notebook_runs_and_shows_its_plots(path):
     notebook = nbformat.read(path, as_version=4)
     start = time.perf_counter()
     NotebookClient(

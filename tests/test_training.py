@@ -424,11 +424,43 @@ def test_distributed_loop_resumes_from_its_backup(tmp_path):
     assert history.epoch == [2, 3]  # epochs 0 and 1 were not trained again
 
 
+def test_a_multi_worker_backup_keeps_the_epoch_before_its_newest(tmp_path):
+    """A kill can leave one worker of a multi-worker run a backup behind the
+    others: they keep the one before their newest, so that every worker can
+    resume from the epoch all of them hold."""
+    from keras_memblocks.training.checkpoints import RunFileError
+
+    data = tf.data.Dataset.from_tensor_slices(
+        (np.ones((8, 4), "float32"), np.zeros(8, "int32"))
+    ).batch(4)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    backup = EpochBackup(tmp_path / "backup", keep=2)
+    weights = []
+
+    class Weights(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            weights.append(model.get_weights()[0].copy())
+
+    model.fit(data, epochs=3, callbacks=[backup, Weights()], verbose=0)
+    assert sorted(p.name for p in (tmp_path / "backup").iterdir()) == [
+        "epoch-0002.weights.h5",
+        "epoch-0003.weights.h5",
+    ]
+    assert backup.latest() == 3
+    assert backup.restore(model, 2) == 2
+    np.testing.assert_array_equal(model.get_weights()[0], weights[1])
+    with pytest.raises(RunFileError, match="no backup of epoch 1"):
+        backup.restore(model, 1)
+
+
 def test_tensorboard_logs(tmp_path):
     train(tiny_digits(epochs=1, tensorboard=True), tmp_path, verbose=0)
     assert any((tmp_path / "tensorboard").rglob("events.out.tfevents.*"))
 
 
+@pytest.mark.large  # 24 s; make test checks the wait's timeout, which ends it in one line too
 def test_a_worker_waiting_for_a_missing_peer_says_so_and_stops_on_sigterm(tmp_path):
     # TensorFlow's own SIGTERM handler (installed with the strategy) ignored
     # SIGTERM while a worker waited for a peer that never started, so
@@ -499,3 +531,85 @@ def test_tf_distribute_strategies_are_refused_on_another_backend(tmp_path):
     assert result.returncode == 2
     assert "trains on the TensorFlow backend only" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+MULTIWORKER_RECIPE = ["train", "--recipe", "digits", "--batch-size", "32", "--set", "image_size=16"]
+MULTIWORKER_RECIPE += ["--model-args", json.dumps(TINY), "--epochs", "4"]
+MULTIWORKER_RECIPE += ["--max-steps-per-epoch", "8"]
+
+
+def _history_rows(run):
+    with open(run / "seed_0" / "history.csv") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.large
+def test_multiworker_through_the_command_matches_one_process_and_resumes_after_sigterm(tmp_path):
+    """Two `memblocks train --strategy multiworker` workers on localhost, as a
+    user starts them: worker 0 is stopped with SIGTERM after two epochs (both
+    end, each in one line), both are started again, and each ends with the
+    history and test metrics of an uninterrupted single-process run."""
+    memblocks = str(Path(sys.executable).with_name("memblocks"))
+    single = subprocess.run(
+        [memblocks, *MULTIWORKER_RECIPE, "--output-dir", str(tmp_path / "single")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert single.returncode == 0, single.stderr[-3000:]
+    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+
+    logs = []
+
+    def start(index):
+        # Into files, not pipes: a worker blocked on a full pipe stops answering its peer.
+        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        log = tmp_path / f"worker_{index}_{len(logs)}.log"
+        logs.append(log)
+        with open(log, "w") as output:
+            return subprocess.Popen(
+                [memblocks, *MULTIWORKER_RECIPE, "--strategy", "multiworker"]
+                + ["--output-dir", str(tmp_path / f"worker_{index}")],
+                env={**os.environ, "TF_CONFIG": json.dumps(tf_config)},
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+
+    processes = [start(0), start(1)]
+    try:
+        history = tmp_path / "worker_0" / "seed_0" / "history.csv"
+        deadline = time.monotonic() + 400
+        while time.monotonic() < deadline:
+            if history.exists() and len(history.read_text().splitlines()) >= 3:
+                break
+            time.sleep(0.2)
+        stopped = time.monotonic()
+        processes[0].send_signal(signal.SIGTERM)
+        codes = [p.wait(timeout=60) for p in processes]
+        assert time.monotonic() - stopped < 30
+        assert codes[0] == 128 + signal.SIGTERM
+        err1 = logs[1].read_text()
+        assert codes[1] == 2, err1[-3000:]
+        assert "another process of the run stopped or cannot be reached" in err1
+        assert "Traceback" not in err1
+    finally:
+        for p in processes:
+            p.kill()
+    processes = [start(0), start(1)]
+    try:
+        for process, log in zip(processes, logs[2:]):
+            assert process.wait(timeout=600) == 0, log.read_text()[-3000:]
+    finally:
+        for p in processes:
+            p.kill()
+    expected = _history_rows(tmp_path / "single")
+    for index in (0, 1):
+        rows = _history_rows(tmp_path / f"worker_{index}")
+        assert len(rows) == len(expected) == 4
+        for row, reference in zip(rows, expected):
+            for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+                assert float(row[key]) == pytest.approx(float(reference[key]), rel=1e-4, abs=1e-5)
+        results = json.loads((tmp_path / f"worker_{index}" / "seed_0" / "results.json").read_text())
+        reference = json.loads((tmp_path / "single" / "seed_0" / "results.json").read_text())
+        assert results["replicas"] == 2
+        assert results["test"]["accuracy"] == pytest.approx(reference["test"]["accuracy"], abs=1e-6)

@@ -380,13 +380,43 @@ def _user_mistakes(tmp_path):
     }
 
 
-@pytest.mark.runs_first
-def test_user_mistakes_get_one_line_and_exit_code_2(tmp_path):
-    for case, (command, message) in _user_mistakes(tmp_path).items():
-        result = run(command, tmp_path, expect=2)
-        lines = [line for line in result.stderr.splitlines() if line.strip()]
-        assert len(lines) == 1, (case, result.stderr[-3000:])
-        assert lines[0].startswith("memblocks: error: ") and message in lines[0], (case, lines)
+@pytest.fixture(scope="module")
+def mistakes(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("mistakes")
+    return folder, _user_mistakes(folder)
+
+
+USER_MISTAKES = (
+    "missing file",
+    "not a Keras model",
+    "truncated",
+    "damaged",
+    "another package's class",
+    "input not an image",
+    "diverged model",
+    "bad yaml config",
+    "bad json config",
+    "non-UTF-8 config",
+    "learning rate as text",
+    "HDF5 file that is not a model",
+    "config.json that is not JSON",
+    "missing calibration",
+)
+
+
+def test_every_user_mistake_is_tried(mistakes):
+    assert set(USER_MISTAKES) == set(mistakes[1])
+
+
+# One item per mistake: the commands spread over the test workers.
+@pytest.mark.parametrize("case", USER_MISTAKES)
+def test_user_mistakes_get_one_line_and_exit_code_2(mistakes, case):
+    folder, cases = mistakes
+    command, message = cases[case]
+    result = run(command, folder, expect=2)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, (case, result.stderr[-3000:])
+    assert lines[0].startswith("memblocks: error: ") and message in lines[0], (case, lines)
 
 
 def test_edge_scripts_refuse_a_wrong_image_in_one_line(tmp_path):

@@ -276,11 +276,17 @@ class EpochBackup(keras.callbacks.Callback):
     Replaces Keras' `BackupAndRestore`, which writes its weights and then,
     separately, the epoch number: a kill between the two resumed the next
     epoch's weights at the previous epoch.
+
+    `keep=2` keeps the one before the newest as well: the workers of a
+    multi-worker run each write their own, a kill can leave one worker a
+    backup ahead of another, and they resume from the epoch all of them hold
+    (`distribution.agreed_epoch`).
     """
 
-    def __init__(self, folder):
+    def __init__(self, folder, keep=1):
         super().__init__()
         self.folder = Path(folder)
+        self.keep = keep
 
     def on_epoch_end(self, epoch, logs=None):
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -295,12 +301,11 @@ class EpochBackup(keras.callbacks.Callback):
                 temporary.unlink()
         for old in self.folder.iterdir():
             match = BACKUP_PATTERN.fullmatch(old.name)
-            if match and int(match[1]) < epoch + 1:
+            if match and int(match[1]) < epoch + 2 - self.keep:
                 old.unlink()
 
-    def restore(self, model):
-        """Loads the latest backup into the compiled `model`; returns the number of
-        epochs it holds (0: nothing to resume)."""
+    def _backups(self):
+        """`[(epochs done, path)]`, oldest first."""
         backups = sorted(
             (int(m[1]), p)
             for p in (self.folder.iterdir() if self.folder.is_dir() else ())
@@ -312,6 +317,26 @@ class EpochBackup(keras.callbacks.Callback):
             if metadata is None or not isinstance(metadata.get("epoch"), int):
                 raise _damaged(legacy[1], "not the JSON Keras' BackupAndRestore writes")
             backups = [(metadata["epoch"], legacy[0])]
+        return backups
+
+    def latest(self):
+        """The number of epochs the newest backup holds (0: none)."""
+        backups = self._backups()
+        return backups[-1][0] if backups else 0
+
+    def restore(self, model, epoch=None):
+        """Loads the latest backup (or the one of `epoch` epochs) into the compiled
+        `model`; returns the number of epochs it holds (0: nothing to resume)."""
+        backups = self._backups()
+        if epoch is not None:
+            if epoch == 0:
+                return 0
+            backups = [(e, path) for e, path in backups if e == epoch]
+            if not backups:
+                raise RunFileError(
+                    f"{self.folder} holds no backup of epoch {epoch}, where the other "
+                    "workers resume; pass --overwrite (overwrite=True) to train the run afresh."
+                )
         if not backups:
             return 0
         epoch, path = backups[-1]

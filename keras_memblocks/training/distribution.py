@@ -129,6 +129,29 @@ def _multi_worker_strategy():
     return strategy
 
 
+def agreed_epoch(strategy, latest, epochs):
+    """The epoch a run resumes from: `latest` (this process's newest backup),
+    or, in a multi-worker run, the oldest of every worker's newest backup.
+
+    Each worker writes its own backups, and a kill can stop one of them
+    while it saves: it is then one epoch behind the others, which keep the
+    backup before their newest (`EpochBackup(keep=2)`). Resuming each from
+    its own newest would all-reduce gradients of different weights.
+    `None`: this process's newest, whatever it is.
+    """
+    import tensorflow as tf
+
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return None
+    # Every worker's epoch as a one-hot row, summed: the lowest one present is the oldest.
+    present = strategy.reduce(
+        tf.distribute.ReduceOp.SUM,
+        strategy.run(lambda: tf.one_hot(latest, epochs + 1, dtype=tf.float32)),
+        axis=None,
+    )
+    return int(np.flatnonzero(present.numpy() > 0)[0])
+
+
 # === JAX across processes ===
 
 

@@ -313,8 +313,9 @@ def _train(config, output_dir, seed, verbose, strategy, handshake):
             callbacks.insert(0, distribution.LocalValidation(local, validation_data, strategy))
             validation_data = None
     else:
+        epoch = distribution.agreed_epoch(strategy, backup.latest(), config.epochs)
         with strategy.scope():  # the optimizer's variables, if it builds them, as fit would
-            first_epoch = backup.restore(model)
+            first_epoch = backup.restore(model, epoch)
     train_data = _with_aux_targets(
         _training_stream(config, source, seed, first_epoch, steps_per_epoch), model
     )
@@ -469,7 +470,8 @@ def make_callbacks(config, output_dir, checkpoint_path, best=None):
         checkpoint = BestCheckpoint(checkpoint_path, task.monitor, task.mode, best)
     else:
         checkpoint = LastCheckpoint(checkpoint_path)
-    backup = EpochBackup(output_dir / "backup")
+    # A multi-worker run's workers resume from the epoch all of them hold.
+    backup = EpochBackup(output_dir / "backup", keep=2 if config.strategy == "multiworker" else 1)
     timer = StepTimer()
     # The history first: a diverged epoch's row (its NaN loss) is kept as the record.
     callbacks = [HistoryFile(output_dir / "history.csv"), FiniteGuard(), checkpoint, backup, timer]
