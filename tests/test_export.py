@@ -453,3 +453,34 @@ def test_export_command_for_a_device(tmp_path, capsys):
     capsys.readouterr()
     assert cli_main([*args[:-2], "--io-type", "int8", "--output-dir", str(tmp_path / "x")]) == 2
     assert "it needs quantization='int8' (--quantize int8)" in capsys.readouterr().err
+
+
+def test_an_export_that_finished_while_another_ran_is_not_replaced(tmp_path, monkeypatch):
+    """Two exports into one new folder: the later one checked the folder before the
+    earlier one published, and took the lock after it. It replaced the earlier
+    export without overwrite=True (both ended with exit code 0; seen in a full
+    `make test` run). It now checks the folder again once it holds the lock."""
+    import contextlib
+
+    from keras_memblocks.export import staging
+
+    model = vgg_like("mnist", width=1)
+    out = tmp_path / "out"
+    real = staging.staging_folder
+
+    @contextlib.contextmanager
+    def after_the_other(out_dir):
+        monkeypatch.setattr(staging, "staging_folder", real)
+        export_model(model, out, formats=("onnx",))  # the other export, start to end
+        with real(out_dir) as folder:
+            yield folder
+
+    monkeypatch.setattr(staging, "staging_folder", after_the_other)
+    with pytest.raises(ValueError, match="holds an earlier export"):
+        export_model(model, out, formats=("onnx",))
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".memblocks-export",
+        "manifest.json",
+        "model.onnx",
+    ]
+    assert not list(tmp_path.glob(".out.*"))  # no staging folder or lock left

@@ -471,6 +471,8 @@ def export_model(
     parity_inputs = _parity_inputs(model, parity_inputs, representative_data)
     expected = _keras_outputs(model, parity_inputs)
     with staging.staging_folder(out_dir) as folder:
+        # Again, holding the folder's lock: another export may have filled it since.
+        check_out_dir(out_dir, overwrite)
         artifacts, notes = convert(
             model,
             folder,
