@@ -165,7 +165,7 @@ def _train_parser(subparsers):
         "data-parallel across processes (JAX)",
         "start the same command on every process; unset, these come from Keras' "
         "KERAS_DISTRIBUTION_JOB_ADDRESSES, KERAS_DISTRIBUTION_NUM_PROCESSES and "
-        "KERAS_DISTRIBUTION_PROCESS_ID, else from Slurm, Open MPI or Kubernetes",
+        "KERAS_DISTRIBUTION_PROCESS_ID",
     )
     cluster.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address")
     cluster.add_argument("--num-processes", type=int, metavar="N", help="processes in the run")
@@ -721,7 +721,7 @@ def _several_processes(args, strategy):
         return False
     count = args.num_processes
     if count is None:
-        count = os.environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES") or os.environ.get("SLURM_NTASKS")
+        count = os.environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES")
     return count is not None and str(count) != "1"
 
 
