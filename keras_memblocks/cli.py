@@ -21,6 +21,8 @@ import numpy as np
 from keras_memblocks.utils import extras
 from keras_memblocks.utils.console import native_stderr_captured
 from keras_memblocks.utils.console import quiet_tensorflow
+from keras_memblocks.utils.strategies import STRATEGIES
+from keras_memblocks.utils.strategies import check_backend
 from keras_memblocks.utils.supervision import DEFAULT_PEER_TIMEOUT
 from keras_memblocks.utils.supervision import JOINED_FD
 
@@ -48,7 +50,7 @@ DATASET_NAMES = (
     "imagenet2012",
     "cityscapes",
 )
-STRATEGY_NAMES = ("none", "mirrored", "multiworker", "data-parallel")
+STRATEGY_NAMES = STRATEGIES  # already light: not a copy
 TABLE_NAMES = (
     "sr-table1",
     "sr-table2",
@@ -609,9 +611,7 @@ def main(argv=None):
                 first = str(error).strip().splitlines()[0] if str(error).strip() else ""
                 first = first.split(": ")[-1][:300]  # JAX repeats its prefix per dispatch
                 print(
-                    f"memblocks: error: another process of the run stopped or cannot be "
-                    f"reached ({type(error).__name__}: {first}); start every process again "
-                    "with the same command to resume from the last finished epoch.",
+                    f"memblocks: error: {LOST_PEER} ({type(error).__name__}: {first}); {RESTART}",
                     file=sys.stderr,
                     flush=True,
                 )
@@ -631,6 +631,8 @@ def main(argv=None):
     return 2
 
 
+LOST_PEER = "another process of the run stopped or cannot be reached"
+RESTART = "start every process again with the same command to resume from the last finished epoch."
 # TensorFlow's errors when a multi-worker peer dies or never answers.
 PEER_ERRORS = ("UnavailableError", "DeadlineExceededError", "CancelledError")
 # JAX raises one type for every runtime error; a lost peer's names its transport.
@@ -689,19 +691,7 @@ def _requested_strategy(args):
         if key == "strategy":
             strategy = value
     strategy = args.strategy or strategy
-    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
-    if strategy in ("mirrored", "multiworker") and backend != "tensorflow":
-        raise ValueError(
-            f"--strategy {strategy} is tf.distribute, which trains on the TensorFlow backend "
-            f"only, and KERAS_BACKEND is {backend!r}; set KERAS_BACKEND=tensorflow, or train "
-            "with --strategy none (or data-parallel on JAX)."
-        )
-    if strategy == "data-parallel" and backend != "jax":
-        raise ValueError(
-            f"--strategy data-parallel is Keras' keras.distribution.DataParallel, which trains "
-            f"on the JAX backend, and KERAS_BACKEND is {backend!r}; set KERAS_BACKEND=jax, or "
-            "use --strategy mirrored or multiworker on TensorFlow."
-        )
+    check_backend(strategy, os.environ.get("KERAS_BACKEND", "tensorflow"))
     cluster_flags = (args.coordinator, args.num_processes, args.process_id)
     if strategy != "data-parallel" and any(flag is not None for flag in cluster_flags):
         raise ValueError(
@@ -796,12 +786,7 @@ def _supervised(argv, peer_timeout):
     if code == -signal.SIGABRT:
         # JAX ends a process whose peer died or stopped answering with a native
         # abort (its message is in the captured native output).
-        print(
-            "memblocks: error: another process of the run stopped or cannot be reached; "
-            "start every process again with the same command to resume from the last "
-            "finished epoch.",
-            file=sys.stderr,
-        )
+        print(f"memblocks: error: {LOST_PEER}; {RESTART}", file=sys.stderr)
         return 2
     return code if code >= 0 else 128 - code
 

@@ -27,11 +27,11 @@ import sys
 import keras
 import numpy as np
 
+from keras_memblocks.utils.strategies import STRATEGIES  # noqa: F401 (the names, here too)
+from keras_memblocks.utils.strategies import check_backend
 from keras_memblocks.utils.supervision import DEFAULT_PEER_TIMEOUT
 from keras_memblocks.utils.supervision import say_joined
 
-STRATEGIES = ("none", "mirrored", "multiworker", "data-parallel")
-TF_STRATEGIES = ("mirrored", "multiworker")
 # Keras' own names for a multi-process run (`keras.distribution.initialize` reads them).
 CLUSTER_VARIABLES = (
     "KERAS_DISTRIBUTION_JOB_ADDRESSES",
@@ -40,37 +40,9 @@ CLUSTER_VARIABLES = (
 )
 
 
-def check_backend(name, backend=None):
-    """Refuses a strategy the Keras backend cannot run, in one line.
-
-    Examples:
-        >>> from keras_memblocks.training import distribution
-        >>> distribution.check_backend("multiworker", "tensorflow")  # fine: nothing happens
-        >>> try:
-        ...     distribution.check_backend("data-parallel", "tensorflow")
-        ... except ValueError as error:
-        ...     print(str(error)[:60])
-        --strategy data-parallel (strategy='data-parallel') is Keras
-    """
-    backend = backend or keras.backend.backend()
-    if name in TF_STRATEGIES and backend != "tensorflow":
-        raise ValueError(
-            f"--strategy {name} (strategy={name!r}) is tf.distribute, which trains on the "
-            f"TensorFlow backend only, and Keras' backend is {backend!r}; set "
-            "KERAS_BACKEND=tensorflow, or train with --strategy none (or data-parallel on JAX)."
-        )
-    if name == "data-parallel" and backend != "jax":
-        raise ValueError(
-            f"--strategy data-parallel (strategy='data-parallel') is Keras' "
-            f"keras.distribution.DataParallel, which trains on the JAX backend, and Keras' "
-            f"backend is {backend!r}; set KERAS_BACKEND=jax, or use --strategy mirrored or "
-            "multiworker on TensorFlow."
-        )
-
-
 def make(name):
     """The strategy object a config's `strategy` names (see the module docstring)."""
-    check_backend(name)
+    check_backend(name, keras.backend.backend())
     if name == "data-parallel":
         return DataParallelRun()
     import tensorflow as tf
@@ -402,10 +374,10 @@ def local_copy(strategy, model, build):
     `build()` (a compiled model of the same architecture) run with no
     distribution, given `model`'s weights. It holds what process 0 reads
     and writes: the resume point, validation, checkpoints."""
-    values = [keras.ops.convert_to_numpy(v) for v in model.weights]
+    weights = model.get_weights()  # the replicated values, on this process
     with strategy.local():
         local = build()
-        local.set_weights(values)
+        local.set_weights(weights)
     return local
 
 
@@ -466,9 +438,9 @@ class LocalValidation(keras.callbacks.Callback):
         self.strategy = strategy
 
     def on_epoch_end(self, epoch, logs=None):
-        values = [keras.ops.convert_to_numpy(v) for v in self.model.weights]
+        weights = self.model.get_weights()
         with self.strategy.local():
-            self.local.set_weights(values)
+            self.local.set_weights(weights)
             metrics = self.local.evaluate(self.validation_data, return_dict=True, verbose=0)
         if logs is not None:
             logs.update({f"val_{name}": float(value) for name, value in metrics.items()})

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from dataclasses import field
 
 from keras_memblocks.training import specs
-from keras_memblocks.training.distribution import STRATEGIES
 from keras_memblocks.utils.config_files import load_config_file  # noqa: F401 (training.load_config_file)
 from keras_memblocks.utils.files import shorten
+from keras_memblocks.utils.strategies import STRATEGIES
 
 SCHEDULES = ("step", "poly", "constant")
 OPTIMIZERS = ("sgd", "adam")

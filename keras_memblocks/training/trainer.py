@@ -612,16 +612,20 @@ def train_seeds(config, seeds, output_dir, verbose=None, overwrite=False):
             train(config, output_dir / f"seed_{seed}", seed, verbose, strategy, overwrite)
         return None
     summary_files = [output_dir / "summary.md", output_dir / "summary.json"]
+    try:
+        for path in summary_files:  # checked before training: a user's own file is never replaced
+            # What versions before 0.3 wrote, unmarked: the table's header, the summary's first key.
+            run_directory.check_ours(
+                path, legacy_starts=("| model | dataset | ", '{\n  "metric": ')
+            )
+    except BaseException:
+        distribution.Handshake(strategy).stop()  # the other processes stop at the first seed
+        raise
     runs = []
     for seed in seeds:
         seed_dir = output_dir / f"seed_{seed}"
         handshake = distribution.Handshake(strategy)
         try:
-            for path in summary_files:  # before training: a user's own file is never replaced
-                # What versions before 0.3 wrote, unmarked: the table's header, the first key.
-                run_directory.check_ours(
-                    path, legacy_starts=("| model | dataset | ", '{\n  "metric": ')
-                )
             finished = None if overwrite else finished_results(seed_dir)
             if finished is not None:
                 # Never reported under another config's name, nor a diverged run as a result.
