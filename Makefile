@@ -28,8 +28,9 @@ BACKEND_TESTS := tests/test_squeeze_and_remember_2d.py tests/test_contextual_con
 # In the core install: all of them but the analyses' file, which imports the [analysis]
 # extra (its tests run on JAX in .venv, below).
 CORE_BACKEND_TESTS := $(filter-out tests/test_analysis.py,$(BACKEND_TESTS))
-# What `make test-compat` runs on the oldest TensorFlow: the trainer, the data, the export.
-COMPAT_TESTS := tests/test_training.py tests/test_data.py tests/test_export.py \
+# What `make test-compat` runs on the oldest TensorFlow: the trainer, the data, the export,
+# the private APIs of keras_memblocks.utils.compat.
+COMPAT_TESTS := tests/test_training.py tests/test_data.py tests/test_export.py tests/test_compat.py \
 	tests/test_export_coverage.py
 
 # setuptools prints a boxed note on every editable install ("Editable installation ...
@@ -136,6 +137,9 @@ benchmark: $(STAMP) $(JAX_VENV)/.installed
 	$(PY) benchmarks/block_overhead.py
 	$(PY) benchmarks/cc_block_parts.py
 	$(PY) benchmarks/cc_block_parts.py --net demo
+	$(PY) benchmarks/cc_formulations.py
+	KERAS_BACKEND=jax $(JAX_VENV)/bin/python benchmarks/cc_formulations.py \
+		--output benchmarks/results/cc_formulations_jax.json
 	$(PY) benchmarks/input_pipeline.py
 	$(PY) benchmarks/parameter_table.py
 	$(PY) benchmarks/export_latency.py

@@ -11,9 +11,9 @@ Networks (random-but-fixed weights, batch norm calibrated on digits; latency
 does not depend on training):
 - the CC paper's CIFAR-10 VGG-like net (width 32, 32x32x3): plain, with a
   reduced CC block after every conv, and with one SR block (P=10) after
-  stage 3; and the CC net once more with every file traced with
-  `cc_formulation("batched_matmul")` (export_model's TFLite default is
-  "multiply_sum"), to compare the two in one run;
+  stage 3; and the CC net once more with its blocks'
+  `formulation="batched_matmul"` (the default "auto" exports the
+  "multiply_sum" form), to compare the two in one run;
 - `keras.applications.MobileNetV2` (224x224x3): plain, with a reduced CC
   block after the last layer of four stages, and with one SR block (P=10)
   after stage 5 (14x14x96).
@@ -31,7 +31,6 @@ Writes benchmarks/results/export_latency.json.
 """
 
 import argparse
-import contextlib
 import json
 import os
 import statistics
@@ -52,10 +51,11 @@ from keras_memblocks.data import load_digits  # noqa: E402
 from keras_memblocks.export import export_model  # noqa: E402
 from keras_memblocks.export import tflite_interpreter  # noqa: E402
 from keras_memblocks.export.runtimes import xnnpack_pieces  # noqa: E402
-from keras_memblocks.layers import cc_formulation  # noqa: E402
+from keras_memblocks.layers import set_cc_formulation  # noqa: E402
 from keras_memblocks.models import calibrate_batch_norm  # noqa: E402
 from keras_memblocks.models import insert_blocks  # noqa: E402
 from keras_memblocks.models import vgg_like  # noqa: E402
+from keras_memblocks.utils import compat  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "export_latency.json"
 MOBILENET_STAGE_ENDS = ["block_2_add", "block_5_add", "block_12_add", "block_15_add"]
@@ -83,7 +83,7 @@ MODELS = {
 }
 
 
-# Models exported inside cc_formulation(...): every file traced so.
+# Models whose CC blocks get another formulation than the default.
 FORMULATIONS = {"vgg_like+cc (batched_matmul)": "batched_matmul"}
 
 
@@ -121,7 +121,7 @@ def graph_ops(out):
     import onnx
     from ai_edge_litert.interpreter import Interpreter
 
-    tflite = Interpreter(model_path=str(out / "float" / "model.tflite"))._get_ops_details()
+    tflite = compat.litert_ops(Interpreter(model_path=str(out / "float" / "model.tflite")))
     onnx_graph = onnx.load(str(out / "float" / "model.onnx")).graph
     return {
         "tflite_float32": dict(sorted(Counter(op["op_name"] for op in tflite).items())),
@@ -143,24 +143,24 @@ def build_runners(name, work_dir, threads, calibration, batch_size=None):
     # norm statistics from real images make the parity checks meaningful.
     calibrate_batch_norm(model, x_train[:32])
     out = Path(work_dir) / name
-    chosen = FORMULATIONS.get(name)
-    with cc_formulation(chosen) if chosen else contextlib.nullcontext():
-        float_export = export_model(
-            model,
-            out / "float",
-            formats=("tflite", "onnx"),
-            parity_inputs=x_test[:8],
-            batch_size=batch_size,
-        )
-        int8_export = export_model(
-            model,
-            out / "int8",
-            formats=("tflite",),
-            quantization="int8",
-            representative_data=x_train[:calibration],
-            parity_inputs=x_test[:64],
-            batch_size=batch_size,
-        )
+    if name in FORMULATIONS:
+        set_cc_formulation(model, FORMULATIONS[name])
+    float_export = export_model(
+        model,
+        out / "float",
+        formats=("tflite", "onnx"),
+        parity_inputs=x_test[:8],
+        batch_size=batch_size,
+    )
+    int8_export = export_model(
+        model,
+        out / "int8",
+        formats=("tflite",),
+        quantization="int8",
+        representative_data=x_train[:calibration],
+        parity_inputs=x_test[:64],
+        batch_size=batch_size,
+    )
     image = x_test[:1]
     runners = {
         "keras": _keras_runner(model, image),

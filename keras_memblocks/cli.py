@@ -360,7 +360,7 @@ def export_command(model_path, input_shape):
 def _train(args):
     from keras_memblocks.data import stand_in_data
     from keras_memblocks.training import train_seeds
-    from keras_memblocks.training.trainer import build_model
+    from keras_memblocks.training.plan import build_model
 
     config = config_from_args(args)
     output_dir = args.output_dir or f"runs/{args.recipe}"

@@ -50,8 +50,8 @@ def _hook_renames(spec):
 def _hook_training():
     import keras
 
+    from keras_memblocks.training import fitting
     from keras_memblocks.training import specs
-    from keras_memblocks.training import trainer
 
     die_after = int(os.environ.get("FAULT_DIE_AFTER_EPOCH", "0"))
     hold_until = os.environ.get("FAULT_HOLD_UNTIL")
@@ -67,13 +67,13 @@ def _hook_training():
             if epoch + 1 == die_after:
                 _die()
 
-    made = trainer.make_callbacks
+    made = fitting.make_callbacks
 
     def with_faults(*args, **kwargs):
         callbacks, path, timer = made(*args, **kwargs)
         return callbacks + [Faults()], path, timer
 
-    trainer.make_callbacks = with_faults
+    fitting.make_callbacks = with_faults
 
     if os.environ.get("FAULT_NAN_PIXEL"):
         import numpy as np

@@ -180,7 +180,7 @@ PAPER_MODELS = {
     "cifar_resnet18_sr": lambda: models.cifar_resnet(
         18,
         num_classes=10,
-        width=16,
+        width=8,
         blocks={"block": "sr", "after": 3, "num_memory_blocks": 4, "hidden_units": 8},
     ),
 }

@@ -273,3 +273,16 @@ def test_block_overhead_compares_the_same_function():
         results.append([loss, *tape.gradient(loss, model.trainable_variables)])
     for a, b in zip(*results):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+
+
+def test_cc_formulations_benchmark_runs(tmp_path):
+    output = tmp_path / "formulations.json"
+    run_benchmark("cc_formulations.py", "--quick", "--output", output)
+    results = json.loads(output.read_text())
+    assert results["machine"]["backend"] == "tensorflow" and results["quick"]
+    runtimes = {(row["runtime"], row["batch"]) for row in results["rows"]}
+    assert runtimes == {(r, b) for r in ("keras (tensorflow)", "onnxruntime") for b in (1, 8)}
+    assert all(row["ratio_q10"] > 0 for row in results["rows"])
+    # The committed numbers the Performance page quotes: both forms, full size.
+    committed = json.loads((ROOT / "benchmarks/results/cc_formulations.json").read_text())
+    assert not committed["quick"] and "width 32" in committed["net"]

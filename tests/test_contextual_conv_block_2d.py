@@ -11,8 +11,8 @@ from keras_memblocks.layers import EMP_NAMES
 from keras_memblocks.layers import VARIANT_NAMES
 from keras_memblocks.layers import CCBlock
 from keras_memblocks.layers import ContextualConvBlock2D
-from keras_memblocks.layers import cc_formulation
-from keras_memblocks.layers.contextual_conv_block_2d import CC_FORMULATIONS
+from keras_memblocks.layers import set_cc_formulation
+from keras_memblocks.layers.cc_parts import CC_FORMULATIONS
 from keras_memblocks.layers.contextual_conv_block_2d import nearest_indices
 from tests import layer_battery
 from tests import numpy_reference
@@ -57,12 +57,10 @@ def test_alias():
     assert CCBlock is ContextualConvBlock2D
 
 
-# multiply_sum is what TFLite files get: checked against the reference on
-# TensorFlow; its equivalence test below runs on every backend.
+# "auto" (the default) is checked on every backend; each fixed form against the
+# reference on TensorFlow (its equivalence test below runs on every backend).
 FORMULATIONS = [
-    pytest.param(name, marks=pytest.mark.backends("tensorflow"))
-    if name != "batched_matmul"
-    else name
+    name if name == "auto" else pytest.param(name, marks=pytest.mark.backends("tensorflow"))
     for name in CC_FORMULATIONS
 ]
 
@@ -73,23 +71,23 @@ FORMULATIONS = [
 def test_matches_numpy_reference(variant, emp, shape, formulation):
     x = layer_battery.random_inputs(shape)
     layer = built_layer(variant, emp, shape)
+    layer.formulation = formulation
     ref_out, ref_map, ref_coefficients = numpy_reference.contextual_conv(
         x, layer_battery.weights_by_name(layer), variant, emp, ch_activation="relu"
     )
-    with cc_formulation(formulation):
-        for training in (False, True):
-            np.testing.assert_allclose(
-                convert_to_numpy(layer(x, training=training)), ref_out, rtol=1e-4, atol=1e-5
-            )
+    for training in (False, True):
         np.testing.assert_allclose(
-            convert_to_numpy(layer.compute_excitation_map(x)), ref_map, rtol=1e-4, atol=1e-5
+            convert_to_numpy(layer(x, training=training)), ref_out, rtol=1e-4, atol=1e-5
         )
-        np.testing.assert_allclose(
-            convert_to_numpy(layer.compute_coefficients(x)),
-            ref_coefficients,
-            rtol=1e-5,
-            atol=1e-6,
-        )
+    np.testing.assert_allclose(
+        convert_to_numpy(layer.compute_excitation_map(x)), ref_map, rtol=1e-4, atol=1e-5
+    )
+    np.testing.assert_allclose(
+        convert_to_numpy(layer.compute_coefficients(x)),
+        ref_coefficients,
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 @pytest.mark.parametrize("variant", ["reduced", "full", "full_no_mix", "full_no_ch", "scalar"])
@@ -99,34 +97,47 @@ def test_multiply_sum_formulation_in_channels_first_and_at_any_size(variant):
     # shorter than the grid, so the any-size block has the same weights).
     x = layer_battery.random_inputs((13, 12, 3))
     last = built_layer(variant, "bilinear", (13, 12, 3))
-    first = ContextualConvBlock2D(variant, data_format="channels_first", **SMALL)
+    last.formulation = "batched_matmul"
+    first = ContextualConvBlock2D(
+        variant, data_format="channels_first", formulation="multiply_sum", **SMALL
+    )
     first.build((None, 3, 13, 12))
     first.set_weights(last.get_weights())
-    any_size = ContextualConvBlock2D(variant, **SMALL)
+    any_size = ContextualConvBlock2D(variant, formulation="multiply_sum", **SMALL)
     any_size.build((None, None, None, 3))
     any_size.set_weights(last.get_weights())
     expected = convert_to_numpy(last(x))
-    with cc_formulation("multiply_sum"):
-        for training in (False, True):
-            out = convert_to_numpy(first(x.transpose(0, 3, 1, 2), training=training))
-            np.testing.assert_allclose(out.transpose(0, 2, 3, 1), expected, rtol=1e-5, atol=1e-5)
-            np.testing.assert_allclose(
-                convert_to_numpy(any_size(x, training=training)), expected, rtol=1e-5, atol=1e-5
-            )
+    for training in (False, True):
+        out = convert_to_numpy(first(x.transpose(0, 3, 1, 2), training=training))
+        np.testing.assert_allclose(out.transpose(0, 2, 3, 1), expected, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(
+            convert_to_numpy(any_size(x, training=training)), expected, rtol=1e-5, atol=1e-5
+        )
 
 
-def test_cc_formulation_is_scoped_and_checked():
+def test_the_formulation_is_an_argument_saved_with_the_block():
+    block = ContextualConvBlock2D(formulation="batched_matmul")
+    assert ContextualConvBlock2D.from_config(block.get_config()).formulation == "batched_matmul"
+    assert ContextualConvBlock2D().formulation == "auto"
+    with pytest.raises(ValueError, match="formulation"):
+        ContextualConvBlock2D(formulation="einsum")
+    inputs = keras.Input((8, 8, 3))
+    inner = keras.Model(inputs, ContextualConvBlock2D()(inputs))
+    outer_inputs = keras.Input((8, 8, 3))
+    outer = keras.Model(outer_inputs, ContextualConvBlock2D()(inner(outer_inputs)))
+    assert set_cc_formulation(outer, "multiply_sum") == 2
+    with pytest.raises(ValueError, match="formulation"):
+        set_cc_formulation(outer, "einsum")
+
+
+def test_the_removed_context_manager_says_what_to_write_instead():
+    from keras_memblocks.layers import cc_formulation
     from keras_memblocks.layers import current_cc_formulation
 
-    with cc_formulation("multiply_sum"):
-        assert current_cc_formulation() == "multiply_sum"
-        with cc_formulation("batched_matmul"):
-            assert current_cc_formulation() == "batched_matmul"
-        assert current_cc_formulation() == "multiply_sum"
-    assert current_cc_formulation() is None
-    with pytest.raises(ValueError, match="formulation"):
-        with cc_formulation("einsum"):
-            pass
+    with pytest.raises(RuntimeError, match=r"ContextualConvBlock2D\(formulation='multiply_sum'\)"):
+        cc_formulation("multiply_sum")
+    with pytest.raises(RuntimeError, match="formulation"):
+        current_cc_formulation()
 
 
 @pytest.mark.parametrize(
@@ -427,6 +438,9 @@ def test_training_gradients_match_autodiff_of_the_inference_formulation(variant,
     x = layer_battery.random_inputs(shape, batch=3)
     weights = np.random.default_rng(1).standard_normal((3, *shape)).astype("float32")
     layer = built_layer(variant, emp, shape, data_format=data_format)
+    # The same contractions both ways (the multiply-and-sum form has its own
+    # reference test), so that only the map's formulation differs.
+    layer.formulation = "batched_matmul"
     variables = layer.trainable_variables
 
     def loss(training):
@@ -493,6 +507,7 @@ def test_inference_gather_samples_the_same_grid(data_format):
     shape = (15, 20, 3) if data_format == "channels_last" else (3, 15, 20)
     x = layer_battery.random_inputs(shape, batch=3)
     layer = built_layer("reduced", "bilinear", shape, data_format=data_format)
+    layer.formulation = "batched_matmul"  # one contraction form: only the gathers differ
     np.testing.assert_allclose(
         convert_to_numpy(layer._raw_coefficients(x, training=True)),
         convert_to_numpy(layer._raw_coefficients(x, training=False)),
@@ -503,7 +518,7 @@ def test_inference_gather_samples_the_same_grid(data_format):
 
 @pytest.mark.parametrize("variant", VARIANT_NAMES)
 def test_every_weight_attribute_exists_and_none_where_unused(variant):
-    from keras_memblocks.layers.contextual_conv_block_2d import VARIANTS
+    from keras_memblocks.layers.cc_parts import VARIANTS
 
     layer = ContextualConvBlock2D(variant, **SMALL)
     layer.build((None, 16, 16, 3))

@@ -12,9 +12,10 @@ from keras_memblocks.export import float32_clone
 from keras_memblocks.export import run_tflite
 from keras_memblocks.export.model_export import FORMATS
 from keras_memblocks.layers import ContextualConvBlock2D
-from keras_memblocks.layers import cc_formulation
+from keras_memblocks.layers import set_cc_formulation
 from keras_memblocks.models import cifar_resnet
 from keras_memblocks.models import vgg_like
+from keras_memblocks.utils import compat
 from tests import layer_battery
 
 X = np.random.default_rng(0).normal(size=(8, 32, 32, 3)).astype("float32")
@@ -71,30 +72,7 @@ def tflite_ops(path, delegated=False):
     interpreter = Interpreter(model_path=str(path))
     if delegated:
         interpreter.allocate_tensors()
-    return Counter(op["op_name"] for op in interpreter._get_ops_details())
-
-
-def test_tflite_traces_cc_blocks_for_batch_one(tmp_path):
-    # TFLite files get the multiply-and-sum contractions (no BATCH_MATMUL,
-    # no TRANSPOSE); the SavedModel and ONNX keep the batched matmuls; every
-    # file passed parity.
-    manifest = export_model(cc_model(), tmp_path / "float", parity_inputs=X)
-    assert manifest["tflite_cc_formulation"] == "multiply_sum"
-    tflite = tflite_ops(tmp_path / "float" / "model.tflite")
-    assert (
-        tflite["MEAN"] == 8
-        and "SUM" not in tflite
-        and "BATCH_MATMUL" not in tflite
-        and "TRANSPOSE" not in tflite
-    )
-    # int8 files: test_int8_with_real_images_is_reported.
-    plain = export_model(vgg_like("cifar10", width=4), tmp_path / "plain", formats=("tflite",))
-    assert plain["tflite_cc_formulation"] is None
-    # The caller's explicit choice holds for every file.
-    with cc_formulation("batched_matmul"):
-        chosen = export_model(cc_model(), tmp_path / "chosen", formats=("tflite",))
-    assert chosen["tflite_cc_formulation"] is None
-    assert tflite_ops(tmp_path / "chosen" / "model.tflite")["BATCH_MATMUL"] == 8
+    return Counter(op["op_name"] for op in compat.litert_ops(interpreter))
 
 
 def onnx_ops(path):
@@ -105,22 +83,41 @@ def onnx_ops(path):
     return Counter(node.op_type for node in onnx.load(str(path)).graph.node)
 
 
+def test_exported_cc_blocks_take_the_multiply_and_sum_form(tmp_path):
+    # The default formulation ("auto") gives every file the inference form:
+    # the multiply-and-sum contractions (no BATCH_MATMUL, no TRANSPOSE), which
+    # LiteRT's XNNPACK takes; every file passed parity.
+    manifest = export_model(cc_model(), tmp_path / "float", parity_inputs=X)
+    assert manifest["cc_formulations"] == ["auto"]
+    tflite = tflite_ops(tmp_path / "float" / "model.tflite")
+    assert (
+        tflite["MEAN"] == 8
+        and "SUM" not in tflite
+        and "BATCH_MATMUL" not in tflite
+        and "TRANSPOSE" not in tflite
+    )
+    # int8 files: test_int8_with_real_images_is_reported.
+    plain = export_model(vgg_like("cifar10", width=4), tmp_path / "plain", formats=("tflite",))
+    assert plain["cc_formulations"] == []
+    # A block's explicit formulation holds for every file.
+    chosen = cc_model()
+    set_cc_formulation(chosen, "batched_matmul")
+    manifest = export_model(chosen, tmp_path / "chosen", formats=("tflite",), parity_inputs=X)
+    assert manifest["cc_formulations"] == ["batched_matmul"]
+    assert tflite_ops(tmp_path / "chosen" / "model.tflite")["BATCH_MATMUL"] == 8
+
+
 def test_keras_own_export_paths_give_export_models_graphs(tmp_path):
-    """`model.export(format="litert")` inside `cc_formulation("multiply_sum")`, and
-    `model.export(format="onnx")` as it is, write the ops `export_model` writes."""
+    """`model.export(format="litert")` and `model.export(format="onnx")`, as they
+    are, write the ops `export_model` writes."""
     model = cc_model()
-    ours = export_model(model, tmp_path / "ours", formats=("tflite", "onnx"), parity_inputs=X)
-    with cc_formulation(ours["tflite_cc_formulation"]):
-        model.export(str(tmp_path / "keras.tflite"), format="litert", verbose=False)
+    export_model(model, tmp_path / "ours", formats=("tflite", "onnx"), parity_inputs=X)
+    model.export(str(tmp_path / "keras.tflite"), format="litert", verbose=False)
     model.export(str(tmp_path / "keras.onnx"), format="onnx", verbose=False)
     assert tflite_ops(tmp_path / "keras.tflite") == tflite_ops(tmp_path / "ours" / "model.tflite")
     assert onnx_ops(tmp_path / "keras.onnx") == onnx_ops(tmp_path / "ours" / "model.onnx")
-    # Without the context, Keras' LiteRT file keeps the batched matmuls: the slower graph.
-    model.export(str(tmp_path / "plain.tflite"), format="litert", verbose=False)
-    assert tflite_ops(tmp_path / "plain.tflite")["BATCH_MATMUL"] == 8
     expected = model.predict(X, verbose=0)
-    for path in ("keras.tflite", "plain.tflite"):
-        np.testing.assert_allclose(run_tflite(tmp_path / path, X), expected, atol=1e-5)
+    np.testing.assert_allclose(run_tflite(tmp_path / "keras.tflite", X), expected, atol=1e-5)
 
 
 @pytest.mark.parametrize("variant", ["reduced", "scalar", "full_no_mix"])
@@ -163,8 +160,7 @@ def test_int8_with_real_images_is_reported(tmp_path):
     )
     path = tmp_path / "int8" / "model_int8.tflite"
     assert manifest["files"]["tflite"]["path"] == "model_int8.tflite"
-    # TFLite's multiply-and-sum form (test_tflite_traces_cc_blocks_for_batch_one).
-    assert manifest["tflite_cc_formulation"] == "multiply_sum"
+    # The multiply-and-sum form (test_exported_cc_blocks_take_the_multiply_and_sum_form).
     assert "BATCH_MATMUL" not in tflite_ops(path)
     parity = manifest["parity"]["tflite"]
     assert parity["checked"] == "reported"

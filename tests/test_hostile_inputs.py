@@ -309,7 +309,7 @@ def test_duplicate_seeds_are_refused_by_the_command(tmp_path):
 @settings(max_examples=50, deadline=None)
 @given(seeds=st.lists(st.integers(-(2**40), 2**40), min_size=1, max_size=5))
 def test_seeds_are_refused_unless_each_is_given_once_and_in_range(seeds):
-    from keras_memblocks.training.trainer import check_seeds
+    from keras_memblocks.training.seeds import check_seeds
 
     valid = len(set(seeds)) == len(seeds) and all(0 <= s <= 2**32 - 1 for s in seeds)
     if valid:

@@ -21,7 +21,7 @@ from keras_memblocks.training import train
 from keras_memblocks.training import train_seeds
 from keras_memblocks.training.checkpoints import EpochBackup
 from keras_memblocks.training.distributed_loop import fit_distributed
-from keras_memblocks.training.trainer import learning_rate_schedule
+from keras_memblocks.training.plan import learning_rate_schedule
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {
@@ -149,25 +149,27 @@ def test_config_files(tmp_path):
 
 
 def test_each_trainer_step_works_alone(tmp_path):
-    from keras_memblocks.training import trainer
+    from keras_memblocks.training import fitting
+    from keras_memblocks.training import plan
+    from keras_memblocks.training import seeds
 
     config = tiny_digits(epochs=1)
-    (train_data, validation_data, test_data), steps = trainer.make_datasets(config, seed=0)
+    (train_data, validation_data, test_data), steps = plan.make_datasets(config, seed=0)
     assert steps == 3 and validation_data is not None
     model = build_model(config)
-    trainer.compile_model(model, config, steps)
+    plan.compile_model(model, config, steps)
     assert type(model.optimizer).__name__ == "AdamW"
     checkpoint_path = tmp_path / "best.keras"
-    callbacks, backup, timer = trainer.make_callbacks(config, tmp_path, checkpoint_path)
+    callbacks, backup, timer = fitting.make_callbacks(config, tmp_path, checkpoint_path)
     assert backup.restore(model) == 0  # nothing to resume
     strategy = tf.distribute.get_strategy()
-    trainer.fit(model, config, strategy, train_data, validation_data, steps, callbacks, verbose=0)
+    fitting.fit(model, config, strategy, train_data, validation_data, steps, callbacks, verbose=0)
     assert len(timer.seconds) == steps and checkpoint_path.exists()
     assert (tmp_path / "backup" / "epoch-0001.weights.h5").exists()
-    metrics = trainer.evaluate_checkpoint(checkpoint_path, config, steps, test_data)
+    metrics = fitting.evaluate_checkpoint(checkpoint_path, config, steps, test_data)
     assert set(metrics) == {"loss", "accuracy"} and 0.0 <= metrics["accuracy"] <= 1.0
     results = {"config": config.to_dict(), "test": metrics}
-    assert trainer.main_metric(results) == ("accuracy", metrics["accuracy"])
+    assert seeds.main_metric(results) == ("accuracy", metrics["accuracy"])
 
 
 def test_train_writes_model_history_and_results(tmp_path):

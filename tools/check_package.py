@@ -4,8 +4,10 @@
 
 1. `python -m build` (the wheel is built from the sdist, so a file missing
    from the sdist fails here) and `twine check --strict`.
-2. The sdist holds the package and its metadata, and no tests that could
-   not run outside the repository (MANIFEST.in says why).
+2. The wheel's long description is the README with no relative link (they
+   resolve nowhere on an index page). The sdist holds the package and its
+   metadata, and no tests that could not run outside the repository
+   (MANIFEST.in says why).
 3. A fresh virtual environment in a temporary directory, away from the
    source tree, gets the wheel and JAX: `pip install <wheel> "jax[cpu]"`.
    There TensorFlow must not be installed, `pip check` must pass, the
@@ -24,6 +26,8 @@ import sys
 import tarfile
 import tempfile
 import time
+import zipfile
+from email import message_from_bytes
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,6 +64,20 @@ def check_sdist(sdist):
         sys.exit(f"check_package: the sdist ships files that need the repository: {stray[:5]}")
 
 
+def check_long_description(wheel):
+    """The index page's text: the README, with no link that resolves nowhere once the
+    wheel has left the repository (setup.py makes them plain text)."""
+    with zipfile.ZipFile(wheel) as archive:
+        (name,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        metadata = message_from_bytes(archive.read(name))
+    body = metadata.get_payload()
+    if metadata["Description-Content-Type"] != "text/markdown" or "make demo" not in body:
+        sys.exit("check_package: the wheel's long description is not the README")
+    dead = re.findall(r"\]\((?!https?://|mailto:|#)[^)\s]+\)", body)
+    if dead:
+        sys.exit(f"check_package: the wheel's long description links to nowhere: {dead[:5]}")
+
+
 def main():
     scratch = Path(tempfile.mkdtemp(prefix="memblocks-package-"))
     dist = scratch / "dist"
@@ -75,6 +93,7 @@ def main():
     (sdist,) = glob.glob(str(dist / "*.tar.gz"))
     (wheel,) = glob.glob(str(dist / "*.whl"))
     check_sdist(sdist)
+    check_long_description(wheel)
 
     venv = scratch / "venv"
     run([sys.executable, "-m", "venv", venv])

@@ -2,13 +2,12 @@
 
 For tests, docs and `memblocks train --stand-in-data`: the real pipelines
 run on tensorflow-datasets' generated examples, so a recipe can be checked
-on a machine without its data. It patches tensorflow-datasets while active.
+on a machine without its data.
 """
 
 import contextlib
-from unittest import mock
 
-import tensorflow_datasets as tfds
+from keras_memblocks.utils import compat
 
 
 @contextlib.contextmanager
@@ -26,9 +25,5 @@ def stand_in_data(num_examples=8):
         >>> tuple(images.shape), tuple(labels.shape)
         ((4, 32, 32, 3), (4,))
     """
-
-    with (
-        tfds.testing.mock_data(num_examples=num_examples),
-        mock.patch.object(tfds.core.DatasetBuilder, "is_prepared", return_value=True),
-    ):
+    with compat.tfds_generated_examples(num_examples):
         yield

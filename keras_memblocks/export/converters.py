@@ -4,11 +4,8 @@ Each writes one artifact of a float32 Keras model into a folder;
 `export_model` then runs it against Keras (`runtimes`) before it counts.
 """
 
-import contextlib
-import os
 import shutil
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import tensorflow as tf
@@ -19,9 +16,7 @@ from keras_memblocks.export.int8_ranges import widen_collapsed_ranges
 from keras_memblocks.export.metadata import finish_onnx
 from keras_memblocks.export.metadata import with_io_type
 from keras_memblocks.export.metadata import write_tflite_metadata
-from keras_memblocks.layers import ContextualConvBlock2D
-from keras_memblocks.layers import cc_formulation
-from keras_memblocks.layers import current_cc_formulation
+from keras_memblocks.utils import compat
 
 
 def _input_spec(model, batch_size=None):
@@ -30,30 +25,6 @@ def _input_spec(model, batch_size=None):
     # not take, and shapes TFLite Micro (it never resizes) can run as stored.
     shape = tuple(model.input.shape)
     return tf.TensorSpec((batch_size, *shape[1:]), tf.float32, name="image")
-
-
-def _all_layers(model):
-    for layer in getattr(model, "layers", []):
-        yield layer
-        yield from _all_layers(layer)
-
-
-def _tflite_formulation(model):
-    """The CC formulation a TFLite file of `model` is traced with.
-
-    TFLite runs at batch 1, where LiteRT's XNNPACK runs the CC block's
-    small batched matmuls slowly (float32) or not at all (int8), and a
-    multiply-and-sum fast (`cc_formulation`; measured in
-    benchmarks/export_latency.py). `None`: the SavedModel's graph serves
-    (so does an enclosing `cc_formulation`, the caller's choice).
-    """
-    if current_cc_formulation() is not None:
-        return None
-    has_cc = any(
-        isinstance(layer, ContextualConvBlock2D) and layer.input_dependent
-        for layer in _all_layers(model)
-    )
-    return "multiply_sum" if has_cc else None
 
 
 def export_saved_model(model, path, batch_size=None):
@@ -125,13 +96,10 @@ def write_tflite(
 
 def write_onnx(model, path, opset, batch_size=None, metadata=None):
     function = tf.function(lambda image: model(image, training=False))
-    # tf2onnx deep-copies the whole graph, weights included, before each of
-    # its optimizer passes so that a failing pass can be skipped; the copies
-    # pile up (a DeepLabv3's export peaked at 13.4 GB, 8.9 GB without them).
-    # Setting TF2ONNX_CATCH_ERRORS turns the copies off (tf2onnx 1.17 reads any
-    # value as false); a failing pass then fails the export, which says so.
+    # Without the optimizer's graph copies a failing pass fails the export,
+    # which then says so; with them, large nets run out of memory.
     try:
-        with mock.patch.dict(os.environ, {"TF2ONNX_CATCH_ERRORS": "FALSE"}):
+        with compat.tf2onnx_without_graph_copies():
             tf2onnx.convert.from_function(
                 function,
                 input_signature=(_input_spec(model, batch_size),),
@@ -164,7 +132,7 @@ def convert(
 
     Returns:
         `(artifacts, notes)`: `{format: path}`, and what the manifest records
-        of how they were made (`widened_ranges`, `tflite_cc_formulation`).
+        of how they were made (`widened_ranges`).
 
     Raises:
         ExportError: a converter failed.
@@ -175,23 +143,14 @@ def convert(
     if "saved_model" in formats:
         export_saved_model(model, saved_model_dir, batch_size)
         artifacts["saved_model"] = saved_model_dir
-    tflite_formulation = None
     if "tflite" in formats:
         suffix = "" if quantization is None else f"_{quantization}"
         artifacts["tflite"] = folder / f"model{suffix}.tflite"
-        # The converter reads a SavedModel: the one above where its graph
-        # serves, else one traced for TFLite alone.
+        # The converter reads a SavedModel: the one above, else one written for it.
         tflite_source = saved_model_dir
-        tflite_formulation = _tflite_formulation(model)
-        if tflite_formulation is not None or "saved_model" not in formats:
+        if "saved_model" not in formats:
             tflite_source = folder / "tflite_source"
-            traced_as = (
-                cc_formulation(tflite_formulation)
-                if tflite_formulation
-                else contextlib.nullcontext()
-            )
-            with traced_as:
-                export_saved_model(model, tflite_source, batch_size)
+            export_saved_model(model, tflite_source, batch_size)
         widened = write_tflite(
             tflite_source,
             artifacts["tflite"],
@@ -206,4 +165,4 @@ def convert(
     if "onnx" in formats:
         artifacts["onnx"] = folder / "model.onnx"
         write_onnx(model, artifacts["onnx"], opset, batch_size, metadata)
-    return artifacts, {"widened_ranges": widened, "tflite_cc_formulation": tflite_formulation}
+    return artifacts, {"widened_ranges": widened}

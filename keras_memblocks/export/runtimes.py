@@ -12,6 +12,7 @@ from keras_memblocks.edge import dequantize
 from keras_memblocks.edge import fixed_batch
 from keras_memblocks.edge import in_batches
 from keras_memblocks.edge import quantize
+from keras_memblocks.utils import compat
 
 
 def run_saved_model(path, inputs):
@@ -130,8 +131,7 @@ def xnnpack_pieces(path):
     hand-over."""
     interpreter = Interpreter(model_path=str(path))
     interpreter.allocate_tensors()
-    # LiteRT's only view of the delegated graph.
-    return sum(op["op_name"] == "DELEGATE" for op in interpreter._get_ops_details())
+    return sum(op["op_name"] == "DELEGATE" for op in compat.litert_ops(interpreter))
 
 
 RUNNERS = {"saved_model": run_saved_model, "tflite": run_tflite, "onnx": run_onnx}

@@ -1,192 +1,20 @@
 """The Contextual Convolution (CC) block."""
 
-import contextlib
-import contextvars
-import dataclasses
-
 import keras
 import numpy as np
 from keras import ops
 
 from keras_memblocks.layers import excitation_maps
+from keras_memblocks.layers.cc_parts import CC_FORMULATIONS
+from keras_memblocks.layers.cc_parts import VARIANT_NAMES
+from keras_memblocks.layers.cc_parts import VARIANTS
+from keras_memblocks.layers.cc_parts import contiguous_on_torch
+from keras_memblocks.layers.cc_parts import grid_indices
+from keras_memblocks.layers.cc_parts import nearest_indices
+from keras_memblocks.layers.cc_parts import per_channel_dense
+from keras_memblocks.layers.cc_parts import per_channel_multiply_sum
 from keras_memblocks.utils import argument_checks
 from keras_memblocks.utils.initializers import fan_in_uniform
-
-
-@dataclasses.dataclass(frozen=True)
-class CCVariant:
-    """What a CC variant computes (the CC paper's Table 3 and Fig. 4).
-
-    Attributes:
-        name: the variant's name.
-        num_coefficients: per channel: 4 (a map) or 1 (a scale).
-        uses_ch: per-channel hidden layers (CH) on the sampled grid.
-        uses_mix: one dense layer over all channels (MIX) emits the
-            coefficients; otherwise a per-channel linear head does.
-        input_dependent: the coefficients come from the input; otherwise
-            they are learned constants.
-    """
-
-    name: str
-    num_coefficients: int
-    uses_ch: bool = False
-    uses_mix: bool = False
-    input_dependent: bool = True
-
-
-VARIANTS = {
-    v.name: v
-    for v in (
-        CCVariant("reduced", 4),
-        CCVariant("full", 4, uses_ch=True, uses_mix=True),
-        CCVariant("full_no_mix", 4, uses_ch=True),
-        CCVariant("full_no_ch", 4, uses_mix=True),
-        CCVariant("scalar", 1),
-        CCVariant("input_independent", 4, input_dependent=False),
-        CCVariant("input_independent_scalar", 1, input_dependent=False),
-    )
-}
-VARIANT_NAMES = tuple(VARIANTS)
-"""The CC paper's variants, the values of `ContextualConvBlock2D(variant=...)`:
-`("reduced", "full", "full_no_mix", "full_no_ch", "scalar", "input_independent",
-"input_independent_scalar")` (tests/test_docs.py checks this list)."""
-
-
-CC_FORMULATIONS = ("batched_matmul", "multiply_sum")
-"""The two equal ways to compute the map, the values of `cc_formulation(...)`:
-`("batched_matmul", "multiply_sum")`."""
-# None: nobody chose; blocks use "batched_matmul", export_model picks per file.
-_cc_formulation = contextvars.ContextVar("cc_formulation", default=None)
-
-
-@contextlib.contextmanager
-def cc_formulation(name):
-    """How CC blocks called inside this context compute their small
-    contractions: the per-channel layers (coefficient head, CH layers) and
-    the bilinear map's basis product.
-
-    The numbers are the same either way (up to float rounding); the speed
-    is not:
-
-    - `"batched_matmul"` (the default outside any context): the grid laid
-      out channel-major and one batched matmul per layer, and one matmul
-      with the basis. Fastest for batched work: training and inference in
-      TensorFlow and JAX, and ONNX Runtime.
-    - `"multiply_sum"`: a broadcast multiply and a sum for each, in the
-      input's own pixel-major layout, so no transposes. Fastest in TFLite
-      at batch 1: LiteRT's XNNPACK runs a BATCH_MATMUL of C tiny products
-      slowly in float32 and does not take BATCH_MATMUL at all in int8 (each
-      op it does not take splits its graph), but takes MUL and SUM.
-
-    `keras_memblocks.export.export_model` traces TFLite files with
-    `"multiply_sum"` and everything else with `"batched_matmul"`, unless it
-    is called inside this context, whose choice then holds for every file.
-    Keras' own `model.export(format="litert")` traces the model the way a
-    SavedModel export does, so a layer cannot tell that the graph is bound
-    for LiteRT: call it inside `cc_formulation("multiply_sum")` to get the
-    graph `export_model` writes (`tests/test_export.py` compares the two
-    files' ops). The choice is read when a graph is traced, so trace
-    (export, convert) inside the context. Measured in
-    `benchmarks/runtime_overhead.py` and `benchmarks/block_overhead.py`.
-
-    Examples:
-        >>> import numpy as np
-        >>> from keras_memblocks.layers import ContextualConvBlock2D, cc_formulation
-        >>> block = ContextualConvBlock2D(coefficient_initializer="glorot_uniform")
-        >>> x = np.random.rand(1, 32, 32, 8).astype("float32")
-        >>> y = np.asarray(block(x))
-        >>> with cc_formulation("multiply_sum"):
-        ...     y_edge = np.asarray(block(x))
-        >>> bool(np.allclose(y, y_edge, atol=1e-6))
-        True
-    """
-    name = argument_checks.check_choice("formulation", name, CC_FORMULATIONS)
-    token = _cc_formulation.set(name)
-    try:
-        yield
-    finally:
-        _cc_formulation.reset(token)
-
-
-def current_cc_formulation():
-    """The formulation an enclosing `cc_formulation` chose, or `None` outside one.
-
-    With `None`, CC blocks use `"batched_matmul"`, and
-    `keras_memblocks.export.export_model` picks per file (`"multiply_sum"`
-    for TFLite).
-
-    Examples:
-        >>> from keras_memblocks.layers import cc_formulation, current_cc_formulation
-        >>> print(current_cc_formulation())
-        None
-        >>> with cc_formulation("multiply_sum"):
-        ...     current_cc_formulation()
-        'multiply_sum'
-    """
-    return _cc_formulation.get()
-
-
-_TORCH_CONTIGUOUS = None
-
-
-def _contiguous_on_torch(x):
-    """`x`, and its gradient, in contiguous memory on PyTorch; `x` elsewhere.
-
-    PyTorch's CPU `bmm` runs an operand whose batch axis has stride 1 (a
-    transposed view, as the channel-major grid and the gradient coming back
-    through the head's transpose are) as one small matmul per channel: for
-    the reduced VGG-like net 6,303 ATen calls per forward instead of 563,
-    and 12,016 per train step (`torch.profiler`). A contiguous copy forward,
-    and a contiguous gradient backward, make each one `bmm`.
-    """
-    global _TORCH_CONTIGUOUS
-    if keras.backend.backend() != "torch":
-        return x
-    if _TORCH_CONTIGUOUS is None:
-        import torch
-
-        class Contiguous(torch.autograd.Function):
-            @staticmethod
-            def forward(ctx, tensor):
-                return tensor.contiguous()
-
-            @staticmethod
-            def backward(ctx, gradient):
-                return gradient.contiguous()
-
-        _TORCH_CONTIGUOUS = Contiguous.apply
-    return _TORCH_CONTIGUOUS(x)
-
-
-def grid_indices(length, grid_size):
-    """Sampled positions along an axis whose length was unknown at build time.
-
-    Always `grid_size` positions, floor((i + 0.5) * length / grid_size), so
-    the weights do not depend on the length: the same as `nearest_indices`
-    for an axis at least as long as the grid; a shorter axis repeats pixels
-    (nearest-neighbour upsampling to the grid). `length` is an int (NumPy
-    indices) or a scalar tensor (the size known only when the graph runs).
-    """
-    if isinstance(length, (int, np.integer)):
-        i = np.arange(grid_size, dtype="int64")
-        return ((2 * i + 1) * int(length) // (2 * grid_size)).astype("int32")
-    i = ops.arange(grid_size, dtype="int32")
-    return ((2 * i + 1) * ops.cast(length, "int32")) // (2 * grid_size)
-
-
-def nearest_indices(length, grid_size):
-    """Source indices of a nearest-neighbour resize of `length` to `grid_size`.
-
-    Half-pixel centres, the convention of `tf.image.resize(method="nearest")`:
-    output i samples floor((i + 0.5) * length / grid_size). An axis already
-    no longer than the grid is kept whole. Computed once in integers, so the
-    same pixels are sampled by TF, TFLite, ONNX and JAX (their resize ops
-    disagree on rounding).
-    """
-    if length <= grid_size:
-        return np.arange(length, dtype="int32")
-    i = np.arange(grid_size, dtype="int64")
-    return ((2 * i + 1) * length // (2 * grid_size)).astype("int32")
 
 
 @keras.saving.register_keras_serializable(package="keras_memblocks")
@@ -241,6 +69,11 @@ class ContextualConvBlock2D(keras.layers.Layer):
             coefficients (exactly 1 for bilinear and sine).
         data_format: `"channels_last"` or `"channels_first"`. Defaults to
             `keras.config.image_data_format()`.
+        formulation: how the small per-channel contractions are computed:
+            `"auto"` (default: batched matmuls while training, a multiply and
+            a sum at inference, the form every exported file gets),
+            `"batched_matmul"` or `"multiply_sum"` (that form always). The
+            outputs are the same; see `CC_FORMULATIONS` for the speeds.
         **kwargs: standard `keras.layers.Layer` arguments.
 
     Any size: a block built on an input of unknown height and width (e.g.
@@ -292,6 +125,7 @@ class ContextualConvBlock2D(keras.layers.Layer):
         use_bias=True,
         coefficient_initializer="zeros",
         data_format=None,
+        formulation="auto",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -325,6 +159,7 @@ class ContextualConvBlock2D(keras.layers.Layer):
         self.use_bias = bool(use_bias)
         self.coefficient_initializer = keras.initializers.get(coefficient_initializer)
         self.data_format = argument_checks.standardize_data_format(data_format)
+        self.formulation = argument_checks.check_choice("formulation", formulation, CC_FORMULATIONS)
 
     # === Weights ===
 
@@ -479,7 +314,7 @@ class ContextualConvBlock2D(keras.layers.Layer):
         the per-channel batched matmuls."""
         grid = self._grid(inputs, training)
         grid = ops.transpose(grid, (2, 0, 1) if self.data_format == "channels_last" else (1, 0, 2))
-        return _contiguous_on_torch(ops.cast(grid, "float32"))
+        return contiguous_on_torch(ops.cast(grid, "float32"))
 
     def _grid_by_pixel(self, inputs, training=None):
         """The grid pixel-major, (B, g_h*g_w, C) float32: the layout of the
@@ -510,47 +345,32 @@ class ContextualConvBlock2D(keras.layers.Layer):
         indices = ops.expand_dims(row_starts, 1) + sampled
         return ops.take(rows, ops.reshape(indices, (-1,)), axis=0)
 
-    @staticmethod
-    def _per_channel_dense(features, kernel, bias):
-        # (C, B, n) @ (C, n, m) -> (C, B, m)
-        out = _contiguous_on_torch(ops.matmul(features, kernel))
-        return out if bias is None else out + bias
-
-    @staticmethod
-    def _per_channel_multiply_sum(features, kernel, bias):
-        # (B, n, 1, C) * (n, m, C), summed over n -> (B, m, C). The weight
-        # transposes depend on nothing else, so converters fold them. The
-        # sum is taken as the mean of products with an n times larger
-        # kernel (`sum_as_mean`): LiteRT's reference int8 SUM is wrong.
-        fan_in, units = kernel.shape[1], kernel.shape[2]
-        channels = kernel.shape[0]
-        out = excitation_maps.sum_as_mean(
-            ops.reshape(features, (-1, fan_in, 1, channels)), ops.transpose(kernel, (1, 2, 0)), 1
-        )
-        return out if bias is None else out + ops.reshape(ops.transpose(bias), (1, units, channels))
+    def _multiply_sum(self, training):
+        """Whether this call takes the "multiply_sum" formulation."""
+        if self.formulation == "auto":
+            return not training
+        return self.formulation == "multiply_sum"
 
     def _raw_coefficients(self, inputs, training=None):
         """Input-dependent coefficients before tanh, (B, K, C) float32."""
-        if _cc_formulation.get() == "multiply_sum":
+        if self._multiply_sum(training):
             return self._raw_coefficients_pixel_major(inputs, training)
         features = self._grid_by_channel(inputs, training)  # (C, B, g_h*g_w)
         for kernel, bias in self.ch_layers:
-            features = self._ch_activation_fn(self._per_channel_dense(features, kernel, bias))
+            features = self._ch_activation_fn(per_channel_dense(features, kernel, bias))
         if self.spec.uses_mix:
             return self._mixed(ops.transpose(features, (1, 0, 2)))
-        raw = self._per_channel_dense(features, self.head_kernel, self.head_bias)  # (C, B, K)
+        raw = per_channel_dense(features, self.head_kernel, self.head_bias)  # (C, B, K)
         return ops.transpose(raw, (1, 2, 0))
 
     def _raw_coefficients_pixel_major(self, inputs, training=None):
         """`_raw_coefficients` by the "multiply_sum" formulation."""
         features = self._grid_by_pixel(inputs, training)  # (B, g_h*g_w, C)
         for kernel, bias in self.ch_layers:
-            features = self._ch_activation_fn(
-                self._per_channel_multiply_sum(features, kernel, bias)
-            )
+            features = self._ch_activation_fn(per_channel_multiply_sum(features, kernel, bias))
         if self.spec.uses_mix:
             return self._mixed(ops.swapaxes(features, 1, 2))
-        return self._per_channel_multiply_sum(features, self.head_kernel, self.head_bias)
+        return per_channel_multiply_sum(features, self.head_kernel, self.head_bias)
 
     def _mixed(self, features):
         """MIX: (B, C, n) features -> (B, K, C) raw coefficients."""
@@ -621,7 +441,7 @@ class ContextualConvBlock2D(keras.layers.Layer):
             height,
             width,
             differentiable=bool(training) and self.input_dependent,
-            multiply_sum=_cc_formulation.get() == "multiply_sum",
+            multiply_sum=self._multiply_sum(training),
         )  # (..., H, C), (..., W, C)
         rows, columns = excitation_maps.in_layout(rows, columns, channels_last)
         return ops.cast(rows, dtype), ops.cast(columns, dtype)
@@ -675,6 +495,7 @@ class ContextualConvBlock2D(keras.layers.Layer):
                     self.coefficient_initializer
                 ),
                 "data_format": self.data_format,
+                "formulation": self.formulation,
             }
         )
         return config
@@ -682,3 +503,57 @@ class ContextualConvBlock2D(keras.layers.Layer):
 
 CCBlock = ContextualConvBlock2D
 """Short name of `ContextualConvBlock2D` (the same class)."""
+
+
+def set_cc_formulation(model, formulation):
+    """Sets the formulation of every CC block in `model`, nested models included.
+
+    For a model already built (or loaded) whose graphs should take another
+    form, e.g. `"batched_matmul"` for fast batched inference in Keras, or the
+    model of a file saved before the argument existed. It changes the
+    `formulation` argument of each block (saved with the model); graphs traced
+    before it keep their form, so call it before `compile`, `predict` or an
+    export.
+
+    Returns:
+        How many CC blocks it set.
+
+    Examples:
+        >>> import keras
+        >>> from keras_memblocks.layers import ContextualConvBlock2D, set_cc_formulation
+        >>> inputs = keras.Input((16, 16, 8))
+        >>> model = keras.Model(inputs, ContextualConvBlock2D()(inputs))
+        >>> set_cc_formulation(model, "batched_matmul")
+        1
+        >>> model.layers[-1].get_config()["formulation"]
+        'batched_matmul'
+    """
+    formulation = argument_checks.check_choice("formulation", formulation, CC_FORMULATIONS)
+    count = 0
+    stack = [model]
+    while stack:
+        layer = stack.pop()
+        if isinstance(layer, ContextualConvBlock2D):
+            layer.formulation = formulation
+            count += 1
+        stack.extend(getattr(layer, "layers", []))
+    return count
+
+
+def cc_formulation(name):
+    """Removed in 0.6.0: raises, saying what to write instead."""
+    raise RuntimeError(
+        "keras_memblocks.layers.cc_formulation was removed in 0.6.0: a CC block's "
+        "formulation is now its `formulation` argument, saved with the model, and the "
+        "default 'auto' already gives every export (export_model and Keras' own "
+        f"model.export) the edge form. For {name!r} everywhere, write "
+        f"ContextualConvBlock2D(formulation={name!r}) or set_cc_formulation(model, {name!r})."
+    )
+
+
+def current_cc_formulation():
+    """Removed in 0.6.0: raises, saying what to write instead."""
+    raise RuntimeError(
+        "keras_memblocks.layers.current_cc_formulation was removed in 0.6.0: read a CC "
+        "block's `formulation` attribute (or its get_config()['formulation']) instead."
+    )

@@ -150,7 +150,7 @@ def factors(name, coefficients, height, width, differentiable=True, multiply_sum
             The numbers are the same either way.
         multiply_sum: evaluate the bilinear basis product as a broadcast
             multiply and a sum rather than a matmul (fastest in TFLite; see
-            `keras_memblocks.layers.cc_formulation`).
+            `keras_memblocks.layers.CC_FORMULATIONS`).
 
     Returns:
         `(rows, columns)` of shapes (..., H, C) and (..., W, C); the map is

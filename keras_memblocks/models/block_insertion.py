@@ -5,11 +5,9 @@ import sys
 
 import keras
 
-# Functional is not exported by Keras; it is what clone_model can rewire.
-from keras.src.models.functional import Functional
-
 from keras_memblocks.layers import get_block
 from keras_memblocks.models.weight_transfer import copy_weights
+from keras_memblocks.utils.compat import is_functional
 
 
 def insert_blocks(model, block, after, **block_kwargs):
@@ -164,7 +162,7 @@ def remove_blocks(model, names):
 
 
 def _check_rewirable(model):
-    if not isinstance(model, Functional) or isinstance(model, keras.Sequential):
+    if not is_functional(model):
         raise ValueError(
             f"Model {model.name!r} ({type(model).__name__}) is not a functional graph, so its "
             "layers cannot be rewired. Insert blocks into its functional parts (e.g. its "
@@ -180,7 +178,7 @@ def _layer_paths(model, prefix=""):
         if isinstance(layer, keras.layers.InputLayer):
             continue
         paths[prefix + layer.name] = layer
-        if isinstance(layer, Functional) and not isinstance(layer, keras.Sequential):
+        if is_functional(layer):
             paths.update(_layer_paths(layer, f"{prefix}{layer.name}/"))
     return paths
 
@@ -191,7 +189,7 @@ def _check_names(model, names, paths):
             close = difflib.get_close_matches(name, paths, n=3)
             hint = f" Did you mean {close}?" if close else ""
             head = name.split("/")[0]
-            if "/" in name and head in paths and not isinstance(paths[head], Functional):
+            if "/" in name and head in paths and not is_functional(paths[head]):
                 hint = (
                     f" {head!r} is a {type(paths[head]).__name__}, not a functional model: "
                     "its inside cannot be rewired."

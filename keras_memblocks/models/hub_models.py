@@ -18,11 +18,8 @@ extras.require("hub", "keras_memblocks.models.hub_models")
 import keras
 import keras_hub
 
-# Not exported by Keras: the graph half of a functional model's config.
-from keras.src.models.functional import Functional
-from keras.src.models.functional import functional_from_config
-
 from keras_memblocks.models.weight_transfer import copy_weights_by_name
+from keras_memblocks.utils import compat
 
 
 @keras.saving.register_keras_serializable(package="keras_memblocks")
@@ -85,7 +82,7 @@ class BackboneWithBlocks(keras_hub.models.FeaturePyramidBackbone):
         self.source_class = source_class
 
     def get_config(self):
-        config = Functional.get_config(self)
+        config = compat.Functional.get_config(self)  # the graph half of the config
         config.update(
             {
                 "dtype": keras.dtype_policies.serialize(self.dtype_policy),
@@ -102,7 +99,7 @@ class BackboneWithBlocks(keras_hub.models.FeaturePyramidBackbone):
         config = dict(config)
         if isinstance(config.get("dtype"), dict):
             config["dtype"] = keras.dtype_policies.get(config["dtype"])
-        return functional_from_config(cls, config, custom_objects=custom_objects)
+        return compat.functional_from_config(cls, config, custom_objects=custom_objects)
 
 
 def is_hub_backbone(model):
@@ -122,8 +119,8 @@ def backbone_with_blocks(original, rebuilt, produced):
     inserted after it)."""
     pyramid_layers = {}
     for level, tensor in getattr(original, "pyramid_outputs", {}).items():
-        replacement = produced[tensor._keras_history.operation.name]
-        pyramid_layers[level] = replacement._keras_history.operation.name
+        replacement = produced[compat.producing_layer_name(tensor)]
+        pyramid_layers[level] = compat.producing_layer_name(replacement)
     return BackboneWithBlocks(
         inputs=rebuilt.input,
         outputs=rebuilt.output,

@@ -10,19 +10,19 @@ from keras_memblocks.training.capacity_curves import CapacityCurves
 from keras_memblocks.training.capacity_curves import accuracy_versus_weights
 from keras_memblocks.training.checkpoints import RunFileError
 from keras_memblocks.training.distributed_loop import fit_distributed
+from keras_memblocks.training.plan import build_model
 from keras_memblocks.training.recipes import RECIPES
 from keras_memblocks.training.recipes import TrainingConfig
 from keras_memblocks.training.recipes import get_recipe
 from keras_memblocks.training.recipes import load_config_file
+from keras_memblocks.training.results import FinishedRunError
+from keras_memblocks.training.results import TrainingDivergedError
 from keras_memblocks.training.run_directory import ConfigChangedError
 from keras_memblocks.training.run_directory import ForeignFilesError
 from keras_memblocks.training.run_directory import RunDirectoryError
 from keras_memblocks.training.run_directory import RunLockedError
-from keras_memblocks.training.trainer import FinishedRunError
-from keras_memblocks.training.trainer import TrainingDivergedError
-from keras_memblocks.training.trainer import build_model
+from keras_memblocks.training.seeds import train_seeds
 from keras_memblocks.training.trainer import train
-from keras_memblocks.training.trainer import train_seeds
 
 __all__ = [
     "CapacityCurves",

@@ -17,7 +17,7 @@ import numpy as np
 from keras_memblocks.layers import VARIANT_NAMES
 from keras_memblocks.training.recipes import cc_after_every_conv
 from keras_memblocks.training.recipes import get_recipe
-from keras_memblocks.training.trainer import train_seeds
+from keras_memblocks.training.seeds import train_seeds
 
 STANDARD = "standard"  # the paper's name for the net without blocks
 # The nets of the paper's Fig. 4: without blocks, then three CC variants.

@@ -55,6 +55,7 @@ class TrainingConfig:
     data_dir: str = None
     tensorboard: bool = False
     max_steps_per_epoch: int = None  # cap steps (quick runs)
+    max_eval_steps: int = None  # cap validation and test batches (quick runs)
 
     def validate(self):
         """Raises `ValueError` naming the field, the value and what is allowed.
@@ -159,6 +160,10 @@ FIELD_RULES = {
     "max_steps_per_epoch": (
         lambda value: value is None or _int_at_least(1)(value),
         "an integer >= 1, or null for whole epochs",
+    ),
+    "max_eval_steps": (
+        lambda value: value is None or _int_at_least(1)(value),
+        "an integer >= 1, or null for the whole validation and test splits",
     ),
 }
 

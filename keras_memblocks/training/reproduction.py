@@ -13,13 +13,13 @@ from keras_memblocks.data import stand_in_data
 from keras_memblocks.training import specs
 from keras_memblocks.training.capacity_curves import CAPACITY_VARIANTS
 from keras_memblocks.training.capacity_curves import capacity_config
+from keras_memblocks.training.plan import build_model
 from keras_memblocks.training.recipes import cc_after_every_conv
 from keras_memblocks.training.recipes import get_recipe
 from keras_memblocks.training.recipes import sr_after
 from keras_memblocks.training.run_directory import RunLockedError
 from keras_memblocks.training.run_directory import check_ours
-from keras_memblocks.training.trainer import build_model
-from keras_memblocks.training.trainer import train_seeds
+from keras_memblocks.training.seeds import train_seeds
 from keras_memblocks.utils.files import MARK
 from keras_memblocks.utils.files import atomic_write
 
@@ -314,7 +314,13 @@ def grid(name):
 
 def _quick(config):
     """One step on stand-in data, at a size a CPU test can afford."""
-    overrides = {"epochs": 1, "max_steps_per_epoch": 1, "batch_size": 2, "validation_fraction": 0.0}
+    overrides = {
+        "epochs": 1,
+        "max_steps_per_epoch": 1,
+        "max_eval_steps": 2,
+        "batch_size": 2,
+        "validation_fraction": 0.0,
+    }
     args = dict(config.model_args)
     if specs.task_spec(config).name == "segmentation":
         args["input_shape"] = [32, 64, 3]
