@@ -9,7 +9,7 @@ import os as _os
 import sys as _sys
 
 # The one place the version is written (pyproject.toml reads it from here).
-__version__ = "0.5.0"
+__version__ = "0.6.0"
 
 __all__ = ["layers", "models", "optimizers", "__version__"]
 

@@ -8,8 +8,11 @@
 4. `mixed_float16`: float16 outputs, float32 weights, close to float32;
 5. `jit_compile=True` (TensorFlow and JAX): the model really compiles with
    XLA (its compiler IR is produced) and gives the outputs of the eager model;
-6. `.keras` save -> load in a fresh Python process, `safe_mode=True`, no
-   `custom_objects` (importing the package is all it takes), same outputs.
+6. `.keras` save -> load in another Python process that has imported only
+   `keras` and `keras_memblocks` (`safe_mode=True`, no `custom_objects`:
+   importing the package is all it takes), same outputs. One such loader
+   process per test worker loads every file it is sent, so the suite does not
+   pay an interpreter start and a Keras import per layer configuration.
 
 Each check is also callable on its own. The battery runs on whichever Keras
 backend is active and imports no TensorFlow unless that is the backend, so
@@ -17,7 +20,10 @@ backend is active and imports no TensorFlow unless that is the backend, so
 (and `make test-torch` on PyTorch).
 """
 
+import atexit
 import inspect
+import json
+import select
 import subprocess
 import sys
 import textwrap
@@ -206,19 +212,59 @@ def check_jit_compile(layer_cls, init_kwargs, input_shape):
     model.train_on_batch(x, expected)
 
 
-_LOAD_SCRIPT = textwrap.dedent(
+# Reads `model.keras inputs.npy outputs.npz` lines; answers each with one JSON line.
+_LOADER_SCRIPT = textwrap.dedent(
     """
+    import json
     import sys
+    import traceback
+
     import numpy as np
     import keras
     import keras_memblocks  # registers the layers; nothing else is needed
 
-    model = keras.saving.load_model(sys.argv[1])  # safe_mode=True default
-    outputs = model(np.load(sys.argv[2]))
-    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-    np.savez(sys.argv[3], *[keras.ops.convert_to_numpy(o) for o in outputs])
+    for line in sys.stdin:
+        model_path, inputs_path, outputs_path = json.loads(line)
+        try:
+            model = keras.saving.load_model(model_path)  # safe_mode=True default
+            outputs = model(np.load(inputs_path))
+            outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+            np.savez(outputs_path, *[keras.ops.convert_to_numpy(o) for o in outputs])
+            print(json.dumps({"ok": True}), flush=True)
+        except Exception:
+            print(json.dumps({"ok": False, "error": traceback.format_exc()}), flush=True)
     """
 )
+_loader_process = None
+
+
+def _loader():
+    """This worker's loader process, started on first use (again if it died)."""
+    global _loader_process
+    if _loader_process is None or _loader_process.poll() is not None:
+        _loader_process = subprocess.Popen(
+            [sys.executable, "-c", _LOADER_SCRIPT],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,  # TensorFlow's start-up lines; errors come as JSON
+            text=True,
+        )
+        atexit.register(_loader_process.kill)
+    return _loader_process
+
+
+def load_in_another_process(model_path, inputs_path, outputs_path):
+    """Loads `model_path` in the loader process and writes its outputs on `inputs_path`."""
+    loader = _loader()
+    loader.stdin.write(json.dumps([str(model_path), str(inputs_path), str(outputs_path)]) + "\n")
+    loader.stdin.flush()
+    if not select.select([loader.stdout], [], [], 300)[0]:
+        loader.kill()
+        raise AssertionError(f"the loader process did not answer in 300 s for {model_path}")
+    answer = loader.stdout.readline()
+    assert answer, f"the loader process ended (exit code {loader.wait()})"
+    answer = json.loads(answer)
+    assert answer["ok"], answer["error"][-3000:]
 
 
 def check_save_load_fresh_process(layer_cls, init_kwargs, input_shape, tmp_path):
@@ -230,20 +276,7 @@ def check_save_load_fresh_process(layer_cls, init_kwargs, input_shape, tmp_path)
     model_path = tmp_path / "model.keras"
     model.save(model_path)
     np.save(tmp_path / "inputs.npy", x)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            _LOAD_SCRIPT,
-            str(model_path),
-            str(tmp_path / "inputs.npy"),
-            str(tmp_path / "outputs.npz"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    load_in_another_process(model_path, tmp_path / "inputs.npy", tmp_path / "outputs.npz")
     loaded = np.load(tmp_path / "outputs.npz")
     got = [loaded[f"arr_{i}"] for i in range(len(loaded.files))]
     assert len(got) == len(expected)

@@ -193,6 +193,7 @@ def test_nested_errors():
         insert_blocks(Subclassed(), "cc", ["conv"])
 
 
+@pytest.mark.large  # 30 s; inserting into keras.applications models is checked in make test
 @pytest.mark.backends("tensorflow")
 def test_pretrained_keras_applications_weights_from_a_local_file(tmp_path):
     """The pretrained path with `keras.applications`: weights loaded from a

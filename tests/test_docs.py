@@ -262,3 +262,20 @@ def run_python(codes, cwd, env):
         timeout=900,
     )
     assert result.returncode == 0, result.stderr[-4000:]
+
+
+def test_every_python_snippet_defines_what_it_uses(tmp_path):
+    """Each python block runs on its own (a reader copies one, not the page): no
+    name it uses comes from an earlier block (pyflakes' undefined-name check, F821)."""
+    for page in PAGES:
+        for index, (language, code, _) in enumerate(blocks(page)):
+            if language == "python":
+                name = f"{page_id(page).replace('/', '__')}__block{index + 1}.py"
+                (tmp_path / name).write_text(code)
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--isolated", "--select", "F821"]
+        + ["--output-format", "concise", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout[-3000:]

@@ -197,10 +197,18 @@ def test_jit_compile_defaults_to_keras_auto(tmp_path):
     assert results["config"]["jit_compile"] == "auto" and results["jit_compile"] is False
 
 
-def test_seeds_summary(tmp_path):
+def test_seeds_summary(tmp_path, capsys):
     summary = train_seeds(tiny_digits(epochs=1), [0, 1], tmp_path, verbose=0)
     assert summary["seeds"] == [0, 1] and len(summary["values"]) == 2
     assert "±" in (tmp_path / "summary.md").read_text()
+    # Finished seeds are kept, said so, and reported as they are (the command's
+    # path: tests/test_workflows.py, make test-large).
+    best = tmp_path / "seed_0" / "best.keras"
+    stamp = best.stat().st_mtime_ns
+    again = train_seeds(tiny_digits(epochs=1), [0, 1], tmp_path, verbose=2)
+    assert again["values"] == summary["values"] and best.stat().st_mtime_ns == stamp
+    said = capsys.readouterr().out
+    assert "seed 0: already finished, not trained again" in said and "--overwrite" in said
 
 
 def _train_command(output_dir, epochs):
@@ -315,6 +323,7 @@ def _free_ports(count):
     return ports
 
 
+@pytest.mark.large  # 25 s; make test starts the strategy in the peer-timeout tests
 def test_multiworker_strategy_two_processes_on_localhost(tmp_path):
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
     processes = []

@@ -264,7 +264,7 @@ TINY_DIGITS = [
 ]
 
 
-@pytest.mark.runs_first
+@pytest.mark.large  # 43 s; make test checks the finished-seed path in test_seeds_summary
 def test_a_finished_run_is_kept_unless_overwrite(tmp_path):
     run([MEMBLOCKS, *TINY_DIGITS], tmp_path)
     best = tmp_path / "run" / "seed_0" / "best.keras"

@@ -10,7 +10,7 @@ from keras_memblocks.utils import extras
 
 extras.require("analysis", "keras_memblocks.analysis")
 
-from keras_memblocks.analysis.capacity_curves import plot_accuracy_versus_weights
+from keras_memblocks.analysis.capacity_plot import plot_accuracy_versus_weights
 from keras_memblocks.analysis.cc_analysis import CCCoefficients
 from keras_memblocks.analysis.cc_analysis import ClassDifferences
 from keras_memblocks.analysis.cc_analysis import TiltAndMagnitude
