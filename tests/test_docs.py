@@ -136,10 +136,13 @@ def test_the_notebooks_are_shown_with_their_outputs(site):
 def test_the_site_renders_what_the_pages_mean(site):
     # Each check would have caught a rendering bug the site had: `\|` inside a
     # code span in a table shows its backslash; a list right after a paragraph
-    # line (no blank line) renders as one paragraph with "- " in it.
+    # line (no blank line) renders as one paragraph with "- " in it; a product
+    # written with asterisks outside a code span (H*W ... H*W) renders as italics.
     for page in sorted(site.rglob("*.html")):
         html = page.read_text()
         assert "\\|" not in html, f"{page.name}: a literal \\| (write the choices without a pipe)"
+        glued = re.search(r".{0,40}(\w<em>|</em>\w).{0,40}", html)
+        assert glued is None, f"{page.name}: asterisks read as italics: {glued and glued[0]}"
         for paragraph in re.findall(r"<p>(.*?)</p>", html, re.S):
             assert not re.search(r"\n- \S", paragraph), (
                 f"{page.name}: a list with no blank line before"

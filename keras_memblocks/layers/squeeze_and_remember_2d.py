@@ -12,8 +12,8 @@ class SqueezeAndRemember2D(keras.layers.Layer):
     """Squeeze-and-Remember block: adds a learned, input-weighted memory.
 
     The block squeezes the feature map `X` (B, H, W, C) to one channel with a
-    1x1 convolution, flattens it to (B, H*W) and feeds a two-layer fully
-    connected net (H*W -> U -> P) whose softmax weights P learned memory
+    1x1 convolution, flattens it to `(B, H*W)` and feeds a two-layer fully
+    connected net (`H*W -> U -> P`) whose softmax weights P learned memory
     tensors `M_i` (H, W, C). The output is `X + sum_i softmax_i * M_i`: the
     same shape as the input. Memories start at zero, so the block is the
     identity at initialisation.
