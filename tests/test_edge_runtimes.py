@@ -227,16 +227,8 @@ def digits():
     return _digits()
 
 
-# In make test: no block, SE, the default CC (whose int8 SUM the reference
-# kernels got wrong) and SR (which TFLite Micro refused); every row in
-# make test-edge and make test-large (15-25 s each on 2 cores).
-IN_MAKE_TEST = ("plain", "se", "cc-reduced-bilinear", "sr")
-
-
-@pytest.mark.parametrize(
-    "block",
-    [pytest.param(b, marks=() if b in IN_MAKE_TEST else pytest.mark.large) for b in BLOCKS],
-)
+# Every row in make test (10-25 s each on 2 cores), and in make test-edge.
+@pytest.mark.parametrize("block", BLOCKS)
 def test_every_runtime_agrees(block, digits, tmp_path):
     row = matrix_row(block, tmp_path, *digits)
     assert set(row) == {"tflite-float32", "tflite-float16", "tflite-dynamic_range"} | {

@@ -106,8 +106,10 @@ LARGE_CASES = {
     "fcn-sr",
     # 85 s; the CIFAR ResNet-18 rows export SR, CC, CBAM and DropBlock in make test.
     "mobilenet_v2-sr-cc",
-    # SE's files run in every runtime in tests/test_edge_runtimes.py.
+    # SE's and CBAM's files run in every runtime in tests/test_edge_runtimes.py, and
+    # the ResNet-18 with SR exports in tests/test_export.py.
     "cifar_resnet18-sr-se",
+    "cifar_resnet18-sr-cbam",
     # The regularizers are inference no-ops (their layers' own tests check it); the
     # ResNet-18 with SR exports in make test with CBAM.
     "cifar_resnet18-sr-dropout",
