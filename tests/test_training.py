@@ -624,3 +624,16 @@ def test_multiworker_through_the_command_matches_one_process_and_resumes_after_s
         reference = json.loads((tmp_path / "single" / "seed_0" / "results.json").read_text())
         assert results["replicas"] == 2
         assert results["test"]["accuracy"] == pytest.approx(reference["test"]["accuracy"], abs=1e-6)
+
+
+def test_a_run_stored_before_a_field_existed_is_the_same_config(tmp_path):
+    # 0.6.0 added `max_eval_steps`; a run directory of 0.5.0 stored no such field.
+    from keras_memblocks.training.run_directory import ConfigChangedError
+    from keras_memblocks.training.run_directory import check_config
+
+    config = tiny_digits(epochs=1)
+    older = {k: v for k, v in config.to_dict().items() if k != "max_eval_steps"}
+    (tmp_path / "config.json").write_text(json.dumps(older, default=list))
+    check_config(tmp_path, config.to_dict(), False, config.defaults())  # the default: the same
+    with pytest.raises(ConfigChangedError, match="differs in: max_eval_steps"):
+        check_config(tmp_path, config.replace(max_eval_steps=2).to_dict(), False, config.defaults())

@@ -89,6 +89,12 @@ class TrainingConfig:
     def to_dict(self):
         return dataclasses.asdict(self)
 
+    @classmethod
+    def defaults(cls):
+        """Every field's default, as `to_dict` writes it: what a run directory stored
+        before a field existed is compared as if it had held the default."""
+        return cls().to_dict()
+
 
 def _is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)

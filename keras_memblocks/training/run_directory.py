@@ -329,13 +329,15 @@ def _stored_config(output_dir):
     return _NONE
 
 
-def check_config(output_dir, config_dict, overwrite):
+def check_config(output_dir, config_dict, overwrite, defaults=None):
     """Stores `config_dict` as the directory's config, or refuses another one.
 
     A directory without a stored config (new, or a run killed before 0.2.0
     wrote one) takes this one; a finished run of before 0.2.0 is compared
     with the config in its `results.json`. With `overwrite`, this config
-    replaces the stored one.
+    replaces the stored one. A field the stored config lacks (one a later
+    version added) counts as its value in `defaults`, so a run stored before
+    the field existed is the same config as long as the field keeps its default.
 
     Raises:
         ConfigChangedError: the stored config differs (names the fields).
@@ -343,6 +345,9 @@ def check_config(output_dir, config_dict, overwrite):
     path = Path(output_dir) / CONFIG_FILE
     wanted = json.loads(json.dumps(config_dict, default=list))  # as it reads back
     stored = _stored_config(output_dir)
+    if isinstance(stored, dict) and defaults:
+        defaults = json.loads(json.dumps(defaults, default=list))
+        stored = {**{k: v for k, v in defaults.items() if k not in stored}, **stored}
     if stored is not _NONE and not overwrite:
         if stored != wanted:
             fields = sorted(
