@@ -27,7 +27,7 @@ from keras_memblocks.export.metadata import IO_TYPES
 from keras_memblocks.export.metadata import describe
 from keras_memblocks.export.runtimes import RUNNERS
 from keras_memblocks.export.runtimes import xnnpack_pieces
-from keras_memblocks.layers import ContextualConvBlock2D
+from keras_memblocks.layers.contextual_conv_block_2d import cc_blocks
 from keras_memblocks.utils import argument_checks
 from keras_memblocks.utils.files import is_marked
 from keras_memblocks.utils.files import protected_reason
@@ -221,17 +221,6 @@ def _tflite_io(path):
     }
 
 
-def _cc_formulations(model):
-    """The distinct `formulation` arguments of the CC blocks in `model`, sorted."""
-    found, stack = set(), [model]
-    while stack:
-        layer = stack.pop()
-        if isinstance(layer, ContextualConvBlock2D):
-            found.add(layer.formulation)
-        stack.extend(getattr(layer, "layers", []))
-    return sorted(found)
-
-
 def build_manifest(model, artifacts, notes, parity, quantization, provenance, num_examples):
     """The manifest of a passed export (`manifest.json`), as `export_model` returns it."""
     metadata = notes["metadata"]
@@ -248,7 +237,7 @@ def build_manifest(model, artifacts, notes, parity, quantization, provenance, nu
         "widened_ranges": notes["widened_ranges"],
         # The `formulation` of the model's CC blocks ("auto": every file has
         # the inference form, a multiply and a sum; keras_memblocks.layers.CC_FORMULATIONS).
-        "cc_formulations": _cc_formulations(model),
+        "cc_formulations": sorted({block.formulation for block in cc_blocks(model)}),
         "files": {
             name: {
                 "path": path.name,

@@ -505,6 +505,16 @@ CCBlock = ContextualConvBlock2D
 """Short name of `ContextualConvBlock2D` (the same class)."""
 
 
+def cc_blocks(model):
+    """Yields every CC block in `model` (itself, its layers, nested models' layers)."""
+    stack = [model]
+    while stack:
+        layer = stack.pop()
+        if isinstance(layer, ContextualConvBlock2D):
+            yield layer
+        stack.extend(getattr(layer, "layers", []))
+
+
 def set_cc_formulation(model, formulation):
     """Sets the formulation of every CC block in `model`, nested models included.
 
@@ -529,15 +539,10 @@ def set_cc_formulation(model, formulation):
         'batched_matmul'
     """
     formulation = argument_checks.check_choice("formulation", formulation, CC_FORMULATIONS)
-    count = 0
-    stack = [model]
-    while stack:
-        layer = stack.pop()
-        if isinstance(layer, ContextualConvBlock2D):
-            layer.formulation = formulation
-            count += 1
-        stack.extend(getattr(layer, "layers", []))
-    return count
+    blocks = list(cc_blocks(model))
+    for block in blocks:
+        block.formulation = formulation
+    return len(blocks)
 
 
 def cc_formulation(name):

@@ -329,6 +329,11 @@ def _stored_config(output_dir):
     return _NONE
 
 
+def _as_read_back(config_dict):
+    """`config_dict` as it reads back from JSON (tuples become lists)."""
+    return json.loads(json.dumps(config_dict, default=list))
+
+
 def check_config(output_dir, config_dict, overwrite, defaults=None):
     """Stores `config_dict` as the directory's config, or refuses another one.
 
@@ -343,11 +348,10 @@ def check_config(output_dir, config_dict, overwrite, defaults=None):
         ConfigChangedError: the stored config differs (names the fields).
     """
     path = Path(output_dir) / CONFIG_FILE
-    wanted = json.loads(json.dumps(config_dict, default=list))  # as it reads back
+    wanted = _as_read_back(config_dict)
     stored = _stored_config(output_dir)
     if isinstance(stored, dict) and defaults:
-        defaults = json.loads(json.dumps(defaults, default=list))
-        stored = {**{k: v for k, v in defaults.items() if k not in stored}, **stored}
+        stored = {**_as_read_back(defaults), **stored}
     if stored is not _NONE and not overwrite:
         if stored != wanted:
             fields = sorted(
