@@ -19,67 +19,17 @@ COMPAT_VENV ?= .venv-compat
 TORCH ?= torch
 # The oldest TensorFlow that pyproject.toml's [tensorflow] extra allows.
 TF_COMPAT ?= tensorflow==2.20.*
-# The test files that hold on every backend: layers, models, analysis, the GPU benchmark.
-BACKEND_TESTS := tests/test_squeeze_and_remember_2d.py tests/test_contextual_conv_block_2d.py \
-	tests/test_attention_and_regularizer_layers.py tests/test_vgg_like.py tests/test_cifar_models.py \
-	tests/test_resnet50.py tests/test_segmentation.py tests/test_block_insertion.py \
-	tests/test_block_registry.py tests/test_analysis.py tests/test_serialization_registry.py \
-	tests/test_backends.py tests/test_gpu_step_time.py
-# In the core install: all of them but the analyses' file, which imports the [analysis]
-# extra (its tests run on JAX in .venv, below).
-CORE_BACKEND_TESTS := $(filter-out tests/test_analysis.py,$(BACKEND_TESTS))
-# What `make test-compat` runs on the oldest TensorFlow: the trainer, the data, the export,
-# the private APIs of keras_memblocks.utils.compat.
-COMPAT_TESTS := tests/test_training.py tests/test_data.py tests/test_export.py tests/test_compat.py \
-	tests/test_export_coverage.py
+# Test files are chosen by their module-level marks (pyproject.toml lists them), so a new
+# file joins a pass by its `pytestmark`, not by an edit here. Files, not `-m`: the other
+# virtual environments lack TensorFlow, which the other files import when collected.
+# every_backend: layers, models, analysis, the GPU benchmark; the core install's JAX pass
+# leaves out the files whose whole module needs an extra (the analyses').
+BACKEND_TESTS := $(shell grep -l "^pytestmark.*every_backend" tests/test_*.py)
+CORE_BACKEND_TESTS := $(shell grep -L "^pytestmark.*needs_extras" $(BACKEND_TESTS))
+# oldest_tensorflow: the trainer, the data, the export, the private APIs of
+# keras_memblocks.utils.compat, run by `make test-compat` on the oldest TensorFlow.
+COMPAT_TESTS := $(shell grep -l "^pytestmark.*oldest_tensorflow" tests/test_*.py)
 
-# setuptools prints a boxed note on every editable install ("Editable installation ...
-# folders with the same name as your package may take precedence"): informational, and
-# this tree has no such folder, so it is kept off a newcomer's console, and nothing else is.
-QUIET_EDITABLE := PYTHONWARNINGS="ignore:Editable installation"
-
-.PHONY: demo test data lint docs package-check test-torch test-compat test-large test-edge benchmark figures clean
-
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(QUIET_EDITABLE) $(PY) -m pip install --quiet -e ".[all,test]"
-	touch $(STAMP)
-
-$(JAX_VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(JAX_VENV)
-	$(JAX_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(QUIET_EDITABLE) $(JAX_VENV)/bin/python -m pip install --quiet -e ".[test-tools]" "jax[cpu]"
-	touch $@
-
-$(TORCH_VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(TORCH_VENV)
-	$(TORCH_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(QUIET_EDITABLE) $(TORCH_VENV)/bin/python -m pip install --quiet -e ".[test-tools]" $(TORCH)
-	touch $@
-
-$(COMPAT_VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(COMPAT_VENV)
-	$(COMPAT_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(QUIET_EDITABLE) $(COMPAT_VENV)/bin/python -m pip install --quiet -e ".[train,export,test]" \
-		"$(TF_COMPAT)"
-	touch $@
-
-## The main job: train and compare both blocks on the embedded digits.
-demo: $(STAMP)
-	$(VENV)/bin/memblocks demo
-
-## Fashion-MNIST for the tests and the studies: Debian's dataset-fashion-mnist, installed
-## where apt-get runs as root (elsewhere its tests skip, saying so; under CI=true they fail).
-data:
-	@if [ ! -f /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ] \
-		&& command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-		apt-get update -qq >/dev/null && apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
-	fi
-
-## The default suite: the lint checks and the docs site; everything but the `large` marker,
-## on TensorFlow; the backend files on JAX in the core install, then their tests that need an
-## extra on JAX with every extra (the property tests run on TensorFlow); then the built package.
 test: data lint docs $(STAMP) $(JAX_VENV)/.installed
 	$(PY) -m pytest -m "not large and not web" $(XDIST) $(PYTEST_ARGS)
 	KERAS_BACKEND=jax JAX_PLATFORMS=cpu $(JAX_VENV)/bin/python -m pytest \
@@ -133,17 +83,17 @@ test-large: $(STAMP)
 ## The benchmarks; each writes its benchmarks/results/*.json. runtime_overhead.py times
 ## JAX and PyTorch in .venv-jax and .venv-torch (make test and make test-torch create them).
 benchmark: $(STAMP) $(JAX_VENV)/.installed
-	$(PY) benchmarks/runtime_overhead.py
-	$(PY) benchmarks/block_overhead.py
-	$(PY) benchmarks/cc_block_parts.py
-	$(PY) benchmarks/cc_block_parts.py --net demo
-	$(PY) benchmarks/cc_formulations.py
-	KERAS_BACKEND=jax $(JAX_VENV)/bin/python benchmarks/cc_formulations.py \
+	$(PY) -m benchmarks.runtime_overhead
+	$(PY) -m benchmarks.block_overhead
+	$(PY) -m benchmarks.cc_block_parts
+	$(PY) -m benchmarks.cc_block_parts --net demo
+	$(PY) -m benchmarks.cc_formulations
+	KERAS_BACKEND=jax $(JAX_VENV)/bin/python -m benchmarks.cc_formulations \
 		--output benchmarks/results/cc_formulations_jax.json
-	$(PY) benchmarks/input_pipeline.py
-	$(PY) benchmarks/parameter_table.py
-	$(PY) benchmarks/export_latency.py
-	$(PY) benchmarks/block_comparison.py --figure notebooks/figures/block_comparison.png
+	$(PY) -m benchmarks.input_pipeline
+	$(PY) -m benchmarks.parameter_table
+	$(PY) -m benchmarks.export_latency
+	$(PY) -m benchmarks.block_comparison --figure notebooks/figures/block_comparison.png
 
 ## The notebooks, run and stored executed (what the docs show), and their figures saved
 ## to notebooks/figures/.

@@ -18,8 +18,8 @@ Every model is trained through `train_seeds` (runs already finished in
 `--work-dir` are read back, not trained again) and exported through
 `export_model` (so every artifact passed its parity check).
 
-    python benchmarks/block_comparison.py                       # ~10 min on 2 CPU cores
-    python benchmarks/block_comparison.py --seeds 0 --epochs 1  # quick
+    python -m benchmarks.block_comparison                       # ~10 min on 2 CPU cores
+    python -m benchmarks.block_comparison --seeds 0 --epochs 1  # quick
 
 Writes benchmarks/results/block_comparison.json and, with --figure, the
 accuracy-against-cost figure.
@@ -35,10 +35,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from interleaved_timing import machine  # noqa: E402 (beside this script)
-from interleaved_timing import time_interleaved  # noqa: E402
 
 import keras_memblocks  # noqa: E402
+from benchmarks.interleaved_timing import machine  # noqa: E402
+from benchmarks.interleaved_timing import time_interleaved  # noqa: E402
 from keras_memblocks.data import load_digits  # noqa: E402
 from keras_memblocks.export import ExportError  # noqa: E402
 from keras_memblocks.export import export_model  # noqa: E402

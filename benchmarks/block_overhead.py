@@ -15,8 +15,8 @@ interleaved step by step so that machine noise hits all models alike. The
 ratio reported is block / plain at the 20th percentile and the median of
 the step times (low quantiles are least disturbed by noise on a shared CPU).
 
-    python benchmarks/block_overhead.py            # ~10 min on 2 CPU cores
-    python benchmarks/block_overhead.py --repeats 5 --batch-size 32   # quick
+    python -m benchmarks.block_overhead            # ~10 min on 2 CPU cores
+    python -m benchmarks.block_overhead --repeats 5 --batch-size 32   # quick
 
 Writes benchmarks/results/block_overhead.json.
 """
@@ -30,10 +30,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from interleaved_timing import machine  # noqa: E402 (beside this script)
-from interleaved_timing import time_interleaved  # noqa: E402
 
 import keras_memblocks  # noqa: E402
+from benchmarks.interleaved_timing import machine  # noqa: E402
+from benchmarks.interleaved_timing import time_interleaved  # noqa: E402
 from keras_memblocks.layers import ContextualConvBlock2D  # noqa: E402
 from keras_memblocks.layers import excitation_maps  # noqa: E402
 from keras_memblocks.models import insert_blocks  # noqa: E402

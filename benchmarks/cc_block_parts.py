@@ -17,8 +17,8 @@ Reported: `coefficient_share` = (coefficients - empty) / (block - empty) and
 the block's cost in floors, (block - empty) / (floor - empty), at the
 median of the rounds.
 
-    python benchmarks/cc_block_parts.py                 # the CC paper's CIFAR-100 net, batch 128
-    python benchmarks/cc_block_parts.py --net demo      # `make demo`'s net, batch 64
+    python -m benchmarks.cc_block_parts                 # the CC paper's CIFAR-100 net, batch 128
+    python -m benchmarks.cc_block_parts --net demo      # `make demo`'s net, batch 64
 
 Writes benchmarks/results/cc_block_parts_<net>.json.
 """
@@ -33,10 +33,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from interleaved_timing import machine  # noqa: E402 (beside this script)
-from interleaved_timing import time_interleaved  # noqa: E402
 
 import keras_memblocks  # noqa: E402
+from benchmarks.interleaved_timing import machine  # noqa: E402
+from benchmarks.interleaved_timing import time_interleaved  # noqa: E402
 from keras_memblocks.layers import ContextualConvBlock2D  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"

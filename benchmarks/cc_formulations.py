@@ -14,10 +14,10 @@ LiteRT is timed by `benchmarks/export_latency.py` (its `vgg_like+cc (batched_mat
 row). The ratio reported is multiply_sum / batched_matmul at the 10th percentile
 and the median of the rounds.
 
-    python benchmarks/cc_formulations.py                      # TensorFlow + ONNX Runtime, ~2 min
-    KERAS_BACKEND=jax .venv-jax/bin/python benchmarks/cc_formulations.py --output \
+    python -m benchmarks.cc_formulations                      # TensorFlow + ONNX Runtime, ~2 min
+    KERAS_BACKEND=jax .venv-jax/bin/python -m benchmarks.cc_formulations --output \
         benchmarks/results/cc_formulations_jax.json          # JAX
-    python benchmarks/cc_formulations.py --quick              # a smoke run
+    python -m benchmarks.cc_formulations --quick              # a smoke run
 
 Writes benchmarks/results/cc_formulations.json (or `--output`).
 """
@@ -33,9 +33,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from interleaved_timing import machine  # noqa: E402 (beside this script)
-from interleaved_timing import time_interleaved  # noqa: E402
 
+from benchmarks.interleaved_timing import machine  # noqa: E402
+from benchmarks.interleaved_timing import time_interleaved  # noqa: E402
 from keras_memblocks.layers import set_cc_formulation  # noqa: E402
 from keras_memblocks.models import vgg_like  # noqa: E402
 

@@ -22,9 +22,9 @@ One timing round calls every artifact once, in turn, so machine noise hits
 all alike; the median over rounds is reported, and the ratios block / plain
 (per runtime) and int8 / float32 (TFLite).
 
-    python benchmarks/export_latency.py             # ~5 min on 2 CPU cores
-    python benchmarks/export_latency.py --rounds 5 --models vgg_like vgg_like+cc   # quick
-    python benchmarks/export_latency.py --batch-size 1 --models vgg_like vgg_like+se \
+    python -m benchmarks.export_latency             # ~5 min on 2 CPU cores
+    python -m benchmarks.export_latency --rounds 5 --models vgg_like vgg_like+cc   # quick
+    python -m benchmarks.export_latency --batch-size 1 --models vgg_like vgg_like+se \
         vgg_like+cc vgg_like+sr --output benchmarks/results/export_latency_batch1.json
 
 Writes benchmarks/results/export_latency.json.
@@ -43,10 +43,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from interleaved_timing import machine  # noqa: E402 (beside this script)
-from interleaved_timing import time_interleaved  # noqa: E402
 
 import keras_memblocks  # noqa: E402
+from benchmarks.interleaved_timing import machine  # noqa: E402
+from benchmarks.interleaved_timing import time_interleaved  # noqa: E402
 from keras_memblocks.data import load_digits  # noqa: E402
 from keras_memblocks.export import export_model  # noqa: E402
 from keras_memblocks.export import tflite_interpreter  # noqa: E402

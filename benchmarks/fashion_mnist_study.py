@@ -4,7 +4,8 @@
     python -m benchmarks.fashion_mnist_study sr            # the SR paper's CIFAR rows
     python -m benchmarks.fashion_mnist_study cc --collect  # records of the runs so far
     python -m benchmarks.fashion_mnist_study cc --collect --table \
-        --figure docs/figures/fashion_mnist_cc.png          # plot and the page's table
+        --figure docs/figures/fashion_mnist_cc.png \
+        --paired-figure docs/figures/fashion_mnist_cc_paired.png  # plots and the page's table
     python -m benchmarks.fashion_mnist_study cc --quick    # the grid checked, 1 step per row
 
 Each cell is a run directory (`<runs>/fmnist-cc/<split>_<block>_w<width>/seed_<s>`), so
@@ -181,6 +182,61 @@ def figure(study, cells, path):
     plt.close(fig)
 
 
+def paired_figure(study, cells, path):
+    """Each block minus the plain net, paired by seed: the mean difference and
+    its 95 % interval per cell (a bare point: one pair so far), the zero line
+    drawn; the CC study one panel per split, its widths along the axis."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in cells if "minus_plain" in r]
+    splits = sorted({r["split"] for r in rows}) or ["normal"]
+    blocks = [b for b in BLOCK_ORDER[study] if b != BASELINE[study]]
+    fig, axes = plt.subplots(
+        1, len(splits), figsize=(5.5 * len(splits), 3.8), squeeze=False, sharey=True
+    )
+    for axis, split in zip(axes[0], splits):
+        widths = sorted({r["width"] for r in rows if r["split"] == split})
+        for index, block in enumerate(blocks):
+            offset = (index - (len(blocks) - 1) / 2) * 0.12
+            points = [
+                (widths.index(r["width"]) + offset, r["minus_plain"])
+                for r in rows
+                if r["split"] == split and r["block"] == block
+            ]
+            if not points:
+                continue
+            x = [p[0] for p in points]
+            y = [p[1]["mean"] for p in points]
+            low = [p[1]["low"] if p[1]["low"] is not None else p[1]["mean"] for p in points]
+            high = [p[1]["high"] if p[1]["high"] is not None else p[1]["mean"] for p in points]
+            errors = [np.subtract(y, low), np.subtract(high, y)]
+            axis.errorbar(x, y, yerr=errors, fmt="o", capsize=3, label=block, color=f"C{index}")
+        axis.axhline(0, color="black", linewidth=0.8)
+        if study == "cc":
+            axis.set_xticks(range(len(widths)), [f"width {w}" for w in widths])
+            axis.set_title(
+                {"normal": "60k train / 10k test", "swapped": "10k train / 60k test"}.get(
+                    split, split
+                )
+            )
+        else:
+            axis.set_xticks([])
+            axis.set_title(f"CIFAR ResNet-18, width {widths[0] if widths else ''}")
+        axis.set_ylabel(f"minus {BASELINE[study]}, points")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    fig.suptitle(
+        "paired by seed: mean difference and 95 % interval (spanning 0: no measurable difference)",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def collect(study, runs_dir):
     grid_dir = Path(runs_dir) / GRIDS[study]
     records = []
@@ -204,6 +260,11 @@ def main(argv=None):
     parser.add_argument("--output", help="default: benchmarks/results/fashion_mnist_<study>.json")
     parser.add_argument(
         "--figure", help="also plot accuracy against weights (docs/figures/fashion_mnist_cc.png)"
+    )
+    parser.add_argument(
+        "--paired-figure",
+        help="also plot each block minus the plain net, paired by seed "
+        "(docs/figures/fashion_mnist_<study>_paired.png)",
     )
     parser.add_argument(
         "--table", action="store_true", help="also print the Reproduction page's Markdown table"
@@ -232,6 +293,9 @@ def main(argv=None):
     if args.figure:
         figure(args.study, cells, args.figure)
         print(f"figure: {args.figure}")
+    if args.paired_figure:
+        paired_figure(args.study, cells, args.paired_figure)
+        print(f"figure: {args.paired_figure}")
     if args.table:
         print(markdown_table(args.study, cells))
     return 0

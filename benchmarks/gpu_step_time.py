@@ -18,9 +18,9 @@ a step includes Keras' dispatch (a fraction of a millisecond); on the small
 VGG-like net that makes the ratio lean towards 1, which the JSON records
 beside the absolute times.
 
-    KERAS_BACKEND=jax python benchmarks/gpu_step_time.py        # on a GPU
-    KERAS_BACKEND=torch python benchmarks/gpu_step_time.py
-    KERAS_BACKEND=jax python benchmarks/gpu_step_time.py --tiny # CPU smoke run
+    KERAS_BACKEND=jax python -m benchmarks.gpu_step_time        # on a GPU
+    KERAS_BACKEND=torch python -m benchmarks.gpu_step_time
+    KERAS_BACKEND=jax python -m benchmarks.gpu_step_time --tiny # CPU smoke run
 
 Writes benchmarks/results/gpu_<device>_<backend>.json and prints a table.
 """
@@ -28,16 +28,13 @@ Writes benchmarks/results/gpu_<device>_<backend>.json and prints a table.
 import argparse
 import json
 import re
-import sys
 from pathlib import Path
 
 import keras
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))  # interleaved_timing, beside this script
-from interleaved_timing import machine  # noqa: E402
-from interleaved_timing import time_interleaved  # noqa: E402
-
+from benchmarks.interleaved_timing import machine  # noqa: E402
+from benchmarks.interleaved_timing import time_interleaved  # noqa: E402
 from keras_memblocks.models import resnet50  # noqa: E402
 from keras_memblocks.models import vgg_like  # noqa: E402
 

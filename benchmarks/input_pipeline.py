@@ -6,7 +6,7 @@ timed after the first epoch has filled the cache) against the images/s the
 CIFAR-100 VGG-like train step consumes (width 32, reduced CC blocks, batch
 128, graph mode). Target: the pipeline at least 3x faster.
 
-    python benchmarks/input_pipeline.py
+    python -m benchmarks.input_pipeline
 
 Writes benchmarks/results/input_pipeline.json.
 """

@@ -1,6 +1,6 @@
 """Parameters of every builder, with and without blocks, beside the papers'.
 
-    python benchmarks/parameter_table.py
+    python -m benchmarks.parameter_table
 
 Counts are trainable parameters (what the papers, in PyTorch, count);
 overheads are relative to the same network without the block. Writes

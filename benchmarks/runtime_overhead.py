@@ -32,8 +32,8 @@ Op-level profiles, for what bounds each ratio: ONNX Runtime's own profiler
 pieces XNNPACK runs each TFLite file in, and on JAX the pieces XLA's CPU
 compiler hands to its kernel library.
 
-    python benchmarks/runtime_overhead.py               # all three backends, ~30 min on 2 cores
-    python benchmarks/runtime_overhead.py --quick       # a smoke run (seconds of timing)
+    python -m benchmarks.runtime_overhead               # all three backends, ~30 min on 2 cores
+    python -m benchmarks.runtime_overhead --quick       # a smoke run (seconds of timing)
 
 JAX and PyTorch run in other environments (Keras picks its backend per
 process): `--jax-python` / `--torch-python`, by default `.venv-jax` and
@@ -157,7 +157,7 @@ def quantiles(seconds):
 
 
 def time_steps(calls, rounds, warmup, label):
-    from interleaved_timing import time_interleaved
+    from benchmarks.interleaved_timing import time_interleaved
 
     print(f"  [{label}] warm-up: tracing and compiling {len(calls)} steps", flush=True)
     time_interleaved(calls, warmup)
@@ -242,8 +242,7 @@ def op_counts(tflite_path, onnx_path):
 
 def measure_files(net, args, work_dir):
     """Batch-1 latency of the float32 / int8 TFLite and ONNX files, and the profiles."""
-    from interleaved_timing import time_interleaved
-
+    from benchmarks.interleaved_timing import time_interleaved
     from keras_memblocks.export import export_model
     from keras_memblocks.export import tflite_interpreter
     from keras_memblocks.export.runtimes import xnnpack_pieces
@@ -324,8 +323,7 @@ def xla_library_fusions(net, args):
 def worker(args):
     import keras
 
-    sys.path.insert(0, str(HERE))
-    from interleaved_timing import machine
+    from benchmarks.interleaved_timing import machine
 
     backend = keras.backend.backend()
     result = {"machine": machine(), "nets": {}}
@@ -362,7 +360,15 @@ def default_python(backend):
 
 def run_worker(backend, python, args, folder):
     partial = Path(folder) / f"{backend}.json"
-    command = [python, __file__, "--worker", "--partial", str(partial), *worker_flags(args)]
+    command = [
+        python,
+        "-m",
+        "benchmarks.runtime_overhead",
+        "--worker",
+        "--partial",
+        str(partial),
+        *worker_flags(args),
+    ]
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
     if backend == "jax":
         env["JAX_PLATFORMS"] = env.get("JAX_PLATFORMS", "cpu")

@@ -9,14 +9,17 @@ import os as _os
 import sys as _sys
 
 # The one place the version is written (pyproject.toml reads it from here).
-__version__ = "0.6.0"
+__version__ = "0.7.0"
 
 __all__ = ["layers", "models", "optimizers", "__version__"]
 
 # The `memblocks` command imports what each subcommand needs once it has read
-# its arguments (keras_memblocks/cli.py), so that `memblocks --help` needs no
-# Keras, which imports TensorFlow where it is installed (seconds). Every other
-# import of the package registers its layers and optimizer at once.
+# its arguments (keras_memblocks/cli.py, its choices from keras_memblocks.registry),
+# so that `memblocks --help` needs no Keras, which imports TensorFlow where it is
+# installed (seconds). Every other import of the package registers its layers and
+# optimizer at once: Keras finds a custom layer of a `.keras` file only in its
+# registry, filled by importing the layer's module (it imports modules by name for
+# its own packages alone), so `import keras_memblocks` must do it.
 _BACKEND_PACKAGES = {"tensorflow": "tensorflow", "jax": "jax[cpu]", "torch": "torch"}
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_memblocks import registry
 from keras_memblocks.utils import extras
 from keras_memblocks.utils.console import native_stderr_captured
 from keras_memblocks.utils.console import quiet_tensorflow
@@ -25,45 +26,6 @@ from keras_memblocks.utils.strategies import STRATEGIES
 from keras_memblocks.utils.strategies import check_backend
 from keras_memblocks.utils.supervision import DEFAULT_PEER_TIMEOUT
 from keras_memblocks.utils.supervision import JOINED_FD
-
-# The registries' names, written out so that the parser needs no Keras;
-# tests/test_cli.py keeps each equal to its registry (the registry stays the
-# one place a name is defined: a recipe, model or dataset added there fails
-# that test until it is listed here).
-RECIPE_NAMES = (
-    "sr-cifar10",
-    "sr-cifar100",
-    "sr-imagenet",
-    "sr-cityscapes",
-    "cc-cifar100",
-    "cc-fashion-mnist",
-    "sr-fashion-mnist",
-    "digits",
-)
-MODEL_NAMES = ("vgg_like", "cifar_resnet", "cifar_vgg", "resnet50", "deeplabv3", "fcn")
-DATASET_NAMES = (
-    "digits",
-    "fashion_mnist",
-    "mnist",
-    "cifar10",
-    "cifar100",
-    "imagenet2012",
-    "cityscapes",
-)
-STRATEGY_NAMES = STRATEGIES  # already light: not a copy
-TABLE_NAMES = (
-    "sr-table1",
-    "sr-table2",
-    "sr-table3",
-    "sr-table4",
-    "sr-table5",
-    "cc-table3",
-    "cc-fig4",
-    "fmnist-cc",
-    "fmnist-sr",
-)
-EXPORT_FORMATS = ("saved_model", "tflite", "onnx")
-IO_TYPES = ("float32", "int8", "uint8")
 
 # What each subcommand runs on.
 COMMAND_EXTRAS = {
@@ -107,9 +69,11 @@ def _json_value(text):
         ) from None
 
 
-def _examples(*commands):
-    """The examples at the end of a command's --help."""
-    return "examples:\n" + "\n".join(f"  {command}" for command in commands)
+def _examples(*commands, kinds=()):
+    """The end of a command's --help: the registries it chooses from, each
+    name with its help line (`keras_memblocks.registry`), then examples."""
+    listings = [f"{kind}:\n{registry.help_lines(registry.KINDS[kind])}\n" for kind in kinds]
+    return "\n".join([*listings, "examples:", *(f"  {command}" for command in commands)])
 
 
 def _train_parser(subparsers):
@@ -122,13 +86,14 @@ def _train_parser(subparsers):
             "memblocks train --recipe digits --epochs 5 --output-dir runs/mine",
             "memblocks train --recipe cc-fashion-mnist --seeds 0 1 2 --output-dir runs/fmnist",
             "memblocks train --recipe digits --set optimizer=sgd --set learning_rate=0.05",
+            kinds=("recipes", "models", "datasets"),
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "--recipe",
         default="digits",
-        choices=RECIPE_NAMES,
+        choices=registry.RECIPES,
         help="the papers' settings (default: digits, the embedded dataset)",
     )
     p.add_argument("--config", help="YAML or JSON file of recipe fields (at most 100 KB)")
@@ -140,7 +105,7 @@ def _train_parser(subparsers):
         help="override one recipe field (VALUE parsed as JSON when possible)",
     )
     p.add_argument(
-        "--model", choices=MODEL_NAMES, help="the network to build (default: the recipe's)"
+        "--model", choices=registry.MODELS, help="the network to build (default: the recipe's)"
     )
     p.add_argument(
         "--model-args",
@@ -148,7 +113,7 @@ def _train_parser(subparsers):
         help="""JSON dict of builder arguments, e.g. '{"depth": 34, "blocks": """
         """{"block": "sr", "after": 3, "num_memory_blocks": 4}}'""",
     )
-    p.add_argument("--dataset", choices=DATASET_NAMES, help="the data (default: the recipe's)")
+    p.add_argument("--dataset", choices=registry.DATASETS, help="the data (default: the recipe's)")
     p.add_argument("--epochs", type=int, help="epochs to train")
     p.add_argument("--batch-size", type=int, help="the global batch size")
     p.add_argument("--learning-rate", type=float, help="the initial learning rate")
@@ -159,7 +124,7 @@ def _train_parser(subparsers):
     )
     p.add_argument(
         "--strategy",
-        choices=STRATEGY_NAMES,
+        choices=STRATEGIES,
         help="none, mirrored (all local GPUs, TensorFlow), multiworker (TF_CONFIG, "
         "TensorFlow) or data-parallel (every device of every process, JAX)",
     )
@@ -431,10 +396,11 @@ def _parser():
         epilog=_examples(
             "memblocks reproduce fmnist-cc --seeds 0 1 2 --output-dir runs/fmnist-cc",
             "memblocks reproduce sr-table1 --quick   # every model built, on generated data",
+            kinds=("grids",),
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    reproduce.add_argument("table", choices=TABLE_NAMES, help="the grid to run")
+    reproduce.add_argument("table", choices=registry.GRIDS, help="the grid to run")
     reproduce.add_argument(
         "--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="seeds of every row"
     )
@@ -454,6 +420,7 @@ def _parser():
             "memblocks export runs/mine/seed_0/best.keras",
             "memblocks export runs/mine/seed_0/best.keras --quantize int8 --batch-size 1 "
             "--io-type uint8 --output-dir device",
+            kinds=("export formats", "I/O types"),
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -462,8 +429,8 @@ def _parser():
     export.add_argument(
         "--formats",
         nargs="+",
-        choices=EXPORT_FORMATS,
-        default=list(EXPORT_FORMATS),
+        choices=registry.EXPORT_FORMATS,
+        default=list(registry.EXPORT_FORMATS),
         help="the files to write (default: all)",
     )
     export.add_argument("--quantize", help="TFLite quantization: float16, dynamic_range or int8")
@@ -481,7 +448,7 @@ def _parser():
     )
     export.add_argument(
         "--io-type",
-        choices=IO_TYPES,
+        choices=registry.IO_TYPES,
         default="float32",
         help="input and output type of an int8 TFLite file (with --quantize int8); "
         "default: %(default)s",

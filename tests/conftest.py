@@ -68,7 +68,7 @@ def pytest_collection_modifyitems(config, items):
         items[:] = [item for item in items if applies(item)]
 
     # The longest tests first: pytest-xdist hands each worker a share of the
-    # collection in order, so a minutes-long test collected last kept one
-    # worker busy for minutes while the other sat idle (the TensorFlow pass:
-    # 18-21 min before, 15-16 min after). Stable: the rest keep their order.
+    # collection in order, so a minutes-long test collected last keeps one
+    # worker busy for minutes while the other sits idle (CONTRIBUTING, "What
+    # make test runs", has the timings). Stable: the rest keep their order.
     items.sort(key=lambda item: item.get_closest_marker("runs_first") is None)

@@ -17,7 +17,7 @@ from tests import numpy_reference
 
 matplotlib.use("Agg")
 # The whole file needs keras_memblocks.analysis; make test runs it on TensorFlow and on JAX.
-pytestmark = pytest.mark.needs_extras("analysis")
+pytestmark = [pytest.mark.every_backend, pytest.mark.needs_extras("analysis")]
 RNG = np.random.default_rng(0)
 
 

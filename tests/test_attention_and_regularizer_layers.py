@@ -11,6 +11,8 @@ from keras_memblocks.layers import get_block
 from tests import layer_battery
 from tests.numpy_reference import ACTIVATIONS
 
+pytestmark = pytest.mark.every_backend
+
 
 def sigmoid(v):
     return ACTIVATIONS["sigmoid"](v)

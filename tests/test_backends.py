@@ -23,6 +23,8 @@ from keras_memblocks.models import calibrate_batch_norm
 from keras_memblocks.models import insert_blocks
 from keras_memblocks.utils import extras
 
+pytestmark = pytest.mark.every_backend
+
 BACKEND = keras.backend.backend()
 # An off-TensorFlow backend for the subprocesses: this one, or JAX.
 OTHER_BACKEND = "jax" if BACKEND == "tensorflow" else BACKEND
@@ -309,12 +311,8 @@ def test_block_overhead_counts_the_xla_cpu_library_fusions():
     # benchmarks/block_overhead.py records, on JAX's CPU, how many pieces XLA
     # hands to its kernel library per model (the README's explanation of the
     # JAX inference ratios); the count must come from the compiled step.
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    from block_overhead import cifar100_vgg_like
-    from block_overhead import xla_cpu_library_fusions
+    from benchmarks.block_overhead import cifar100_vgg_like
+    from benchmarks.block_overhead import xla_cpu_library_fusions
 
     x = np.zeros((2, 32, 32, 3), "float32")
     for model in (cifar100_vgg_like(width=4), cifar100_vgg_like(width=4, block_variant="reduced")):

@@ -7,10 +7,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_benchmark(script, *args):
-    """Runs `benchmarks/<script>` in its own process, as a user would; its
-    completed process, after checking that it exited 0."""
+    """Runs `benchmarks/<script>` in its own process as a user would
+    (`python -m benchmarks.<name>`); its completed process, after checking
+    that it exited 0."""
+    module = "benchmarks." + script.removesuffix(".py")
     result = subprocess.run(
-        [sys.executable, f"benchmarks/{script}", *map(str, args)],
+        [sys.executable, "-m", module, *map(str, args)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -245,13 +247,10 @@ def test_block_comparison_benchmark_runs(tmp_path):
 def test_block_overhead_compares_the_same_function():
     # The side-by-side row of the previous backward must train the same
     # function: same outputs and gradients as the kept-map backward.
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import block_overhead
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
     import numpy as np
     import tensorflow as tf
+
+    from benchmarks import block_overhead
 
     kept = block_overhead.cifar100_vgg_like(width=4, block_variant="reduced")
     recomputed = block_overhead.cifar100_vgg_like(
@@ -286,3 +285,17 @@ def test_cc_formulations_benchmark_runs(tmp_path):
     # The committed numbers the Performance page quotes: both forms, full size.
     committed = json.loads((ROOT / "benchmarks/results/cc_formulations.json").read_text())
     assert not committed["quick"] and "width 32" in committed["net"]
+
+
+def test_the_block_choice_tables_are_the_results_files():
+    # The README's and the Reproduction page's "which block, at what price"
+    # tables are `benchmarks.block_choice`'s output from the committed results:
+    # a number in them that no results file holds fails here.
+    from benchmarks import block_choice
+
+    for form in ("short", "full"):
+        assert block_choice.shown(form) == block_choice.table(short=form == "short"), (
+            f"{block_choice.PAGES[form]}: run python -m benchmarks.block_choice --write"
+        )
+    rows = block_choice.table().splitlines()[2:]
+    assert [row.split(" | ")[0].lstrip("| ") for row in rows] == [r[0] for r in block_choice.ROWS]

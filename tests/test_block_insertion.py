@@ -9,6 +9,8 @@ from keras_memblocks.models import vgg_like
 from tests import layer_battery
 from tests import model_checks
 
+pytestmark = pytest.mark.every_backend
+
 X96 = np.random.default_rng(0).random((2, 96, 96, 3), dtype=np.float32)
 
 EDGE_MODELS = {

@@ -6,6 +6,8 @@ from keras_memblocks.layers import SqueezeAndRemember2D
 from keras_memblocks.layers import get_block
 from keras_memblocks.layers import register_block
 
+pytestmark = pytest.mark.every_backend
+
 
 @pytest.mark.parametrize(
     "name,cls",

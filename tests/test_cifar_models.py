@@ -6,6 +6,8 @@ from keras_memblocks.models import cifar_vgg
 from keras_memblocks.models import count_trainable_parameters
 from tests import model_checks
 
+pytestmark = pytest.mark.every_backend
+
 # The SR paper's rows with a published overhead: (depth, module, P, percent).
 # Table I (CIFAR-100) for ResNet18/34, U = 8.
 RESNET_ROWS = [

@@ -1,28 +1,84 @@
-"""The `memblocks` parser's names, which it writes out so that `--help` needs no
-Keras, are the registries' names."""
+"""The `memblocks` parser: its choices and help come from `keras_memblocks.registry`,
+every flag has a help line, every command examples."""
 
 import argparse
+import dataclasses
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 from keras_memblocks import cli
-from keras_memblocks.export.metadata import IO_TYPES
-from keras_memblocks.export.model_export import FORMATS
-from keras_memblocks.training import RECIPES
-from keras_memblocks.training import recipes
-from keras_memblocks.training import specs
-from keras_memblocks.training.reproduction import GRIDS
+from keras_memblocks import registry
+
+COMMAND = str(Path(sys.executable).with_name("memblocks"))
+HELP_KINDS = {
+    "train": ("recipes", "models", "datasets"),
+    "reproduce": ("grids",),
+    "export": ("export formats", "I/O types"),
+}
 
 
-def test_the_parsers_names_are_the_registries_names():
-    assert cli.RECIPE_NAMES == tuple(RECIPES)
-    assert cli.MODEL_NAMES == tuple(specs.MODELS)
-    assert cli.DATASET_NAMES == tuple(specs.DATASETS)
-    assert cli.STRATEGY_NAMES == tuple(recipes.STRATEGIES)
-    assert cli.TABLE_NAMES == tuple(GRIDS)
-    assert cli.EXPORT_FORMATS == tuple(FORMATS)
-    assert cli.IO_TYPES == IO_TYPES
+def test_help_lists_every_registry_entry_without_importing_keras():
+    # Run as users run it: the installed command, a fresh process; `-X importtime`
+    # names every module the process imported.
+    for command, kinds in HELP_KINDS.items():
+        shown = subprocess.run(
+            [sys.executable, "-X", "importtime", COMMAND, command, "--help"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert shown.returncode == 0, shown.stderr
+        imported = {line.split("|")[-1].strip() for line in shown.stderr.splitlines()}
+        assert not imported & {"keras", "tensorflow", "jax", "torch"}, command
+        for kind in kinds:
+            for name, entry in registry.KINDS[kind].items():
+                assert f"  {name}" in shown.stdout and entry.help in shown.stdout, (kind, name)
+
+
+def _subparser(parser, name):
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices[name]
+
+
+def test_a_new_registry_entry_is_a_choice_with_its_help_and_in_the_docs(monkeypatch):
+    hook = Path(__file__).parents[1] / "tools" / "registry_tables.py"  # the docs' MkDocs hook
+    spec = importlib.util.spec_from_file_location("registry_tables", hook)
+    registry_tables = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(registry_tables)
+    new = registry.Model("tiny", "a tiny test net", "classification", "keras:Model")
+    monkeypatch.setitem(registry.MODELS, "tiny", new)
+    # The hook loads the registry's file by its path (no Keras import): the same source.
+    assert Path(registry_tables.registry.__file__).resolve() == Path(registry.__file__).resolve()
+    monkeypatch.setitem(registry_tables.registry.MODELS, "tiny", new)
+    train = _subparser(cli._parser(), "train")
+    lines = [line.split(maxsplit=1) for line in train.format_help().splitlines()]
+    assert ["tiny", "a tiny test net"] in lines
+    arguments = train.parse_args(["--model", "tiny"])
+    assert arguments.model == "tiny"
+    page = registry_tables.render("Models:\n\n<!-- registry: models -->\n")
+    assert "| `tiny` | a tiny test net |" in page and "<!--" not in page
+
+
+def test_every_registry_reference_resolves():
+    from keras_memblocks.training import TrainingConfig
+    from keras_memblocks.training import specs
+
+    assert registry.TASKS == tuple(specs.TASKS)
+    for entry in registry.MODELS.values():
+        assert entry.task in registry.TASKS and callable(registry.load(entry.builder))
+    for entry in registry.DATASETS.values():
+        assert entry.task in registry.TASKS
+        assert callable(registry.load(entry.load)) and callable(registry.load(entry.image_shape))
+    for entry in registry.RECIPES.values():
+        assert isinstance(registry.load(entry.config), TrainingConfig), entry.name
+    for entry in registry.GRIDS.values():
+        assert callable(registry.load(entry.rows)), entry.name
+    for entries in registry.KINDS.values():
+        for name, entry in entries.items():
+            assert entry.name == name and entry.help and "\n" not in entry.help
+            assert dataclasses.is_dataclass(entry)
 
 
 def _actions(parser):
@@ -53,7 +109,7 @@ def test_every_command_ends_its_help_with_examples():
 
 
 def test_memblocks_alone_prints_the_commands_and_version_answers():
-    command = str(Path(sys.executable).with_name("memblocks"))
+    command = COMMAND
     alone = subprocess.run([command], capture_output=True, text=True, timeout=60)
     assert alone.returncode == 0 and "{train,reproduce,export,predict,demo}" in alone.stdout
     version = subprocess.run([command, "--version"], capture_output=True, text=True, timeout=60)

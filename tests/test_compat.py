@@ -12,6 +12,8 @@ import pytest
 
 from keras_memblocks.utils import compat
 
+pytestmark = pytest.mark.oldest_tensorflow
+
 
 def _functional():
     inputs = keras.Input((4,))

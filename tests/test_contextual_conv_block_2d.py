@@ -17,6 +17,8 @@ from keras_memblocks.layers.contextual_conv_block_2d import nearest_indices
 from tests import layer_battery
 from tests import numpy_reference
 
+pytestmark = pytest.mark.every_backend
+
 SPATIAL_VARIANTS = [v for v in VARIANT_NAMES if "scalar" not in v]
 SCALAR_VARIANTS = ["scalar", "input_independent_scalar"]
 # (variant, emp) pairs: every EMP with every 4-coefficient variant.

@@ -12,6 +12,8 @@ from keras_memblocks.data import splits
 from keras_memblocks.data import stand_in_data
 from keras_memblocks.data import synthetic_images
 
+pytestmark = pytest.mark.oldest_tensorflow
+
 
 def test_digits_shapes_range_and_fixed_split():
     (x_train, y_train), (x_test, y_test) = load_digits(32, channels=3)

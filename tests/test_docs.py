@@ -42,6 +42,7 @@ PUBLIC_MODULES = [
     "keras_memblocks.data.epochs",
     "keras_memblocks.training",
     "keras_memblocks.training.specs",
+    "keras_memblocks.registry",
     "keras_memblocks.export",
     "keras_memblocks.edge",
     "keras_memblocks.analysis",

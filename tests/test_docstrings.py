@@ -13,6 +13,7 @@ PACKAGES = [
     "keras_memblocks.models",
     "keras_memblocks.data",
     "keras_memblocks.training",
+    "keras_memblocks.registry",
     "keras_memblocks.export",
     "keras_memblocks.analysis",
 ]

@@ -18,6 +18,8 @@ from keras_memblocks.models import vgg_like
 from keras_memblocks.utils import compat
 from tests import layer_battery
 
+pytestmark = pytest.mark.oldest_tensorflow
+
 X = np.random.default_rng(0).normal(size=(8, 32, 32, 3)).astype("float32")
 
 

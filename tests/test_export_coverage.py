@@ -35,6 +35,8 @@ from keras_memblocks.models import resnet50
 from keras_memblocks.models import vgg_like
 from tests import layer_battery
 
+pytestmark = pytest.mark.oldest_tensorflow
+
 BLOCK_TYPES = (SqueezeAndRemember2D, ContextualConvBlock2D, SqueezeExcite2D, CBAM2D)
 SR = {"block": "sr", "after": 3, "num_memory_blocks": 2}
 

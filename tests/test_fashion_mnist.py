@@ -102,6 +102,32 @@ def test_the_studies_quick_form_builds_every_cell(debian_files, tmp_path, study)
     assert "the grid's models all build" in result.stdout
 
 
+def test_the_analyses_quick_form_writes_every_figure_and_number(tmp_path):
+    # Untrained models of the studies' cells on generated images: the script
+    # cannot rot; the committed numbers come from the trained models.
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.fashion_mnist_analyses", "--quick"]
+        + ["--output", str(tmp_path / "analyses.json"), "--figures", str(tmp_path)],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads((tmp_path / "analyses.json").read_text())
+    assert {"machine", "cc", "sr"} <= set(record)
+    assert len(record["cc"]["class_differences"]) == 10 and record["cc"]["layers"]
+    assert len(record["sr"]["memory_usage_mean"]) == 10
+    assert [a["model"].split("/")[1] for a in record["sr"]["removal"]] == ["sr", "d2d_sr", "se_sr"]
+    names = {path.name for path in tmp_path.glob("*.png")}
+    assert names == {
+        "fashion_mnist_cc_tilt.png",
+        "fashion_mnist_cc_class_differences.png",
+        "fashion_mnist_sr_memory_usage.png",
+        "fashion_mnist_sr_removal.png",
+    }
+
+
 def test_collected_records_and_paired_differences():
     from benchmarks.fashion_mnist_study import interval
     from benchmarks.fashion_mnist_study import summarise

@@ -14,7 +14,7 @@ import keras
 import pytest
 
 # The benchmark is for JAX and PyTorch; TensorFlow has benchmarks/block_overhead.py.
-pytestmark = pytest.mark.backends("jax", "torch")
+pytestmark = [pytest.mark.every_backend, pytest.mark.backends("jax", "torch")]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,7 +24,8 @@ def test_gpu_step_time_runs_at_tiny_sizes(tmp_path):
     result = subprocess.run(
         [
             sys.executable,
-            "benchmarks/gpu_step_time.py",
+            "-m",
+            "benchmarks.gpu_step_time",
             "--tiny",
             "--samples",
             "2",
@@ -65,7 +66,7 @@ def test_gpu_step_time_runs_at_tiny_sizes(tmp_path):
 
 def test_without_a_gpu_it_asks_for_tiny():
     result = subprocess.run(
-        [sys.executable, "benchmarks/gpu_step_time.py"],
+        [sys.executable, "-m", "benchmarks.gpu_step_time"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -84,8 +85,7 @@ def test_without_a_gpu_it_asks_for_tiny():
 def test_the_resnet50_pair_differs_by_the_sr_block_alone():
     # Timing ResNet50 at tiny size takes a minute on a CPU; its models are
     # built here instead (the timing code is the VGG-like pair's).
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import gpu_step_time
+    from benchmarks import gpu_step_time
 
     block_builder, plain_builder = gpu_step_time.PAIRS["resnet50_sr"]
     sizes = gpu_step_time.SIZES["resnet50_sr"]

@@ -33,13 +33,8 @@ def test_the_four_notebooks_exist():
 def test_the_docs_figures_come_from_tagged_cells_not_notebook_code(path):
     """A reader's notebook holds no docs plumbing: `make figures` takes the plot
     of each cell tagged `figure:NAME` (`run_notebooks.figures`)."""
-    import sys
+    from notebooks.run_notebooks import figures
 
-    sys.path.insert(0, str(path.parent))
-    try:
-        from run_notebooks import figures
-    finally:
-        sys.path.pop(0)
     notebook = nbformat.read(path, as_version=4)
     code = "".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
     assert "FIGURES_DIR" not in code and "savefig" not in code

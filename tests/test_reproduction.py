@@ -1,7 +1,7 @@
 import pytest
 
 from keras_memblocks.cli import main as cli_main
-from keras_memblocks.training.reproduction import GRIDS
+from keras_memblocks.registry import GRIDS
 from keras_memblocks.training.reproduction import STUDIES
 from keras_memblocks.training.reproduction import grid
 from keras_memblocks.training.reproduction import reproduce

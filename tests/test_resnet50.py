@@ -7,6 +7,8 @@ from keras_memblocks.models import count_trainable_parameters
 from keras_memblocks.models import resnet50
 from tests import model_checks
 
+pytestmark = pytest.mark.every_backend
+
 
 def weight_signature(model):
     return sorted((w.path.split("/")[0], w.name, tuple(w.shape)) for w in model.weights)

@@ -7,6 +7,8 @@ from keras_memblocks.models import deeplabv3
 from keras_memblocks.models import fcn
 from tests import model_checks
 
+pytestmark = pytest.mark.every_backend
+
 # The SR paper's Cityscapes placement.
 SR_AFTER_MODULE_2 = {"block": "sr", "after": 2, "num_memory_blocks": 3, "hidden_units": 8}
 

@@ -22,6 +22,8 @@ import keras_memblocks
 from keras_memblocks.utils.extras import MissingExtraError
 from tests import layer_battery
 
+pytestmark = pytest.mark.every_backend
+
 PREFIX = "keras_memblocks>"
 INPUT_SHAPE = (8, 8, 4)
 

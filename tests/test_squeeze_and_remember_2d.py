@@ -10,6 +10,8 @@ from keras_memblocks.layers import SRBlock
 from tests import layer_battery
 from tests import numpy_reference
 
+pytestmark = pytest.mark.every_backend
+
 
 def randomize(layer, seed=0, scale=0.5):
     layer_battery.randomize_weights(layer, seed, scale, keep_initial=False)

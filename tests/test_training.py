@@ -23,6 +23,8 @@ from keras_memblocks.training.checkpoints import EpochBackup
 from keras_memblocks.training.distributed_loop import fit_distributed
 from keras_memblocks.training.plan import learning_rate_schedule
 
+pytestmark = pytest.mark.oldest_tensorflow
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {
     "dataset": "cifar10",
@@ -65,13 +67,14 @@ def test_schedules():
 
 
 def test_recipes_are_valid_and_build():
-    from keras_memblocks.training import specs
+    from keras_memblocks.training.plan import resolve
     from keras_memblocks.training.recipes import RECIPES
 
     for name, recipe in RECIPES.items():
-        recipe.validate()
-        model = build_model(recipe)  # the builder, its blocks, the dataset's shape and classes
-        assert model.inputs[0].shape[1:] == specs.input_shape(recipe), name
+        run = resolve(recipe)
+        model = build_model(run)  # the builder, its blocks, the dataset's shape and classes
+        expected = run.dataset.image_shape(recipe, run.channels)
+        assert model.inputs[0].shape[1:] == tuple(expected), name
     assert get_recipe("sr-imagenet").milestones == (75, 150, 225, 300, 375)
 
 
@@ -154,19 +157,20 @@ def test_each_trainer_step_works_alone(tmp_path):
     from keras_memblocks.training import seeds
 
     config = tiny_digits(epochs=1)
-    (train_data, validation_data, test_data), steps = plan.make_datasets(config, seed=0)
+    run = plan.resolve(config)
+    (train_data, validation_data, test_data), steps = plan.make_datasets(run, seed=0)
     assert steps == 3 and validation_data is not None
-    model = build_model(config)
-    plan.compile_model(model, config, steps)
+    model = build_model(run)
+    plan.compile_model(model, run, steps)
     assert type(model.optimizer).__name__ == "AdamW"
     checkpoint_path = tmp_path / "best.keras"
-    callbacks, backup, timer = fitting.make_callbacks(config, tmp_path, checkpoint_path)
+    callbacks, backup, timer = fitting.make_callbacks(run, tmp_path, checkpoint_path)
     assert backup.restore(model) == 0  # nothing to resume
     strategy = tf.distribute.get_strategy()
     fitting.fit(model, config, strategy, train_data, validation_data, steps, callbacks, verbose=0)
     assert len(timer.seconds) == steps and checkpoint_path.exists()
     assert (tmp_path / "backup" / "epoch-0001.weights.h5").exists()
-    metrics = fitting.evaluate_checkpoint(checkpoint_path, config, steps, test_data)
+    metrics = fitting.evaluate_checkpoint(checkpoint_path, run, steps, test_data)
     assert set(metrics) == {"loss", "accuracy"} and 0.0 <= metrics["accuracy"] <= 1.0
     results = {"config": config.to_dict(), "test": metrics}
     assert seeds.main_metric(results) == ("accuracy", metrics["accuracy"])

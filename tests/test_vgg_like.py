@@ -6,6 +6,8 @@ from keras_memblocks.layers import ContextualConvBlock2D
 from keras_memblocks.models import vgg_like
 from tests import model_checks
 
+pytestmark = pytest.mark.every_backend
+
 
 def test_paper_parameter_counts_cifar100_width32():
     # CC paper Table 3: 1.3M without blocks, 1.5M with reduced CC blocks.

@@ -30,9 +30,10 @@ import re
 import numpy as np
 
 from keras_memblocks import __version__
+from keras_memblocks import registry
 from keras_memblocks.edge import METADATA_NAME
 
-IO_TYPES = ("float32", "int8", "uint8")
+IO_TYPES = tuple(registry.IO_TYPES)
 """The input and output tensor types an int8 TFLite file can take (`--io-type`)."""
 
 

@@ -20,6 +20,7 @@ import onnxruntime
 import tensorflow as tf
 import tf2onnx
 
+from keras_memblocks import registry
 from keras_memblocks.export import staging
 from keras_memblocks.export.converters import convert
 from keras_memblocks.export.errors import ExportError
@@ -34,7 +35,7 @@ from keras_memblocks.utils.files import protected_reason
 from keras_memblocks.utils.files import sha256
 from keras_memblocks.utils.files import write_marker
 
-FORMATS = ("saved_model", "tflite", "onnx")
+FORMATS = tuple(registry.EXPORT_FORMATS)
 QUANTIZATIONS = (None, "float16", "dynamic_range", "int8")
 FLOAT_TOLERANCE = 1e-4
 

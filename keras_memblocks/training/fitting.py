@@ -9,7 +9,6 @@ import keras
 import tensorflow as tf
 
 from keras_memblocks.training import distribution
-from keras_memblocks.training import specs
 from keras_memblocks.training.checkpoints import UNKNOWN
 from keras_memblocks.training.checkpoints import BestCheckpoint
 from keras_memblocks.training.checkpoints import EpochBackup
@@ -38,16 +37,16 @@ class StepTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
-def make_callbacks(config, output_dir, checkpoint_path, best=None):
+def make_callbacks(run, output_dir, checkpoint_path, best=None):
     """`(callbacks, EpochBackup, StepTimer)` of a run in `output_dir`, in the order
     `keras_memblocks.training.checkpoints` explains.
 
     `checkpoint_path` named `best.keras` keeps the best model on the task's
     monitored metric (`best` is the value to beat); any other name, the last one.
     """
+    config = run.config
     if checkpoint_path.name == "best.keras":
-        task = specs.task_spec(config)
-        checkpoint = BestCheckpoint(checkpoint_path, task.monitor, task.mode, best)
+        checkpoint = BestCheckpoint(checkpoint_path, run.task.monitor, run.task.mode, best)
     else:
         checkpoint = LastCheckpoint(checkpoint_path)
     # A multi-worker run's workers resume from the epoch all of them hold.
@@ -60,7 +59,7 @@ def make_callbacks(config, output_dir, checkpoint_path, best=None):
     return callbacks, backup, timer
 
 
-def best_so_far(checkpoint_path, config, steps_per_epoch, validation_data):
+def best_so_far(checkpoint_path, run, steps_per_epoch, validation_data):
     """The value the best checkpoint must beat when a run resumes (`None`: a new run).
 
     A `best.keras` whose value no `best.json` vouches for is measured again
@@ -71,7 +70,7 @@ def best_so_far(checkpoint_path, config, steps_per_epoch, validation_data):
     state = best_state(checkpoint_path)
     if state is None or state is not UNKNOWN:
         return None if state is None else state["best"]
-    monitor = specs.task_spec(config).monitor
+    monitor = run.task.monitor
     from keras_memblocks.model_files import load_model_file  # the user-facing loader's errors
 
     try:
@@ -81,7 +80,7 @@ def best_so_far(checkpoint_path, config, steps_per_epoch, validation_data):
             f"{checkpoint_path} cannot be loaded and no earlier copy of it exists ({error}); "
             "pass --overwrite (overwrite=True) to train the run afresh."
         ) from None
-    compile_model(kept, config, steps_per_epoch)
+    compile_model(kept, run, steps_per_epoch)
     metrics = kept.evaluate(validation_data, return_dict=True, verbose=0)
     value = float(metrics[monitor.removeprefix("val_")])
     atomic_write_json(
@@ -140,9 +139,9 @@ def fit(
     return time.perf_counter() - start
 
 
-def evaluate_checkpoint(checkpoint_path, config, steps_per_epoch, test_data):
+def evaluate_checkpoint(checkpoint_path, run, steps_per_epoch, test_data):
     """The saved model's test metrics, `{name: float}` (loaded as a user would)."""
     best = keras.saving.load_model(checkpoint_path)
-    compile_model(best, config, steps_per_epoch)
+    compile_model(best, run, steps_per_epoch)
     metrics = best.evaluate(test_data, return_dict=True, verbose=0)
     return {name: float(value) for name, value in metrics.items()}

@@ -5,6 +5,7 @@ import math
 from dataclasses import dataclass
 from dataclasses import field
 
+from keras_memblocks import registry
 from keras_memblocks.training import specs
 from keras_memblocks.utils.config_files import load_config_file  # noqa: F401 (training.load_config_file)
 from keras_memblocks.utils.files import shorten
@@ -184,138 +185,145 @@ def cc_after_every_conv(variant="reduced", **args):
     return {"block": "cc", "after": "conv", "variant": variant, **args}
 
 
-RECIPES = {
-    # SR paper: CIFAR-10, x0.1 at epochs 90 and 136 (180 epochs: not published).
-    "sr-cifar10": TrainingConfig(
-        dataset="cifar10",
-        model="cifar_resnet",
-        model_args={
-            "depth": 18,
-            "num_classes": 10,
-            "blocks": sr_after(3, 10),
-            "regularizer": "dropout2d",
-        },
-        epochs=180,
-        learning_rate=0.1,
-        weight_decay=1e-4,
-        milestones=(90, 136),
-        gamma=0.1,
-    ),
-    # SR paper: CIFAR-100, x0.2 at epochs 60, 120, 160 (200 epochs).
-    "sr-cifar100": TrainingConfig(
-        dataset="cifar100",
-        model="cifar_resnet",
-        model_args={
-            "depth": 18,
-            "num_classes": 100,
-            "blocks": sr_after(3, 10),
-            "regularizer": "dropout",
-        },
-        epochs=200,
-        learning_rate=0.1,
-        weight_decay=5e-4,
-        milestones=(60, 120, 160),
-        gamma=0.2,
-    ),
-    # SR paper: ImageNet ResNet50, 450 epochs, x0.1 every 75.
-    "sr-imagenet": TrainingConfig(
-        dataset="imagenet2012",
-        model="resnet50",
-        model_args={"num_classes": 1000, "blocks": sr_after(3, 10, 16), "regularizer": "dropout2d"},
-        epochs=450,
-        learning_rate=0.1,
-        weight_decay=1e-4,
-        milestones=(75, 150, 225, 300, 375),
-        gamma=0.1,
-        validation_fraction=0.0,
-        image_size=224,
-    ),
-    # SR paper: Cityscapes DeepLabv3, poly(0.9) to 1e-4, aux head 0.4. The
-    # paper gives 80k iterations; at batch 8 on 2,975 images that is ~215 epochs.
-    "sr-cityscapes": TrainingConfig(
-        dataset="cityscapes",
-        model="deeplabv3",
-        model_args={
-            "num_classes": 19,
-            "input_shape": [512, 1024, 3],
-            "blocks": sr_after(2, 2),
-            "auxiliary_head": True,
-            "dropout": 0.1,
-        },
-        epochs=215,
-        batch_size=8,
-        learning_rate=0.01,
-        weight_decay=5e-4,
-        schedule="poly",
-        validation_fraction=0.0,
-    ),
-    # CC paper: hyper-parameters not published. Our choice: the paper's
-    # CIFAR-100 net at width 32 with reduced blocks, SGD 0.05, x0.1 at 50 and 75.
-    "cc-cifar100": TrainingConfig(
-        dataset="cifar100",
-        model="vgg_like",
-        model_args={"dataset": "cifar100", "width": 32, "blocks": cc_after_every_conv()},
-        epochs=100,
-        learning_rate=0.05,
-        weight_decay=5e-4,
-        milestones=(50, 75),
-        gamma=0.1,
-    ),
-    # Fashion-MNIST (not in the papers; a harder drop-in for MNIST): the CC
-    # paper's MNIST net, AdamW as on the digits (hyper-parameters unpublished).
-    "cc-fashion-mnist": TrainingConfig(
-        dataset="fashion_mnist",
-        model="vgg_like",
-        model_args={"dataset": "mnist", "width": 8, "blocks": cc_after_every_conv()},
-        epochs=15,
-        batch_size=128,
-        optimizer="adam",
-        learning_rate=1e-3,
-        weight_decay=1e-4,
-        milestones=(10,),
-        gamma=0.1,
-        validation_fraction=0.1,
-    ),
-    # Fashion-MNIST with the SR paper's CIFAR ResNet-18 at a quarter of its
-    # width (8 filters in the stem, to fit 2 CPU cores), dropout2d and SR (3, 10),
-    # the paper's optimizer with fewer epochs.
-    "sr-fashion-mnist": TrainingConfig(
-        dataset="fashion_mnist",
-        model="cifar_resnet",
-        model_args={
-            "depth": 18,
-            "width": 8,
-            "num_classes": 10,
-            "blocks": sr_after(3, 10),
-            "regularizer": "dropout2d",
-        },
-        epochs=8,
-        batch_size=128,
-        learning_rate=0.1,
-        weight_decay=5e-4,
-        milestones=(5, 7),
-        gamma=0.1,
-        validation_fraction=0.1,
-    ),
-    # The embedded dataset: minutes on a CPU (the demo's setting). AdamW:
-    # with SGD (lr 0.01-0.05, momentum 0.9) the VGG-like net with 8 CC
-    # blocks and no normalisation trains slowly and erratically here
-    # (24 % after 15 epochs in one run, against 96 % without blocks).
-    "digits": TrainingConfig(
-        dataset="digits",
-        model="vgg_like",
-        model_args={"dataset": "cifar10", "width": 8, "blocks": cc_after_every_conv()},
-        epochs=15,
-        batch_size=64,
-        optimizer="adam",
-        learning_rate=1e-3,
-        weight_decay=1e-4,
-        milestones=(10,),
-        gamma=0.1,
-        validation_fraction=0.1,
-        image_size=32,
-    ),
-}
+# SR paper: CIFAR-10, x0.1 at epochs 90 and 136 (180 epochs: not published).
+SR_CIFAR10 = TrainingConfig(
+    dataset="cifar10",
+    model="cifar_resnet",
+    model_args={
+        "depth": 18,
+        "num_classes": 10,
+        "blocks": sr_after(3, 10),
+        "regularizer": "dropout2d",
+    },
+    epochs=180,
+    learning_rate=0.1,
+    weight_decay=1e-4,
+    milestones=(90, 136),
+    gamma=0.1,
+)
+
+# SR paper: CIFAR-100, x0.2 at epochs 60, 120, 160 (200 epochs).
+SR_CIFAR100 = TrainingConfig(
+    dataset="cifar100",
+    model="cifar_resnet",
+    model_args={
+        "depth": 18,
+        "num_classes": 100,
+        "blocks": sr_after(3, 10),
+        "regularizer": "dropout",
+    },
+    epochs=200,
+    learning_rate=0.1,
+    weight_decay=5e-4,
+    milestones=(60, 120, 160),
+    gamma=0.2,
+)
+
+# SR paper: ImageNet ResNet50, 450 epochs, x0.1 every 75.
+SR_IMAGENET = TrainingConfig(
+    dataset="imagenet2012",
+    model="resnet50",
+    model_args={"num_classes": 1000, "blocks": sr_after(3, 10, 16), "regularizer": "dropout2d"},
+    epochs=450,
+    learning_rate=0.1,
+    weight_decay=1e-4,
+    milestones=(75, 150, 225, 300, 375),
+    gamma=0.1,
+    validation_fraction=0.0,
+    image_size=224,
+)
+
+# SR paper: Cityscapes DeepLabv3, poly(0.9) to 1e-4, aux head 0.4. The
+# paper gives 80k iterations; at batch 8 on 2,975 images that is ~215 epochs.
+SR_CITYSCAPES = TrainingConfig(
+    dataset="cityscapes",
+    model="deeplabv3",
+    model_args={
+        "num_classes": 19,
+        "input_shape": [512, 1024, 3],
+        "blocks": sr_after(2, 2),
+        "auxiliary_head": True,
+        "dropout": 0.1,
+    },
+    epochs=215,
+    batch_size=8,
+    learning_rate=0.01,
+    weight_decay=5e-4,
+    schedule="poly",
+    validation_fraction=0.0,
+)
+
+# CC paper: hyper-parameters not published. Our choice: the paper's
+# CIFAR-100 net at width 32 with reduced blocks, SGD 0.05, x0.1 at 50 and 75.
+CC_CIFAR100 = TrainingConfig(
+    dataset="cifar100",
+    model="vgg_like",
+    model_args={"dataset": "cifar100", "width": 32, "blocks": cc_after_every_conv()},
+    epochs=100,
+    learning_rate=0.05,
+    weight_decay=5e-4,
+    milestones=(50, 75),
+    gamma=0.1,
+)
+
+# Fashion-MNIST (not in the papers; a harder drop-in for MNIST): the CC
+# paper's MNIST net, AdamW as on the digits (hyper-parameters unpublished).
+CC_FASHION_MNIST = TrainingConfig(
+    dataset="fashion_mnist",
+    model="vgg_like",
+    model_args={"dataset": "mnist", "width": 8, "blocks": cc_after_every_conv()},
+    epochs=15,
+    batch_size=128,
+    optimizer="adam",
+    learning_rate=1e-3,
+    weight_decay=1e-4,
+    milestones=(10,),
+    gamma=0.1,
+    validation_fraction=0.1,
+)
+
+# Fashion-MNIST with the SR paper's CIFAR ResNet-18 at a quarter of its
+# width (8 filters in the stem, to fit 2 CPU cores), dropout2d and SR (3, 10),
+# the paper's optimizer with fewer epochs.
+SR_FASHION_MNIST = TrainingConfig(
+    dataset="fashion_mnist",
+    model="cifar_resnet",
+    model_args={
+        "depth": 18,
+        "width": 8,
+        "num_classes": 10,
+        "blocks": sr_after(3, 10),
+        "regularizer": "dropout2d",
+    },
+    epochs=8,
+    batch_size=128,
+    learning_rate=0.1,
+    weight_decay=5e-4,
+    milestones=(5, 7),
+    gamma=0.1,
+    validation_fraction=0.1,
+)
+
+# The embedded dataset: minutes on a CPU (the demo's setting). AdamW:
+# with SGD (lr 0.01-0.05, momentum 0.9) the VGG-like net with 8 CC
+# blocks and no normalisation trains slowly and erratically here
+# (24 % after 15 epochs in one run, against 96 % without blocks).
+DIGITS = TrainingConfig(
+    dataset="digits",
+    model="vgg_like",
+    model_args={"dataset": "cifar10", "width": 8, "blocks": cc_after_every_conv()},
+    epochs=15,
+    batch_size=64,
+    optimizer="adam",
+    learning_rate=1e-3,
+    weight_decay=1e-4,
+    milestones=(10,),
+    gamma=0.1,
+    validation_fraction=0.1,
+    image_size=32,
+)
+
+RECIPES = {name: registry.load(entry.config) for name, entry in registry.RECIPES.items()}
 """Name -> `TrainingConfig` of the papers' recipes (`memblocks train --recipe NAME`)."""
 
 

@@ -9,8 +9,8 @@ and last rows train one step on generated stand-in data.
 import json
 from pathlib import Path
 
+from keras_memblocks import registry
 from keras_memblocks.data import stand_in_data
-from keras_memblocks.training import specs
 from keras_memblocks.training.capacity_curves import CAPACITY_VARIANTS
 from keras_memblocks.training.capacity_curves import capacity_config
 from keras_memblocks.training.plan import build_model
@@ -24,7 +24,7 @@ from keras_memblocks.utils.files import MARK
 from keras_memblocks.utils.files import atomic_write
 
 
-def _sr_table1():
+def sr_table1():
     rows = []
     table = {  # depth: (base, +D, +D+SR, +D2D, +D2D+SR, +DB, +DB+SR, +SR), (M, P) per SR column
         18: (
@@ -111,7 +111,7 @@ def _sr_table1():
     return "sr-cifar100", rows
 
 
-def _sr_table2():
+def sr_table2():
     rows = []
     for depth, attention, base, with_sr, (module, memories) in [
         (18, "cbam", "76.71±0.28", "76.96±0.24", (3, 6)),
@@ -143,7 +143,7 @@ def _sr_table2():
     return "sr-cifar100", rows
 
 
-def _sr_table3():
+def sr_table3():
     rows = []
     for label, regularizer, sr, paper in [
         ("R50", None, None, "76.87±0.15"),
@@ -162,7 +162,7 @@ def _sr_table3():
     return "sr-imagenet", rows
 
 
-def _sr_table4():
+def sr_table4():
     rows = []
     for model, memories, base, with_sr in [
         ("fcn", 3, "77.33±0.16", "77.53±0.23"),
@@ -180,7 +180,7 @@ def _sr_table4():
     return "sr-cityscapes", rows
 
 
-def _sr_table5():
+def sr_table5():
     rows = []
     for label, model, args, paper in [
         ("R18", "cifar_resnet", {"depth": 18}, "94.04"),
@@ -213,7 +213,7 @@ def _sr_table5():
     return "sr-cifar10", rows
 
 
-def _cc_table3():
+def cc_table3():
     base = {"dataset": "cifar100", "width": 32}
     rows = [("standard", {"model_args": base}, "–")]
     for label, variant, emp, paper in [
@@ -227,7 +227,7 @@ def _cc_table3():
     return "cc-cifar100", rows
 
 
-def _cc_fig4():
+def cc_fig4():
     rows = []
     for dataset in ("mnist", "cifar10", "cifar100"):
         for swapped in (False, True):
@@ -252,7 +252,7 @@ def _study_blocks(block):
     return cc_after_every_conv(block)
 
 
-def _fmnist_cc():
+def fmnist_cc():
     """The CC paper's Fig. 4 on Fashion-MNIST: its MNIST net at four widths, every
     block after every conv, and the swapped split (10k train, 60k test) at two."""
     rows = []
@@ -265,7 +265,7 @@ def _fmnist_cc():
     return "cc-fashion-mnist", rows
 
 
-def _fmnist_sr():
+def fmnist_sr():
     """The SR paper's CIFAR rows on Fashion-MNIST: plain, D2D, SR, D2D+SR, SE, SE+SR."""
     base = {"depth": 18, "width": 8, "num_classes": 10}
     sr = sr_after(3, 10)
@@ -284,27 +284,15 @@ def _fmnist_sr():
     return "sr-fashion-mnist", rows
 
 
-STUDIES = ("fmnist-cc", "fmnist-sr")
+STUDIES = tuple(name for name, entry in registry.GRIDS.items() if entry.study)
 """The grids whose cells are named (`<output_dir>/<grid>/<row label>/seed_<s>`) and run
 seed by seed: every cell gets its first seed before any gets a second."""
 
-GRIDS = {
-    "sr-table1": _sr_table1,
-    "sr-table2": _sr_table2,
-    "sr-table3": _sr_table3,
-    "sr-table4": _sr_table4,
-    "sr-table5": _sr_table5,
-    "cc-table3": _cc_table3,
-    "cc-fig4": _cc_fig4,
-    "fmnist-cc": _fmnist_cc,
-    "fmnist-sr": _fmnist_sr,
-}
-
 
 def grid(name):
-    if name not in GRIDS:
-        raise ValueError(f"Unknown table {name!r}. Valid tables: {', '.join(GRIDS)}")
-    recipe, rows = GRIDS[name]()
+    if name not in registry.GRIDS:
+        raise ValueError(f"Unknown table {name!r}. Valid tables: {', '.join(registry.GRIDS)}")
+    recipe, rows = registry.load(registry.GRIDS[name].rows)()
     # A row is a config, or overrides of the grid's recipe.
     return [
         (label, row if recipe is None else get_recipe(recipe).replace(**row), paper)
@@ -322,7 +310,7 @@ def _quick(config):
         "validation_fraction": 0.0,
     }
     args = dict(config.model_args)
-    if specs.task_spec(config).name == "segmentation":
+    if registry.MODELS[config.model].task == "segmentation":
         args["input_shape"] = [32, 64, 3]
         overrides["crop_size"] = [32, 64]
     return config.replace(model_args=args, **overrides)

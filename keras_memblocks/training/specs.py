@@ -1,11 +1,11 @@
-"""What the trainer knows about tasks, models and datasets: one registry each.
+"""What the trainer knows about tasks, models and datasets, resolved.
 
-A recipe names a model and a dataset by string; everything the trainer
-derives from those names (the builder, the input shape, the number of
-classes, the loader, the loss, the metrics, the monitored metric, the
-headline number) comes from the specs here, and nowhere else. The CLI's
-choices and `TrainingConfig.validate` read these registries, so adding a
-model is one `register_model(ModelSpec(...))`.
+The names, help lines and the references to each builder and loader are
+`keras_memblocks.registry`'s entries (which the command line and the docs
+read without importing Keras); here they become `ModelSpec`s and
+`DatasetSpec`s holding the functions themselves, beside each task's compile
+defaults (`TaskSpec`). `keras_memblocks.training.plan.resolve` looks a
+config's names up here once per run.
 
 Examples:
     >>> from keras_memblocks.training import specs
@@ -16,12 +16,13 @@ Examples:
 """
 
 import dataclasses
+import warnings
 from typing import Callable
 
 import keras
 import tensorflow as tf
 
-from keras_memblocks import models
+from keras_memblocks import registry
 from keras_memblocks.data import digits
 from keras_memblocks.data import epochs
 from keras_memblocks.data import fashion_mnist
@@ -90,6 +91,10 @@ TASKS = {
 # === Models ===
 
 
+def _three_channels(model_args):
+    return 3
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
     """A model the trainer can build.
@@ -107,10 +112,11 @@ class ModelSpec:
     name: str
     builder: Callable
     task: str
-    input_channels: Callable = lambda model_args: 3
+    input_channels: Callable = _three_channels
 
 
-def _vgg_like_channels(model_args):
+def vgg_like_channels(model_args):
+    """The VGG-like net's input channels: 1 in its MNIST layout, else 3."""
     return 1 if model_args.get("dataset") == "mnist" else 3
 
 
@@ -121,10 +127,15 @@ def _with_known_task(spec):
 
 
 MODELS = {}
+"""Name -> `ModelSpec` of every model the trainer knows: `keras_memblocks.registry.MODELS`,
+resolved, and any `register_model` added."""
 
 
 def register_model(spec):
-    """Adds a `ModelSpec`: recipes, the CLI and `build_model` then know it.
+    """Adds a `ModelSpec` in this process: `build_model` and recipes then know it.
+
+    A model the package ships is an entry of `keras_memblocks.registry.MODELS`
+    instead, which the command line and the docs also read.
 
     Examples:
         >>> import keras
@@ -142,15 +153,15 @@ def register_model(spec):
     MODELS[spec.name] = _with_known_task(spec)
 
 
-for _spec in (
-    ModelSpec("vgg_like", models.vgg_like, "classification", _vgg_like_channels),
-    ModelSpec("cifar_resnet", models.cifar_resnet, "classification"),
-    ModelSpec("cifar_vgg", models.cifar_vgg, "classification"),
-    ModelSpec("resnet50", models.resnet50, "classification"),
-    ModelSpec("deeplabv3", models.deeplabv3, "segmentation"),
-    ModelSpec("fcn", models.fcn, "segmentation"),
-):
-    register_model(_spec)
+for _entry in registry.MODELS.values():
+    register_model(
+        ModelSpec(
+            _entry.name,
+            registry.load(_entry.builder),
+            _entry.task,
+            registry.load(_entry.input_channels) if _entry.input_channels else _three_channels,
+        )
+    )
 
 # === Datasets ===
 
@@ -178,10 +189,6 @@ class DatasetSpec:
     num_classes: int
     image_shape: Callable
     load: Callable
-
-
-def _digits_shape(config, channels):
-    return (config.image_size, config.image_size, channels)
 
 
 def _in_memory_load(arrays):
@@ -219,74 +226,78 @@ def _in_memory_load(arrays):
     return load
 
 
-def _digits_arrays(config, channels):
-    """scikit-learn's embedded digits at the recipe's `image_size`."""
-    return digits.load_digits(config.image_size, channels=channels)
+def digits_shape(config, channels):
+    """The embedded digits' shape: square, `config.image_size` a side."""
+    return (config.image_size, config.image_size, channels)
 
 
-def _fashion_mnist_arrays(config, channels):
-    return fashion_mnist.load_fashion_mnist(channels=channels)
+load_digits = _in_memory_load(
+    lambda config, channels: digits.load_digits(config.image_size, channels=channels)
+)
+"""The embedded digits, split as the recipe says (a `Dataset.load`)."""
 
 
-def _tfds_shape(name):
-    def image_shape(config, channels):
-        if name == "cityscapes":  # trained on crops, evaluated at the crop size
-            return (*config.crop_size, 3)
-        return tfds_datasets.DATASETS[name].image_shape
-
-    return image_shape
+def fashion_mnist_shape(config, channels):
+    """Fashion-MNIST's 28x28 images with the channels the model takes."""
+    return (28, 28, channels)
 
 
-def _tfds_load(name):
-    def load(config, seed, channels):
-        names = tfds_datasets.splits(name, config.validation_fraction, config.reverse_split)
-        common = dict(
-            batch_size=config.batch_size,
-            seed=seed,
-            data_dir=config.data_dir,
-            crop_size=tuple(config.crop_size),
-        )
-        validation = names["validation"]
-        return (
-            tfds_datasets.training_source(
-                name, names["train"], seed, config.data_dir, tuple(config.crop_size)
-            ),
-            None if validation is None else tfds_datasets.load(name, validation, **common),
-            tfds_datasets.load(name, names["test"], **common),
-        )
+load_fashion_mnist = _in_memory_load(
+    lambda config, channels: fashion_mnist.load_fashion_mnist(channels=channels)
+)
+"""Fashion-MNIST, split as the recipe says (a `Dataset.load`)."""
 
-    return load
+
+def tfds_shape(config, channels):
+    """A tensorflow-datasets dataset's input shape: Cityscapes' crops, or its fixed size."""
+    if config.dataset == "cityscapes":  # trained on crops, evaluated at the crop size
+        return (*config.crop_size, 3)
+    return tfds_datasets.DATASETS[config.dataset].image_shape
+
+
+def load_tfds(config, seed, channels):
+    """A tensorflow-datasets dataset, split and augmented as the recipe says."""
+    name = config.dataset
+    names = tfds_datasets.splits(name, config.validation_fraction, config.reverse_split)
+    common = dict(
+        batch_size=config.batch_size,
+        seed=seed,
+        data_dir=config.data_dir,
+        crop_size=tuple(config.crop_size),
+    )
+    validation = names["validation"]
+    return (
+        tfds_datasets.training_source(
+            name, names["train"], seed, config.data_dir, tuple(config.crop_size)
+        ),
+        None if validation is None else tfds_datasets.load(name, validation, **common),
+        tfds_datasets.load(name, names["test"], **common),
+    )
 
 
 DATASETS = {}
-"""Name -> `DatasetSpec` of every dataset the trainer knows (`register_dataset` adds one)."""
+"""Name -> `DatasetSpec` of every dataset the trainer knows: `keras_memblocks.registry.DATASETS`,
+resolved, and any `register_dataset` added."""
 
 
 def register_dataset(spec):
-    """Adds a `DatasetSpec`: recipes, the CLI and the trainer then know it."""
+    """Adds a `DatasetSpec` in this process: recipes and the trainer then know it.
+
+    A dataset the package ships is an entry of `keras_memblocks.registry.DATASETS`.
+    """
     DATASETS[spec.name] = _with_known_task(spec)
 
 
-register_dataset(
-    DatasetSpec("digits", "classification", 10, _digits_shape, _in_memory_load(_digits_arrays))
-)
-register_dataset(
-    DatasetSpec(
-        "fashion_mnist",
-        "classification",
-        10,
-        lambda config, channels: (28, 28, channels),
-        _in_memory_load(_fashion_mnist_arrays),
+for _entry in registry.DATASETS.values():
+    register_dataset(
+        DatasetSpec(
+            _entry.name,
+            _entry.task,
+            _entry.num_classes,
+            registry.load(_entry.image_shape),
+            registry.load(_entry.load),
+        )
     )
-)
-for _name, _task, _classes in (
-    ("mnist", "classification", 10),
-    ("cifar10", "classification", 10),
-    ("cifar100", "classification", 100),
-    ("imagenet2012", "classification", 1000),
-    ("cityscapes", "segmentation", 19),
-):
-    register_dataset(DatasetSpec(_name, _task, _classes, _tfds_shape(_name), _tfds_load(_name)))
 
 
 # === Lookups ===
@@ -324,6 +335,14 @@ def task_spec(config):
 
 
 def input_shape(config):
-    """The model's input shape for a config's dataset."""
+    """Deprecated since 0.7.0: `keras_memblocks.training.plan.resolve(config)`
+    holds the input shape (`.model_args["input_shape"]`) with the rest of the
+    config's names resolved."""
+    warnings.warn(
+        "specs.input_shape(config) is deprecated since keras-memblocks 0.7.0; write "
+        "keras_memblocks.training.plan.resolve(config).model_args['input_shape'].",
+        DeprecationWarning,
+        stacklevel=2,
+    )
     channels = model_spec(config.model).input_channels(config.model_args)
     return tuple(dataset_spec(config.dataset).image_shape(config, channels))

@@ -65,7 +65,7 @@ def train(config, output_dir, seed=0, verbose=None, strategy=None, overwrite=Fal
         >>> 0.0 <= results["test"]["accuracy"] <= 1.0
         True
     """
-    config.validate()
+    run = plan.resolve(config)  # every mistake in the config raised here, before any TF work
     if config.tensorboard:
         extras.require("tensorboard", "tensorboard=True (memblocks train --tensorboard)")
     output_dir = Path(output_dir)
@@ -76,7 +76,7 @@ def train(config, output_dir, seed=0, verbose=None, strategy=None, overwrite=Fal
     handshake = distribution.Handshake(strategy)
     if distribution.is_follower(strategy):
         with plan.global_settings(config):
-            return _follow(config, seed, strategy, handshake)
+            return _follow(run, seed, strategy, handshake)
     try:
         with RunLock(output_dir):  # one run per directory; a second one stops here
             run_directory.claim(output_dir, config.to_dict())  # never a folder we did not write
@@ -88,28 +88,29 @@ def train(config, output_dir, seed=0, verbose=None, strategy=None, overwrite=Fal
                 run_results.raise_finished(output_dir, finished)
             handshake.go()
             with plan.global_settings(config):
-                return _train(config, output_dir, seed, verbose, strategy, handshake)
+                return _train(run, output_dir, seed, verbose, strategy, handshake)
     except BaseException:
         handshake.stop()  # the other processes stop too, if this one did before training
         raise
 
 
-def _train(config, output_dir, seed, verbose, strategy, handshake):
+def _train(run, output_dir, seed, verbose, strategy, handshake):
+    config = run.config
     keras.utils.set_random_seed(seed)
     with strategy.scope():
-        model = plan.build_model(config)
-    (source, validation_data, test_data), steps_per_epoch = plan.load_datasets(config, seed)
+        model = plan.build_model(run)
+    (source, validation_data, test_data), steps_per_epoch = plan.load_datasets(run, seed)
     validation_data, test_data = (
         plan.with_aux_targets(d, model) for d in (validation_data, test_data)
     )
     with strategy.scope():
-        plan.compile_model(model, config, steps_per_epoch)
+        plan.compile_model(model, run, steps_per_epoch)
     checkpoint_path = output_dir / ("best.keras" if validation_data is not None else "last.keras")
-    best = fitting.best_so_far(checkpoint_path, config, steps_per_epoch, validation_data)
-    callbacks, backup, timer = fitting.make_callbacks(config, output_dir, checkpoint_path, best)
+    best = fitting.best_so_far(checkpoint_path, run, steps_per_epoch, validation_data)
+    callbacks, backup, timer = fitting.make_callbacks(run, output_dir, checkpoint_path, best)
     if isinstance(strategy, distribution.DataParallelRun):
         local = distribution.local_copy(
-            strategy, model, lambda: plan.compiled_model(config, steps_per_epoch)
+            strategy, model, lambda: plan.compiled_model(run, steps_per_epoch)
         )
         with strategy.local():
             first_epoch = backup.restore(local)
@@ -124,7 +125,7 @@ def _train(config, output_dir, seed, verbose, strategy, handshake):
         with strategy.scope():  # the optimizer's variables, if it builds them, as fit would
             first_epoch = backup.restore(model, epoch)
     train_data = plan.with_aux_targets(
-        plan.training_stream(config, source, seed, first_epoch, steps_per_epoch), model
+        plan.training_stream(run, source, seed, first_epoch, steps_per_epoch), model
     )
     try:
         seconds = fitting.fit(
@@ -143,7 +144,7 @@ def _train(config, output_dir, seed, verbose, strategy, handshake):
     history = finished_history(output_dir / "history.csv", config.epochs)
     facts = {
         "epochs_completed": len(history),
-        "test": fitting.evaluate_checkpoint(checkpoint_path, config, steps_per_epoch, test_data),
+        "test": fitting.evaluate_checkpoint(checkpoint_path, run, steps_per_epoch, test_data),
         "seconds": seconds,
         "step_seconds": timer.seconds,
     }
@@ -154,22 +155,23 @@ def _train(config, output_dir, seed, verbose, strategy, handshake):
     return results
 
 
-def _follow(config, seed, strategy, handshake):
+def _follow(run, seed, strategy, handshake):
     """A data-parallel run's process other than 0: the same model, data and
     steps as process 0 (`_train`), from the epoch and weights process 0
     sends; its share of each batch; no files, no output. Returns `None`."""
     if not handshake.receive_decision():  # the seed already finished
         return None
+    config = run.config
     keras.utils.set_random_seed(seed)
     with strategy.scope():
-        model = plan.build_model(config)
-    (source, _, _), steps_per_epoch = plan.load_datasets(config, seed)
+        model = plan.build_model(run)
+    (source, _, _), steps_per_epoch = plan.load_datasets(run, seed)
     with strategy.scope():
-        plan.compile_model(model, config, steps_per_epoch)
+        plan.compile_model(model, run, steps_per_epoch)
     first_epoch = handshake.receive_start()
     distribution.share_state(strategy, model)
     train_data = plan.with_aux_targets(
-        plan.training_stream(config, source, seed, first_epoch, steps_per_epoch), model
+        plan.training_stream(run, source, seed, first_epoch, steps_per_epoch), model
     )
     try:
         fitting.fit(
