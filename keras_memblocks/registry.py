@@ -27,6 +27,7 @@ import importlib
 
 __all__ = [
     "DATASETS",
+    "DATASET_OPTIONS",
     "EXPORT_FORMATS",
     "GRIDS",
     "IO_TYPES",
@@ -86,6 +87,10 @@ class Dataset:
         image_shape: `"module:function"`, `f(config, channels) -> (H, W, C)`.
         load: `"module:function"`, `f(config, seed, channels) -> (train
             source, validation or None, test)` (`keras_memblocks.training.specs`).
+        options: the `TrainingConfig` fields this dataset alone reads
+            (`DATASET_OPTIONS`): another dataset's config must leave them at
+            their defaults, and a run directory compares them only where
+            its dataset reads them.
 
     Examples:
         >>> from keras_memblocks.registry import DATASETS
@@ -99,6 +104,7 @@ class Dataset:
     num_classes: int
     image_shape: str
     load: str
+    options: tuple = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,6 +219,7 @@ DATASETS = _by_name(
         10,
         f"{_SPECS}:digits_shape",
         f"{_SPECS}:load_digits",
+        options=("image_size",),
     ),
     Dataset(
         "fashion_mnist",
@@ -261,9 +268,13 @@ DATASETS = _by_name(
         19,
         f"{_SPECS}:tfds_shape",
         f"{_SPECS}:load_tfds",
+        options=("crop_size",),
     ),
 )
 """Name -> `Dataset` of every dataset a recipe can name."""
+
+DATASET_OPTIONS = tuple(dict.fromkeys(o for entry in DATASETS.values() for o in entry.options))
+"""The `TrainingConfig` fields one dataset alone reads (`Dataset.options`)."""
 
 RECIPES = _by_name(
     Recipe(

@@ -100,6 +100,14 @@ def test_recipes_are_valid_and_build():
         (["--set", "milestones=[10,5]"], "`milestones` must increase, each epoch once"),
         (["--set", "crop_size=[512]"], "`crop_size` must be [height, width], two integers >= 1"),
         (
+            ["--set", "crop_size=[64,64]"],
+            "`crop_size` applies to the cityscapes dataset only; dataset 'digits' does not read it",
+        ),
+        (
+            ["--dataset", "cifar10", "--set", "image_size=64"],
+            "`image_size` applies to the digits dataset only; dataset 'cifar10' does not read it",
+        ),
+        (
             [
                 "--model-args",
                 '{"dataset": "cifar10", "width": 4, "blocks": {"block": "sq", "after": 1}}',
@@ -641,3 +649,21 @@ def test_a_run_stored_before_a_field_existed_is_the_same_config(tmp_path):
     check_config(tmp_path, config.to_dict(), False, config.defaults())  # the default: the same
     with pytest.raises(ConfigChangedError, match="differs in: max_eval_steps"):
         check_config(tmp_path, config.replace(max_eval_steps=2).to_dict(), False, config.defaults())
+
+
+def test_a_field_the_dataset_does_not_read_does_not_tell_runs_apart(tmp_path):
+    # Before 0.7.0 a config could carry another dataset's option (the sr-imagenet
+    # recipe had image_size=224, which ImageNet never read): its run directory
+    # resumes under the config that leaves the option out.
+    from keras_memblocks.training.run_directory import ConfigChangedError
+    from keras_memblocks.training.run_directory import check_config
+
+    config = get_recipe("sr-imagenet")
+    assert config.unread_fields() == ("image_size", "crop_size")
+    older = {**config.to_dict(), "image_size": 224}
+    (tmp_path / "config.json").write_text(json.dumps(older, default=list))
+    check_config(tmp_path, config.to_dict(), False, ignored=config.unread_fields())
+    with pytest.raises(ConfigChangedError, match=r"differs in: epochs\)"):
+        check_config(
+            tmp_path, config.replace(epochs=3).to_dict(), False, ignored=config.unread_fields()
+        )

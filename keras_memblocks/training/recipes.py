@@ -45,7 +45,7 @@ class TrainingConfig:
     min_learning_rate: float = 1e-4
     validation_fraction: float = 0.1
     reverse_split: bool = False  # the CC paper's swapped train / test
-    image_size: int = 32  # digits only
+    image_size: int = 32  # digits only (registry.DATASETS' `options`)
     crop_size: tuple = (512, 1024)  # cityscapes only
     auxiliary_loss_weight: float = 0.4  # segmentation with auxiliary_head
     mixed_precision: bool = False
@@ -71,11 +71,31 @@ class TrainingConfig:
                 kind = f" ({type(value).__name__})" if value is not None else ""
                 raise ValueError(f"`{name}` must be {allowed}. Received: {shorten(value)}{kind}")
         specs.task_spec(self)  # a known model and dataset, of the same task
+        self._check_dataset_options()
         if list(self.milestones) != sorted(set(self.milestones)):
             raise ValueError(
                 f"`milestones` must increase, each epoch once. Received: {shorten(self.milestones)}"
             )
         return self
+
+    def unread_fields(self):
+        """The fields that only another dataset reads (`registry.DATASET_OPTIONS`):
+        they must keep their defaults, and do not tell two runs apart."""
+        entry = registry.DATASETS.get(self.dataset)
+        reads = entry.options if entry is not None else registry.DATASET_OPTIONS
+        return tuple(name for name in registry.DATASET_OPTIONS if name not in reads)
+
+    def _check_dataset_options(self):
+        defaults = self.defaults()
+        for name in self.unread_fields():
+            value = getattr(self, name)
+            if _comparable(value) != _comparable(defaults[name]):
+                readers = [n for n, e in registry.DATASETS.items() if name in e.options]
+                raise ValueError(
+                    f"`{name}` applies to the {' and '.join(readers)} dataset only; dataset "
+                    f"{self.dataset!r} does not read it. Received: {shorten(value)}; leave it "
+                    "out of the config."
+                )
 
     def replace(self, **overrides):
         """A copy with `overrides`; unknown field names raise `ValueError`."""
@@ -95,6 +115,10 @@ class TrainingConfig:
         """Every field's default, as `to_dict` writes it: what a run directory stored
         before a field existed is compared as if it had held the default."""
         return cls().to_dict()
+
+
+def _comparable(value):
+    return tuple(value) if isinstance(value, (list, tuple)) else value
 
 
 def _is_int(value):
@@ -230,7 +254,6 @@ SR_IMAGENET = TrainingConfig(
     milestones=(75, 150, 225, 300, 375),
     gamma=0.1,
     validation_fraction=0.0,
-    image_size=224,
 )
 
 # SR paper: Cityscapes DeepLabv3, poly(0.9) to 1e-4, aux head 0.4. The

@@ -334,7 +334,7 @@ def _as_read_back(config_dict):
     return json.loads(json.dumps(config_dict, default=list))
 
 
-def check_config(output_dir, config_dict, overwrite, defaults=None):
+def check_config(output_dir, config_dict, overwrite, defaults=None, ignored=()):
     """Stores `config_dict` as the directory's config, or refuses another one.
 
     A directory without a stored config (new, or a run killed before 0.2.0
@@ -343,6 +343,8 @@ def check_config(output_dir, config_dict, overwrite, defaults=None):
     replaces the stored one. A field the stored config lacks (one a later
     version added) counts as its value in `defaults`, so a run stored before
     the field existed is the same config as long as the field keeps its default.
+    The fields in `ignored` (those the run's dataset does not read) are not
+    compared.
 
     Raises:
         ConfigChangedError: the stored config differs (names the fields).
@@ -353,11 +355,14 @@ def check_config(output_dir, config_dict, overwrite, defaults=None):
     if isinstance(stored, dict) and defaults:
         stored = {**_as_read_back(defaults), **stored}
     if stored is not _NONE and not overwrite:
-        if stored != wanted:
+        compared = {key: value for key, value in wanted.items() if key not in ignored}
+        if isinstance(stored, dict):
+            stored = {key: value for key, value in stored.items() if key not in ignored}
+        if stored != compared:
             fields = sorted(
                 key
-                for key in set(stored or {}) | set(wanted)
-                if (stored or {}).get(key) != wanted.get(key)
+                for key in set(stored or {}) | set(compared)
+                if (stored or {}).get(key) != compared.get(key)
             )
             raise ConfigChangedError(
                 f"{output_dir} holds a run of another config (differs in: "

@@ -109,7 +109,13 @@ def train_seeds(config, seeds, output_dir, verbose=None, overwrite=False):
             finished = None if overwrite else finished_results(seed_dir)
             if finished is not None:
                 # Never reported under another config's name, nor a diverged run as a result.
-                check_config(seed_dir, config.to_dict(), False, config.defaults())
+                check_config(
+                    seed_dir,
+                    config.to_dict(),
+                    False,
+                    defaults=config.defaults(),
+                    ignored=config.unread_fields(),
+                )
                 if finished.get("status") == "diverged":
                     raise_finished(seed_dir, finished)
                 handshake.skip()

@@ -82,7 +82,13 @@ def train(config, output_dir, seed=0, verbose=None, strategy=None, overwrite=Fal
             run_directory.claim(output_dir, config.to_dict())  # never a folder we did not write
             if overwrite:  # whatever this package wrote there, finished or not
                 run_directory.clear(output_dir)
-            check_config(output_dir, config.to_dict(), overwrite, config.defaults())
+            check_config(
+                output_dir,
+                config.to_dict(),
+                overwrite,
+                defaults=config.defaults(),
+                ignored=config.unread_fields(),
+            )
             finished = run_results.finished_results(output_dir)
             if finished is not None:
                 run_results.raise_finished(output_dir, finished)
