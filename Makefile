@@ -30,6 +30,53 @@ CORE_BACKEND_TESTS := $(shell grep -L "^pytestmark.*needs_extras" $(BACKEND_TEST
 # keras_memblocks.utils.compat, run by `make test-compat` on the oldest TensorFlow.
 COMPAT_TESTS := $(shell grep -l "^pytestmark.*oldest_tensorflow" tests/test_*.py)
 
+# setuptools prints a boxed note on every editable install ("Editable installation ...
+# folders with the same name as your package may take precedence"): informational, and
+# this tree has no such folder, so it is kept off a newcomer's console, and nothing else is.
+QUIET_EDITABLE := PYTHONWARNINGS="ignore:Editable installation"
+
+.PHONY: demo test data lint docs package-check test-torch test-compat test-large test-edge benchmark figures clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(QUIET_EDITABLE) $(PY) -m pip install --quiet -e ".[all,test]"
+	touch $(STAMP)
+
+$(JAX_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(JAX_VENV)
+	$(JAX_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(QUIET_EDITABLE) $(JAX_VENV)/bin/python -m pip install --quiet -e ".[test-tools]" "jax[cpu]"
+	touch $@
+
+$(TORCH_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(TORCH_VENV)
+	$(TORCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(QUIET_EDITABLE) $(TORCH_VENV)/bin/python -m pip install --quiet -e ".[test-tools]" $(TORCH)
+	touch $@
+
+$(COMPAT_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(COMPAT_VENV)
+	$(COMPAT_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(QUIET_EDITABLE) $(COMPAT_VENV)/bin/python -m pip install --quiet -e ".[train,export,test]" \
+		"$(TF_COMPAT)"
+	touch $@
+
+## The main job: train and compare both blocks on the embedded digits.
+demo: $(STAMP)
+	$(VENV)/bin/memblocks demo
+
+## Fashion-MNIST for the tests and the studies: Debian's dataset-fashion-mnist, installed
+## where apt-get runs as root (elsewhere its tests skip, saying so; under CI=true they fail).
+data:
+	@if [ ! -f /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ] \
+		&& command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq >/dev/null && apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
+	fi
+
+## The default suite: the lint checks and the docs site; everything but the `large` marker,
+## on TensorFlow; the backend files on JAX in the core install, then their tests that need an
+## extra on JAX with every extra (the property tests run on TensorFlow); then the built package.
 test: data lint docs $(STAMP) $(JAX_VENV)/.installed
 	$(PY) -m pytest -m "not large and not web" $(XDIST) $(PYTEST_ARGS)
 	KERAS_BACKEND=jax JAX_PLATFORMS=cpu $(JAX_VENV)/bin/python -m pytest \

@@ -9,8 +9,8 @@ its choices here without importing Keras or TensorFlow, and the training
 registries (`keras_memblocks.training.specs`), the recipes, the grids, the
 exporter, the docs' tables and the tests all read the same entries.
 
-Adding a model, dataset, recipe or grid is one entry below (CONTRIBUTING,
-"Adding a model, dataset, recipe or grid").
+Adding a model, dataset, recipe or grid is one entry below (CONTRIBUTING:
+"Adding a model", "Adding a dataset, recipe or grid").
 
 Examples:
     >>> from keras_memblocks import registry
