@@ -21,8 +21,6 @@ import json
 import re
 from pathlib import Path
 
-from keras_memblocks.utils.files import atomic_write
-
 RESULTS = Path(__file__).parent / "results"
 ROOT = Path(__file__).parent.parent
 # Where each table lives, between `<!-- block-choice: FORM -->` and `<!-- /block-choice -->`.
@@ -135,6 +133,9 @@ def shown(form):
 
 def write():
     """Puts both tables between their pages' markers."""
+    # Here, not at the top: printing a table needs no Keras (which the package imports).
+    from keras_memblocks.utils.files import atomic_write
+
     for form, page in PAGES.items():
         shown(form)  # the markers exist
         text = _marked(form).sub(
