@@ -218,7 +218,7 @@ DATASETS = _by_name(
         "classification",
         10,
         f"{_SPECS}:digits_shape",
-        f"{_SPECS}:load_digits",
+        f"{_SPECS}:digits_for_run",
         options=("image_size",),
     ),
     Dataset(
@@ -227,7 +227,7 @@ DATASETS = _by_name(
         "classification",
         10,
         f"{_SPECS}:fashion_mnist_shape",
-        f"{_SPECS}:load_fashion_mnist",
+        f"{_SPECS}:fashion_mnist_for_run",
     ),
     Dataset(
         "mnist",
@@ -235,7 +235,7 @@ DATASETS = _by_name(
         "classification",
         10,
         f"{_SPECS}:tfds_shape",
-        f"{_SPECS}:load_tfds",
+        f"{_SPECS}:tfds_for_run",
     ),
     Dataset(
         "cifar10",
@@ -243,7 +243,7 @@ DATASETS = _by_name(
         "classification",
         10,
         f"{_SPECS}:tfds_shape",
-        f"{_SPECS}:load_tfds",
+        f"{_SPECS}:tfds_for_run",
     ),
     Dataset(
         "cifar100",
@@ -251,7 +251,7 @@ DATASETS = _by_name(
         "classification",
         100,
         f"{_SPECS}:tfds_shape",
-        f"{_SPECS}:load_tfds",
+        f"{_SPECS}:tfds_for_run",
     ),
     Dataset(
         "imagenet2012",
@@ -259,7 +259,7 @@ DATASETS = _by_name(
         "classification",
         1000,
         f"{_SPECS}:tfds_shape",
-        f"{_SPECS}:load_tfds",
+        f"{_SPECS}:tfds_for_run",
     ),
     Dataset(
         "cityscapes",
@@ -267,7 +267,7 @@ DATASETS = _by_name(
         "segmentation",
         19,
         f"{_SPECS}:tfds_shape",
-        f"{_SPECS}:load_tfds",
+        f"{_SPECS}:tfds_for_run",
         options=("crop_size",),
     ),
 )

@@ -231,7 +231,7 @@ def digits_shape(config, channels):
     return (config.image_size, config.image_size, channels)
 
 
-load_digits = _in_memory_load(
+digits_for_run = _in_memory_load(
     lambda config, channels: digits.load_digits(config.image_size, channels=channels)
 )
 """The embedded digits, split as the recipe says (a `Dataset.load`)."""
@@ -242,7 +242,7 @@ def fashion_mnist_shape(config, channels):
     return (28, 28, channels)
 
 
-load_fashion_mnist = _in_memory_load(
+fashion_mnist_for_run = _in_memory_load(
     lambda config, channels: fashion_mnist.load_fashion_mnist(channels=channels)
 )
 """Fashion-MNIST, split as the recipe says (a `Dataset.load`)."""
@@ -255,7 +255,7 @@ def tfds_shape(config, channels):
     return tfds_datasets.DATASETS[config.dataset].image_shape
 
 
-def load_tfds(config, seed, channels):
+def tfds_for_run(config, seed, channels):
     """A tensorflow-datasets dataset, split and augmented as the recipe says."""
     name = config.dataset
     names = tfds_datasets.splits(name, config.validation_fraction, config.reverse_split)
