@@ -373,3 +373,16 @@ def check_config(output_dir, config_dict, overwrite, defaults=None, ignored=()):
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, wanted)
+
+
+def check_run_config(output_dir, config, overwrite=False):
+    """`check_config` of a `TrainingConfig`: its fields' defaults fill what an
+    older stored config lacks, and the fields its dataset does not read are not
+    compared (the one call `train` and `train_seeds` both make)."""
+    check_config(
+        output_dir,
+        config.to_dict(),
+        overwrite,
+        defaults=config.defaults(),
+        ignored=config.unread_fields(),
+    )

@@ -11,7 +11,7 @@ from keras_memblocks.training import run_directory
 from keras_memblocks.training import specs
 from keras_memblocks.training.results import finished_results
 from keras_memblocks.training.results import raise_finished
-from keras_memblocks.training.run_directory import check_config
+from keras_memblocks.training.run_directory import check_run_config
 from keras_memblocks.training.trainer import train
 from keras_memblocks.utils import files
 from keras_memblocks.utils.files import atomic_write_json
@@ -109,13 +109,7 @@ def train_seeds(config, seeds, output_dir, verbose=None, overwrite=False):
             finished = None if overwrite else finished_results(seed_dir)
             if finished is not None:
                 # Never reported under another config's name, nor a diverged run as a result.
-                check_config(
-                    seed_dir,
-                    config.to_dict(),
-                    False,
-                    defaults=config.defaults(),
-                    ignored=config.unread_fields(),
-                )
+                check_run_config(seed_dir, config)
                 if finished.get("status") == "diverged":
                     raise_finished(seed_dir, finished)
                 handshake.skip()

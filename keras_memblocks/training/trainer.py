@@ -20,7 +20,7 @@ from keras_memblocks.training.checkpoints import FiniteGuard
 from keras_memblocks.training.checkpoints import finished_history
 from keras_memblocks.training.results import TrainingDivergedError
 from keras_memblocks.training.run_directory import RunLock
-from keras_memblocks.training.run_directory import check_config
+from keras_memblocks.training.run_directory import check_run_config
 from keras_memblocks.utils import extras
 
 
@@ -82,13 +82,7 @@ def train(config, output_dir, seed=0, verbose=None, strategy=None, overwrite=Fal
             run_directory.claim(output_dir, config.to_dict())  # never a folder we did not write
             if overwrite:  # whatever this package wrote there, finished or not
                 run_directory.clear(output_dir)
-            check_config(
-                output_dir,
-                config.to_dict(),
-                overwrite,
-                defaults=config.defaults(),
-                ignored=config.unread_fields(),
-            )
+            check_run_config(output_dir, config, overwrite)
             finished = run_results.finished_results(output_dir)
             if finished is not None:
                 run_results.raise_finished(output_dir, finished)
