@@ -8,8 +8,10 @@ Reads three committed results files and computes nothing new:
 `fashion_mnist_cc.json` and `fashion_mnist_sr.json` (`benchmarks.fashion_mnist_study`:
 accuracy over seeds and each block minus the plain net, paired by seed, with 95 %
 intervals) and `runtime_overhead.json` (`benchmarks.runtime_overhead`: time of the
-VGG-like net c=32 with the block / without, interleaved, q10). Each block sits where its
-paper puts it: CC and SE after every conv of the CC paper's MNIST net, SR once after
+VGG-like net c=32 with the block / without, interleaved, q10); the train step column
+is the studies' own (`fashion_mnist_study --step-times`: the study's net with the block /
+without, `train_on_batch` at its batch size, interleaved, median). Each block sits where
+its paper puts it: CC and SE after every conv of the CC paper's MNIST net, SR once after
 stage 3 of the CIFAR ResNet-18 (dropout2d costs nothing at inference: the SR + dropout2d
 row shows SR's cost). The runtime benchmark has no scalar or input-independent CC and no
 SE in residual blocks: "–". `tests/test_benchmarks.py` checks that the README's table
@@ -87,6 +89,12 @@ def _parameters(study, block, width):
     return f"+{100 * (cell['parameters'] / plain['parameters'] - 1):.1f} %"
 
 
+def _train_step(study, block, width):
+    cell = _cell(study, block, width)
+    step = cell and cell.get("train_step")
+    return f"{step['ratio_median']:.2f}x" if step else "–"
+
+
 def _cost(block, runtime):
     overhead = _load("runtime_overhead.json")
     if block is None or overhead is None:
@@ -105,7 +113,7 @@ def table(short=False):
         else f"minus plain, points: CC net width {w}, SR net"
         for w in widths
     ]
-    header += [f"parameters (CC net width {widths[-1]}, SR net)"]
+    header += [f"parameters (CC net width {widths[-1]}, SR net)", "train step (same nets)"]
     header += [name for _, name in RUNTIMES]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for label, study, block, cost_block, where in ROWS:
@@ -113,9 +121,11 @@ def table(short=False):
             _difference(_cell(study, block, width if study == "cc" else SR_WIDTH))
             for width in widths
         ]
-        parameters = _parameters(study, block, widths[-1] if study == "cc" else SR_WIDTH)
+        width = widths[-1] if study == "cc" else SR_WIDTH
+        parameters = _parameters(study, block, width)
+        step = _train_step(study, block, width)
         costs = [_cost(cost_block, runtime) for runtime, _ in RUNTIMES]
-        lines.append("| " + " | ".join([label, where, *accuracy, parameters, *costs]) + " |")
+        lines.append("| " + " | ".join([label, where, *accuracy, parameters, step, *costs]) + " |")
     return "\n".join(lines)
 
 

@@ -6,6 +6,7 @@
     python -m benchmarks.fashion_mnist_study cc --collect --table \
         --figure docs/figures/fashion_mnist_cc.png \
         --paired-figure docs/figures/fashion_mnist_cc_paired.png  # plots and the page's table
+    python -m benchmarks.fashion_mnist_study sr --collect --step-times  # + train step vs plain
     python -m benchmarks.fashion_mnist_study cc --quick    # the grid checked, 1 step per row
 
 Each cell is a run directory (`<runs>/fmnist-cc/<split>_<block>_w<width>/seed_<s>`), so
@@ -13,10 +14,14 @@ an interrupted study resumes and a finished run is never trained again; two proc
 of one study share its cells (each with `TF_NUM_INTRAOP_THREADS=1` on a 2-core machine).
 Writes `benchmarks/results/fashion_mnist_<study>.json`: a header naming the machine
 and versions, one record per finished run, and per cell the mean, sd and 95 % interval
-over seeds and the difference to the plain net paired by seed.
+over seeds and the difference to the plain net paired by seed. With `--step-times`, each
+cell's train step against the plain net's of the same width, timed side by side (kept in
+the file until measured again: the runs' own step times come from runs that shared the
+machine with other work, so they are not compared).
 """
 
 import argparse
+import functools
 import json
 import math
 from pathlib import Path
@@ -25,6 +30,7 @@ import numpy as np
 from scipy import stats
 
 from benchmarks.interleaved_timing import machine
+from benchmarks.interleaved_timing import time_interleaved
 from keras_memblocks.training.reproduction import reproduce
 from keras_memblocks.utils.files import atomic_write_json
 
@@ -76,8 +82,9 @@ def interval(values, level=0.95):
     return mean, sd, mean - half, mean + half
 
 
-def summarise(study, records):
-    """Per cell: accuracy over seeds and the paired difference to the plain net."""
+def summarise(study, records, train_steps=None):
+    """Per cell: accuracy over seeds, the paired difference to the plain net, and
+    `train_steps[cell]` (`step_times`) where given."""
     by_cell = {}
     for record in records:
         by_cell.setdefault(record["cell"], {})[record["seed"]] = record
@@ -106,6 +113,8 @@ def summarise(study, records):
                 if low <= 0 <= high
                 else ("better" if low > 0 else "worse")
             )
+        if train_steps and _timed_cell(study, cell) in train_steps:
+            row["train_step"] = train_steps[_timed_cell(study, cell)]
         cells.append(row)
     return cells
 
@@ -120,18 +129,21 @@ def markdown_table(study, cells):
         return f"{entry['mean']:.2f} [{entry['low']:.2f}, {entry['high']:.2f}]"
 
     lines = [
-        "| split | width | block | parameters | seeds | test accuracy, % | minus plain, points | |",
-        "|---|---|---|---|---|---|---|---|",
+        "| split | width | block | parameters | train step vs plain | seeds "
+        "| test accuracy, % | minus plain, points | |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     order = {name: i for i, name in enumerate(BLOCK_ORDER[study])}
     for row in sorted(
         cells, key=lambda r: (r["split"], r["width"] or 0, order.get(r["block"], 99))
     ):
         minus = row.get("minus_plain", {})
+        step = row.get("train_step")
+        step = f"{step['ratio_median']:.2f}x" if step else "–"
         lines.append(
             f"| {row['split']} | {row['width']} | {row['block']} | {row['parameters']:,} | "
-            f"{len(row['seeds'])} | {span(row['accuracy'])} | {span(minus) if minus else '–'} | "
-            f"{minus.get('verdict', '')} |"
+            f"{step} | {len(row['seeds'])} | {span(row['accuracy'])} | "
+            f"{span(minus) if minus else '–'} | {minus.get('verdict', '')} |"
         )
     return "\n".join(lines)
 
@@ -237,6 +249,71 @@ def paired_figure(study, cells, path):
     plt.close(fig)
 
 
+def _timed_cell(study, cell):
+    """The cell whose model `cell` trains: the CC study's swapped split trains the
+    normal split's models (only the data differ), so they are timed once."""
+    return cell.replace("swapped_", "normal_", 1) if study == "cc" else cell
+
+
+def step_times(study, rounds=20, quick=False):
+    """`{cell: {"p20_ms", "median_ms", "ratio_p20", "ratio_median"}}`: each cell's
+    train step against the plain net's of the same width.
+
+    The models of one width are timed side by side: every one once per round, in
+    turn (`time_interleaved`), so that machine noise hits them alike; each
+    `train_on_batch` at the study's batch size on random images after two warm-up
+    steps, compiled as the study trains it; 20th percentile and median over the
+    rounds. `quick`: batch 2 and 2 rounds, to check the code, not to measure.
+    """
+    from keras_memblocks.training.plan import compiled_model
+    from keras_memblocks.training.plan import resolve
+    from keras_memblocks.training.reproduction import grid
+
+    groups = {}
+    for label, config, _ in grid(GRIDS[study]):
+        if _timed_cell(study, label) == label:
+            run = resolve(config)
+            groups.setdefault(run.model_args.get("width"), {})[label] = run
+    rng = np.random.default_rng(0)
+    measured = {}
+    for width, runs in groups.items():
+        calls = {}
+        for label, run in runs.items():
+            batch = 2 if quick else run.config.batch_size
+            model = compiled_model(run, steps_per_epoch=100)
+            images = rng.random((batch, *run.model_args["input_shape"]), dtype="float32")
+            labels = rng.integers(0, run.model_args["num_classes"], batch)
+            for _ in range(2):
+                model.train_on_batch(images, labels)
+            calls[label] = functools.partial(model.train_on_batch, images, labels)
+        times = time_interleaved(calls, 2 if quick else rounds)
+        quantiles = {
+            label: (1000 * np.quantile(t, 0.2), 1000 * np.median(t)) for label, t in times.items()
+        }
+        base = next(label for label in runs if _block_of(study, label) == BASELINE[study])
+        for label, (p20, median) in quantiles.items():
+            measured[label] = {
+                "p20_ms": round(float(p20), 3),
+                "median_ms": round(float(median), 3),
+                "ratio_p20": round(float(p20 / quantiles[base][0]), 3),
+                "ratio_median": round(float(median / quantiles[base][1]), 3),
+            }
+        print(
+            f"width {width}: "
+            + ", ".join(
+                f"{label} {entry['ratio_median']:.2f}x"
+                for label, entry in measured.items()
+                if label in runs
+            ),
+            flush=True,
+        )
+    return measured
+
+
+def _block_of(study, cell):
+    return cell.split("_", 1)[1].rsplit("_w", 1)[0] if study == "cc" else cell
+
+
 def collect(study, runs_dir):
     grid_dir = Path(runs_dir) / GRIDS[study]
     records = []
@@ -269,27 +346,45 @@ def main(argv=None):
     parser.add_argument(
         "--table", action="store_true", help="also print the Reproduction page's Markdown table"
     )
+    parser.add_argument(
+        "--step-times",
+        action="store_true",
+        help="also time each cell's train step against the plain net's, side by side",
+    )
+    parser.add_argument("--step-rounds", type=int, default=20, help="rounds of --step-times")
     args = parser.parse_args(argv)
     if args.quick:
         rows = reproduce(GRIDS[args.study], args.runs, seeds=args.seeds[:1], quick=True, verbose=0)
         print(f"{len(rows)} rows trained one step; the grid's models all build")
+        if args.step_times:
+            print(f"train steps of {len(step_times(args.study, quick=True))} models timed")
         return 0
     if not args.collect:
         reproduce(GRIDS[args.study], args.runs, seeds=args.seeds)
-    records = collect(args.study, args.runs)
     output = Path(args.output or HERE / "results" / f"fashion_mnist_{args.study}.json")
+    train_step = _previous_train_step(output)
+    if args.step_times:
+        train_step = {
+            "method": f"train_on_batch at the study's batch size, the models of one width "
+            f"interleaved, {args.step_rounds} rounds after 2 warm-up steps; ratios to the "
+            f"plain net of the same width",
+            "machine": machine(),
+            "cells": step_times(args.study, rounds=args.step_rounds),
+        }
+    records = collect(args.study, args.runs)
+    cells = summarise(args.study, records, (train_step or {}).get("cells"))
     atomic_write_json(
         output,
         {
             "study": GRIDS[args.study],
             "machine": machine(),
             "command": f"python -m benchmarks.fashion_mnist_study {args.study}",
-            "cells": summarise(args.study, records),
+            "cells": cells,
             "runs": records,
+            **({"train_step": train_step} if train_step else {}),
         },
     )
     print(f"{len(records)} runs in {output}")
-    cells = summarise(args.study, records)
     if args.figure:
         figure(args.study, cells, args.figure)
         print(f"figure: {args.figure}")
@@ -299,6 +394,15 @@ def main(argv=None):
     if args.table:
         print(markdown_table(args.study, cells))
     return 0
+
+
+def _previous_train_step(output):
+    """The step times an earlier `--step-times` wrote into `output`, kept when
+    the runs are collected again."""
+    try:
+        return json.loads(output.read_text()).get("train_step")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 if __name__ == "__main__":

@@ -156,3 +156,27 @@ def test_collected_records_and_paired_differences():
     assert paired["mean"] == pytest.approx(1.0) and paired["verdict"] == "better"
     mean, sd, low, high = interval([1.0, 2.0, 3.0])
     assert (mean, sd) == (2.0, 1.0) and low == pytest.approx(2 - 4.302653 / 3**0.5, 1e-5)
+
+
+def test_step_times_pair_each_cell_with_the_plain_net_of_its_width(monkeypatch):
+    from benchmarks import fashion_mnist_study as study
+    from keras_memblocks.training import reproduction
+
+    width_1 = [row for row in reproduction.grid("fmnist-cc") if row[0].endswith("_w1")]
+    monkeypatch.setattr(reproduction, "grid", lambda name: width_1)
+    measured = study.step_times("cc", quick=True)
+    # The swapped split trains the normal split's models: timed once, under the normal name.
+    assert sorted(measured) == sorted(label for label, _, _ in width_1 if "normal_" in label)
+    assert measured["normal_standard_w1"]["ratio_median"] == 1.0
+    assert all(entry["p20_ms"] > 0 and entry["ratio_p20"] > 0 for entry in measured.values())
+
+    records = [
+        {"cell": cell, "block": cell.split("_")[1], "variant": None, "width": 1, "split": split}
+        | {"seed": 0, "parameters": 10, "test_accuracy": 0.5}
+        for split in ("normal", "swapped")
+        for cell in (f"{split}_standard_w1", f"{split}_reduced_w1")
+    ]
+    cells = {c["cell"]: c for c in study.summarise("cc", records, measured)}
+    assert cells["swapped_reduced_w1"]["train_step"] == measured["normal_reduced_w1"]
+    ratio = measured["normal_reduced_w1"]["ratio_median"]
+    assert f"| {ratio:.2f}x |" in study.markdown_table("cc", list(cells.values()))
