@@ -11,7 +11,9 @@ Reads the models `python -m benchmarks.fashion_mnist_study cc|sr` trained (each 
   for the reduced CC net at the study's largest width, seed 0;
 - SR (the SR paper's Fig. 2 / 5 and its removal ablation): the memory weights per class
   of the SR net, seed 0, and, for every SR model of the study (`sr`, `d2d_sr`, `se_sr`,
-  every seed), test accuracy with and without its SR block at inference.
+  every seed), test accuracy with and without its SR block at inference, and how large
+  the block's addition is beside what it is added to (mean |output - input| over mean
+  |input|).
 
 Writes the figures to `docs/figures/fashion_mnist_*.png` and the numbers to
 `benchmarks/results/fashion_mnist_analyses.json` (with the machine), so the analysis guide
@@ -144,11 +146,13 @@ def sr_analyses(runs, quick, figures):
                     "accuracy_with": ablation.accuracy_with,
                     "accuracy_without": ablation.accuracy_without,
                     "difference": ablation.difference,
+                    "relative_addition": _relative_addition(model, images),
                 }
             )
             print(
                 f"{cell} seed {seed}: {100 * ablation.accuracy_with:.2f} % with SR, "
-                f"{100 * ablation.accuracy_without:.2f} % without"
+                f"{100 * ablation.accuracy_without:.2f} % without; the block adds "
+                f"{100 * ablations[-1]['relative_addition']:.1f} % of its input's mean magnitude"
             )
     _save(_plot_ablations(ablations), figures / "fashion_mnist_sr_removal.png")
     dominant = usage.mean.argmax(axis=1)
@@ -162,6 +166,18 @@ def sr_analyses(runs, quick, figures):
         "removal": ablations,
         "seconds": round(time.perf_counter() - start, 1),
     }
+
+
+def _relative_addition(model, images):
+    """Mean |SR output - input| over mean |input| of the model's SR block: the size
+    of what the block adds beside the features it adds it to."""
+    from keras_memblocks.analysis import feature_taps
+    from keras_memblocks.layers import SqueezeAndRemember2D
+
+    (layer,) = feature_taps.find_blocks(model, SqueezeAndRemember2D)
+    output = layer.output[0] if isinstance(layer.output, (list, tuple)) else layer.output
+    before, after = feature_taps.tap(model, [layer.input, output], images, batch_size=256)
+    return float(np.abs(after - before).mean() / np.abs(before).mean())
 
 
 def _plot_ablations(ablations):

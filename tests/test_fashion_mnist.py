@@ -119,6 +119,7 @@ def test_the_analyses_quick_form_writes_every_figure_and_number(tmp_path):
     assert len(record["cc"]["class_differences"]) == 10 and record["cc"]["layers"]
     assert len(record["sr"]["memory_usage_mean"]) == 10
     assert [a["model"].split("/")[1] for a in record["sr"]["removal"]] == ["sr", "d2d_sr", "se_sr"]
+    assert all(a["relative_addition"] >= 0 for a in record["sr"]["removal"])
     names = {path.name for path in tmp_path.glob("*.png")}
     assert names == {
         "fashion_mnist_cc_tilt.png",
