@@ -24,6 +24,8 @@ import argparse
 import functools
 import json
 import math
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -353,6 +355,8 @@ def main(argv=None):
     )
     parser.add_argument("--step-rounds", type=int, default=20, help="rounds of --step-times")
     args = parser.parse_args(argv)
+    if args.step_rounds < 1:
+        parser.error(f"--step-rounds must be at least 1, got {args.step_rounds}")
     if args.quick:
         rows = reproduce(GRIDS[args.study], args.runs, seeds=args.seeds[:1], quick=True, verbose=0)
         print(f"{len(rows)} rows trained one step; the grid's models all build")
@@ -364,12 +368,17 @@ def main(argv=None):
     output = Path(args.output or HERE / "results" / f"fashion_mnist_{args.study}.json")
     train_step = _previous_train_step(output)
     if args.step_times:
+        start = _busy_seconds()
+        cells = step_times(args.study, rounds=args.step_rounds)
         train_step = {
             "method": f"train_on_batch at the study's batch size, the models of one width "
             f"interleaved, {args.step_rounds} rounds after 2 warm-up steps; ratios to the "
             f"plain net of the same width",
             "machine": machine(),
-            "cells": step_times(args.study, rounds=args.step_rounds),
+            # Unset: TensorFlow's default, every core; the studies train with 1.
+            "TF_NUM_INTRAOP_THREADS": os.environ.get("TF_NUM_INTRAOP_THREADS"),
+            "other_work_cores": _other_work_cores(start),
+            "cells": cells,
         }
     records = collect(args.study, args.runs)
     cells = summarise(args.study, records, (train_step or {}).get("cells"))
@@ -394,6 +403,32 @@ def main(argv=None):
     if args.table:
         print(markdown_table(args.study, cells))
     return 0
+
+
+def _busy_seconds():
+    """(wall, CPU seconds of the whole machine, CPU seconds of this process); the
+    machine's from /proc/stat (None elsewhere than Linux)."""
+    try:
+        with open("/proc/stat") as stat:
+            ticks = [int(value) for value in stat.readline().split()[1:]]
+        # user, nice, system, idle, iowait, irq, softirq, steal (guest is in user)
+        machine_busy = (sum(ticks[:8]) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        machine_busy = None
+    own = os.times()
+    return time.perf_counter(), machine_busy, own.user + own.system
+
+
+def _other_work_cores(start):
+    """How many cores other processes kept busy, on average, since `start`
+    (`_busy_seconds()`): 0 on a quiet machine; the step times are only
+    comparable between runs where it is near 0 (the ratios, being interleaved,
+    suffer less)."""
+    end = _busy_seconds()
+    if start[1] is None or end[1] is None:
+        return None
+    others = (end[1] - start[1]) - (end[2] - start[2])
+    return round(max(others, 0.0) / (end[0] - start[0]), 2)
 
 
 def _previous_train_step(output):
