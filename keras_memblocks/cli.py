@@ -13,7 +13,9 @@ import errno
 import json
 import os
 import shlex
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -555,9 +557,13 @@ def main(argv=None):
     sys.unraisablehook = _unless_disk_full
     # LiteRT and the TFLite converter print C++ log lines whatever the log level:
     # kept off the console, and shown only with the traceback of a crash of ours.
-    with native_stderr_captured() as native:
+    with native_stderr_captured() as native, _sigterm_as_interrupt():
         try:
             return _run(args)
+        except _Terminated:
+            stopped = INTERRUPTED[args.command].replace("interrupted", "stopped by SIGTERM", 1)
+            print(f"memblocks: {stopped}", file=sys.stderr)
+            return 128 + signal.SIGTERM
         except KeyboardInterrupt:
             print(f"memblocks: {INTERRUPTED[args.command]}", file=sys.stderr)
             return 130
@@ -612,6 +618,35 @@ def _lost_peer(error):
     return type(error).__name__ in ("JaxRuntimeError", "XlaRuntimeError") and any(
         mark in str(error) for mark in JAX_PEER_MARKS
     )
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, taken as Ctrl-C is: the run stops at once, its files resumable."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (`timeout`, `kill`, a scheduler ending a job) stops a command the
+    way Ctrl-C does: its lock released, one line, and exit 143. Python's default
+    ended it silently, leaving a lock that the next run had to judge stale. A
+    handler someone else installed, threads other than the main one, and the
+    worker processes `_supervised` runs (it stops them itself) are left alone."""
+    if (
+        os.environ.get(WORKER_ENV)
+        or threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+
+    def stop(signum, frame):
+        raise _Terminated()
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 INTERRUPTED = {
@@ -696,7 +731,6 @@ def _supervised(argv, peer_timeout):
     joined by writing to a pipe (`distribution.say_joined`).
     """
     import select
-    import signal
     import subprocess
 
     read_end, write_end = os.pipe()
@@ -764,7 +798,6 @@ def _die_with_parent():
     on, unseen, with the run's lock."""
     if sys.platform.startswith("linux"):
         import ctypes
-        import signal
 
         PR_SET_PDEATHSIG = 1
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)

@@ -350,7 +350,16 @@ def test_numpy_integers_are_taken_where_python_integers_are():
 # === Family: one line and an exit code for every failure ===
 
 
-def test_ctrl_c_during_training_ends_in_one_line_with_exit_130_and_resumes(tmp_path):
+@pytest.mark.parametrize(
+    "sent, code, said",
+    [
+        (signal.SIGINT, 130, "interrupted"),
+        # `timeout`, `kill`, a scheduler ending a job: the same clean stop.
+        (signal.SIGTERM, 143, "stopped by SIGTERM"),
+    ],
+    ids=["ctrl-c", "sigterm"],
+)
+def test_ctrl_c_or_sigterm_during_training_ends_in_one_line_and_resumes(tmp_path, sent, code, said):
     words = [*ONE_EPOCH[:-1], "3", "--output-dir", "r"]
     release = tmp_path / "release"
     process = subprocess.Popen(
@@ -364,18 +373,18 @@ def test_ctrl_c_during_training_ends_in_one_line_with_exit_130_and_resumes(tmp_p
         # may have SIGINT ignored, which a child inherits (then Python installs no
         # KeyboardInterrupt handler, and the Ctrl-C below never arrives: two
         # fresh-clone runs timed out here, the test alone never did).
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=lambda: [signal.signal(s, signal.SIG_DFL) for s in (sent, signal.SIGINT)],
     )
     deadline = time.monotonic() + 300
     while not Path(f"{release}.held").exists():
         assert process.poll() is None and time.monotonic() < deadline
         time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(sent)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr[-2000:]
+    assert process.returncode == code, stderr[-2000:]
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert lines == [
-        "memblocks: interrupted; re-run the same command to resume (finished epochs are kept)."
+        f"memblocks: {said}; re-run the same command to resume (finished epochs are kept)."
     ]
     assert not (tmp_path / "r" / "seed_0" / "run.lock").exists()
     memblocks(*words, cwd=tmp_path)  # the same command finishes it
