@@ -39,6 +39,8 @@ from keras_memblocks.utils.files import atomic_write_json
 HERE = Path(__file__).parent
 GRIDS = {"cc": "fmnist-cc", "sr": "fmnist-sr"}
 BASELINE = {"cc": "standard", "sr": "plain"}
+# The SR study's rows with the block -> the same net without it.
+WITHOUT_SR = {"sr": "plain", "d2d_sr": "d2d", "se_sr": "se"}
 BLOCK_ORDER = {
     "cc": ("standard", "se", "input_independent", "scalar", "reduced"),
     "sr": ("plain", "d2d", "sr", "d2d_sr", "se", "se_sr"),
@@ -100,40 +102,55 @@ def summarise(study, records, train_steps=None):
         }
         row["seeds"] = sorted(runs)
         row["accuracy"] = dict(zip(("mean", "sd", "low", "high"), interval(accuracy)))
-        base = by_cell.get(base_cell, {})
-        paired = sorted(set(runs) & set(base))
-        if first["block"] != BASELINE[study] and paired:
-            differences = [
-                100 * (runs[s]["test_accuracy"] - base[s]["test_accuracy"]) for s in paired
-            ]
-            mean, sd, low, high = interval(differences)
-            row["minus_plain"] = {"seeds": paired, "mean": mean, "sd": sd, "low": low, "high": high}
-            row["minus_plain"]["verdict"] = (
-                "too few seeds"
-                if low is None
-                else "no measurable difference"
-                if low <= 0 <= high
-                else ("better" if low > 0 else "worse")
-            )
+        if first["block"] != BASELINE[study]:
+            paired = _paired(runs, by_cell.get(base_cell, {}))
+            if paired:
+                row["minus_plain"] = paired
+        if study == "sr" and cell in WITHOUT_SR:
+            # The SR paper's own comparison: the same net without the block (+D2D -> +D2D+SR).
+            paired = _paired(runs, by_cell.get(WITHOUT_SR[cell], {}))
+            if paired:
+                row["minus_without_sr"] = {"without": WITHOUT_SR[cell], **paired}
         if train_steps and _timed_cell(study, cell) in train_steps:
             row["train_step"] = train_steps[_timed_cell(study, cell)]
         cells.append(row)
     return cells
 
 
+def _paired(runs, base):
+    """The paired difference (points) of `runs` minus `base` over their common seeds:
+    mean, sd, 95 % interval and verdict; None without a common seed."""
+    seeds = sorted(set(runs) & set(base))
+    if not seeds:
+        return None
+    differences = [100 * (runs[s]["test_accuracy"] - base[s]["test_accuracy"]) for s in seeds]
+    mean, sd, low, high = interval(differences)
+    verdict = (
+        "too few seeds"
+        if low is None
+        else "no measurable difference"
+        if low <= 0 <= high
+        else ("better" if low > 0 else "worse")
+    )
+    return {"seeds": seeds, "mean": mean, "sd": sd, "low": low, "high": high, "verdict": verdict}
+
+
 def markdown_table(study, cells):
     """The Reproduction page's table: per cell, accuracy over seeds and the
-    difference to the plain net paired by seed, each with its 95 % interval."""
+    difference to the plain net paired by seed, each with its 95 % interval (the
+    SR study also minus the same net without SR)."""
 
     def span(entry):
         if entry.get("low") is None:
             return f"{entry['mean']:.2f} (1 seed)" if "mean" in entry else "–"
         return f"{entry['mean']:.2f} [{entry['low']:.2f}, {entry['high']:.2f}]"
 
+    sr = study == "sr"  # and the SR paper's comparison: minus the same net without SR
     lines = [
         "| split | width | block | parameters | train step vs plain | seeds "
-        "| test accuracy, % | minus plain, points | |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| test accuracy, % | minus plain, points | |"
+        + (" minus the same net without SR, points | |" if sr else ""),
+        "|---|---|---|---|---|---|---|---|---|" + ("---|---|" if sr else ""),
     ]
     order = {name: i for i, name in enumerate(BLOCK_ORDER[study])}
     for row in sorted(
@@ -147,6 +164,9 @@ def markdown_table(study, cells):
             f"{step} | {len(row['seeds'])} | {span(row['accuracy'])} | "
             f"{span(minus) if minus else '–'} | {minus.get('verdict', '')} |"
         )
+        if sr:
+            own = row.get("minus_without_sr", {})
+            lines[-1] += f" {span(own) if own else '–'} | {own.get('verdict', '')} |"
     return "\n".join(lines)
 
 

@@ -181,3 +181,23 @@ def test_step_times_pair_each_cell_with_the_plain_net_of_its_width(monkeypatch):
     assert cells["swapped_reduced_w1"]["train_step"] == measured["normal_reduced_w1"]
     ratio = measured["normal_reduced_w1"]["ratio_median"]
     assert f"| {ratio:.2f}x |" in study.markdown_table("cc", list(cells.values()))
+
+
+def test_the_sr_study_also_compares_each_sr_row_with_the_same_net_without_sr():
+    from benchmarks.fashion_mnist_study import markdown_table
+    from benchmarks.fashion_mnist_study import summarise
+
+    accuracy = {"plain": 0.90, "d2d": 0.91, "d2d_sr": 0.93}
+    records = [
+        {"cell": cell, "block": cell, "variant": None, "width": 8, "split": "normal"}
+        | {"seed": seed, "parameters": 10, "test_accuracy": value + seed / 100}
+        for cell, value in accuracy.items()
+        for seed in (0, 1, 2)
+    ]
+    cells = {c["cell"]: c for c in summarise("sr", records)}
+    # +dropout2d+SR is 3 points above plain, 2 above +dropout2d: the paper's comparison.
+    assert cells["d2d_sr"]["minus_plain"]["mean"] == pytest.approx(3.0)
+    assert cells["d2d_sr"]["minus_without_sr"]["mean"] == pytest.approx(2.0)
+    assert cells["d2d_sr"]["minus_without_sr"]["without"] == "d2d"
+    assert "minus_without_sr" not in cells["d2d"]
+    assert "| 2.00 [2.00, 2.00] | better |" in markdown_table("sr", list(cells.values()))
