@@ -47,16 +47,22 @@ BLOCK_ORDER = {
 }
 
 
+def _cell_parts(study, cell):
+    """`(split, block, width)` of a cell's label: the CC study's name all three
+    (`normal_reduced_w4`), the SR study's only the block (width: None)."""
+    if study == "cc":
+        split, rest = cell.split("_", 1)
+        block, width = rest.rsplit("_w", 1)
+        return split, block, int(width)
+    return "normal", cell, None
+
+
 def _record(study, cell, results):
     config = results["config"]
     args = config["model_args"]
     blocks = args.get("blocks")
-    if study == "cc":
-        split, rest = cell.split("_", 1)
-        block, width = rest.rsplit("_w", 1)
-        width = int(width)
-    else:
-        split, block, width = "normal", cell, args.get("width")
+    split, block, width = _cell_parts(study, cell)
+    width = args.get("width") if width is None else width
     variant = None
     for entry in blocks if isinstance(blocks, list) else [blocks]:
         if entry and entry.get("block") == "cc":
@@ -312,7 +318,7 @@ def step_times(study, rounds=20, quick=False):
         quantiles = {
             label: (1000 * np.quantile(t, 0.2), 1000 * np.median(t)) for label, t in times.items()
         }
-        base = next(label for label in runs if _block_of(study, label) == BASELINE[study])
+        base = next(label for label in runs if _cell_parts(study, label)[1] == BASELINE[study])
         for label, (p20, median) in quantiles.items():
             measured[label] = {
                 "p20_ms": round(float(p20), 3),
@@ -330,10 +336,6 @@ def step_times(study, rounds=20, quick=False):
             flush=True,
         )
     return measured
-
-
-def _block_of(study, cell):
-    return cell.split("_", 1)[1].rsplit("_w", 1)[0] if study == "cc" else cell
 
 
 def collect(study, runs_dir):
